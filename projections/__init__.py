@@ -1,0 +1,1 @@
+"""Read-model builders fed from MAIL_EVT; the database schema lives in ../migrations."""

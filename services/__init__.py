@@ -1,0 +1,1 @@
+"""jetpost's services: one sub-package per job, each a small FastStream app."""

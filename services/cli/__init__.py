@@ -1,0 +1,1 @@
+"""The `jetpost` command line."""

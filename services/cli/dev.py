@@ -1,0 +1,70 @@
+"""`jetpost dev`: everything on one machine, in one terminal, on embedded defaults.
+
+Starts (unless JETPOST_NATS_URL / JETPOST_DATABASE_URL / JETPOST_SMTP_URL point
+elsewhere) a real nats-server with JetStream, a real PostgreSQL (migrated) and an
+SMTP capture sink that keeps every mail as an .eml file, then every service.
+Data lives under JETPOST_DATA_DIR and survives a restart; Ctrl-C stops it all.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import replace
+
+from rich.console import Console
+
+from services.capture import CaptureSink
+from services.cli.stopping import stop_on_signals
+from services.runner import SERVICES, build_env, run_services
+from shared.embedded import EmbeddedNats, embedded_postgres
+from shared.migrate import migrate
+from shared.settings import Settings
+
+
+@contextlib.asynccontextmanager
+async def dev_stack(settings: Settings) -> AsyncIterator[dict[str, str]]:
+    """Start what the settings do not point elsewhere; yield where everything is."""
+    data = settings.data_dir.resolve()
+    where = {"data folder": str(data)}
+    with contextlib.ExitStack() as stack:
+        nats_url = settings.nats_url
+        if not nats_url:
+            server = EmbeddedNats(store_dir=data / "nats", port=settings.nats_port)
+            nats_url = server.start()
+            stack.callback(server.stop)
+        where["NATS"] = nats_url
+        db_url = settings.database_url or stack.enter_context(embedded_postgres(data / "pg"))
+        where["database"] = db_url
+        await migrate(db_url, settings.migrations_dir)
+        sink = None
+        if not settings.smtp_url and settings.provider == "smtp":
+            sink = CaptureSink(data / "capture", port=settings.capture_port)
+            port = await sink.start()
+            where["capture folder"] = str(data / "capture")
+            where["SMTP"] = f"smtp://127.0.0.1:{port}"
+        else:
+            where["SMTP"] = settings.smtp_url or "(provider log: mail is written to the log)"
+        try:
+            yield where
+        finally:
+            if sink is not None:
+                await sink.stop()
+
+
+async def run_dev(settings: Settings, console: Console) -> None:
+    env = build_env(settings)  # a broken template stops us here, before anything starts
+    stop = stop_on_signals()
+    async with dev_stack(settings) as where:
+        if "capture folder" in where:
+            env = replace(env, settings=settings.model_copy(update={"smtp_url": where["SMTP"]}))
+        console.print("[bold green]jetpost dev[/] is up:")
+        for name, value in where.items():
+            console.print(f"  {name:15} {value}")
+        console.print(
+            "  send a mail:    jetpost send --to alice@example.com "
+            "--template welcome --var name=Alice"
+        )
+        console.print("Ctrl-C stops everything.")
+        await run_services(env, SERVICES, where["NATS"], stop)
+    console.print("stopped.")

@@ -1,0 +1,128 @@
+"""Entry point of the `jetpost` console script."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from collections.abc import Sequence
+
+from rich.console import Console
+
+from services.capture import CaptureSink
+from services.cli.dev import run_dev
+from services.cli.send import build_command, publish_command
+from services.cli.stopping import stop_on_signals
+from services.renderer.catalog import CatalogError
+from services.runner import SERVICES, build_env, run_services
+from shared.migrate import migrate
+from shared.nats_setup import apply_definitions, load_definitions
+from shared.settings import ConfigError, Settings, load_settings
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="jetpost", description="Event-sourced mail delivery.")
+    sub = p.add_subparsers(dest="command", required=True)
+    sub.add_parser("dev", help="run everything on embedded defaults")
+    run = sub.add_parser("run", help="run one or more services against JETPOST_NATS_URL")
+    run.add_argument("services", nargs="+", choices=SERVICES)
+    send = sub.add_parser("send", help="publish a send command; prints its message id")
+    send.add_argument("--to", action="append", required=True)
+    send.add_argument("--template")
+    send.add_argument("--var", action="append", default=[], metavar="NAME=VALUE")
+    send.add_argument("--subject")
+    send.add_argument("--html")
+    send.add_argument("--text")
+    send.add_argument("--from", dest="sender")
+    send.add_argument("--tag", action="append", default=[])
+    send.add_argument("--idempotency-key")
+    sub.add_parser("capture", help="run the SMTP capture sink alone (.eml files)")
+    sub.add_parser("migrate", help="apply database migrations to JETPOST_DATABASE_URL")
+    sub.add_parser("streams", help="apply nats/ definitions and show stream state")
+    config = sub.add_parser("config", help="configuration")
+    config.add_argument("action", choices=["check"])
+    return p
+
+
+async def _run(settings: Settings, names: Sequence[str]) -> None:
+    stop = stop_on_signals()
+    await run_services(build_env(settings), names, settings.nats_address, stop)
+
+
+async def _capture(settings: Settings, console: Console) -> None:
+    folder = settings.data_dir.resolve() / "capture"
+    sink = CaptureSink(folder, host=settings.capture_host, port=settings.capture_port)
+    port = await sink.start()
+    console.print(f"capturing mail on smtp://{settings.capture_host}:{port} into {folder}")
+    stop = stop_on_signals()
+    try:
+        await stop.wait()
+    finally:
+        await sink.stop()
+
+
+async def _streams(settings: Settings, console: Console) -> None:
+    import nats
+
+    nc = await nats.connect(settings.nats_address, connect_timeout=5, max_reconnect_attempts=1)
+    try:
+        js = nc.jetstream()
+        definitions = load_definitions(settings)
+        await apply_definitions(js, definitions)
+        for stream in definitions.streams:
+            info = await js.stream_info(stream.name or "")
+            console.print(
+                f"{stream.name:10} messages={info.state.messages} bytes={info.state.bytes} "
+                f"first_seq={info.state.first_seq} last_seq={info.state.last_seq}"
+            )
+    finally:
+        await nc.close()
+
+
+def dispatch(args: argparse.Namespace, settings: Settings, console: Console) -> int:
+    if args.command == "dev":
+        asyncio.run(run_dev(settings, console))
+    elif args.command == "run":
+        asyncio.run(_run(settings, args.services))
+    elif args.command == "send":
+        command = build_command(
+            args.to, args.template, args.var, args.subject, args.html, args.text,
+            args.sender, args.tag, args.idempotency_key,
+        )  # fmt: skip
+        asyncio.run(publish_command(settings.nats_address, command))
+        print(command["message_id"])
+    elif args.command == "capture":
+        asyncio.run(_capture(settings, console))
+    elif args.command == "migrate":
+        if not settings.database_url:
+            raise ConfigError("JETPOST_DATABASE_URL: required for migrate")
+        applied = asyncio.run(migrate(settings.database_url, settings.migrations_dir))
+        console.print(f"applied {len(applied)} migration(s): {', '.join(applied) or '-'}")
+    elif args.command == "streams":
+        asyncio.run(_streams(settings, console))
+    elif args.command == "config":
+        build_env(settings)
+        console.print("configuration OK")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    console = Console(stderr=True)
+    try:
+        settings = load_settings()
+        logging.basicConfig(
+            level=settings.log_level.upper(),
+            format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        )
+        return dispatch(args, settings, console)
+    except (ConfigError, CatalogError, ValueError, OSError) as exc:
+        console.print(f"[red]jetpost: {exc}[/]")
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

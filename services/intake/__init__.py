@@ -1,0 +1,1 @@
+"""intake: send commands in, `accepted` / `rejected` events out."""

@@ -1,0 +1,23 @@
+"""Composition of the intake service: its subscriber and the KV bucket it needs."""
+
+from __future__ import annotations
+
+from faststream.nats import NatsBroker
+from nats.js import JetStreamContext
+
+from services.component import Env, Service, register_service
+from services.intake.handlers import Intake
+from shared.mailbox import parse_mailbox
+from shared.subjects import IDEMPOTENCY_BUCKET
+
+
+def register(broker: NatsBroker, env: Env) -> Service:
+    async def build(js: JetStreamContext) -> Intake:
+        return Intake(
+            js=js,
+            idempotency=await js.key_value(IDEMPOTENCY_BUCKET),
+            default_sender=parse_mailbox(env.settings.sender_from, operator=True),
+            templates=env.catalog.names(),
+        )
+
+    return register_service(broker, env, "intake", build)

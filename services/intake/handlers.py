@@ -1,0 +1,99 @@
+"""intake's subscriber: parse, decide, append, then ack.
+
+A command is acked only once its event is in MAIL_EVT. Transient NATS errors nak
+the command with a delay; bad input never raises, it becomes `rejected`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from dataclasses import dataclass
+
+from faststream.nats import NatsMessage
+from nats.js import JetStreamContext
+from nats.js.errors import KeyWrongLastSequenceError
+from nats.js.kv import KeyValue
+
+from services.intake.logic import CommandContext, Decision, accept, decide, reject
+from shared.consumers import TRANSIENT_ERRORS, retry_delay
+from shared.eventlog import append, has_event
+from shared.events import Accepted
+from shared.mailbox import Mailbox
+from shared.subjects import CMD_SEND
+
+log = logging.getLogger("jetpost.intake")
+
+
+def idempotency_kv_key(key: str) -> str:
+    """KV keys allow a narrow alphabet; the caller's key may hold anything."""
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+@dataclass
+class Intake:
+    js: JetStreamContext
+    idempotency: KeyValue
+    default_sender: Mailbox
+    templates: frozenset[str]
+
+    async def handle(self, msg: NatsMessage) -> None:
+        raw = msg.raw_message
+        meta = raw.metadata
+        ctx = CommandContext(
+            subject=raw.subject,
+            seq=meta.sequence.stream,
+            stored_at=meta.timestamp,
+            default_sender=self.default_sender,
+            templates=self.templates,
+        )
+        if raw.subject != CMD_SEND:
+            decision = reject(ctx, raw.data, f"unsupported command subject {raw.subject!r}")
+        else:
+            decision = decide(raw.data, ctx)
+        try:
+            await self.record(decision, ctx, raw.data, redelivered=meta.num_delivered > 1)
+        except TRANSIENT_ERRORS as exc:
+            log.warning("command seq=%s not recorded, will retry: %r", ctx.seq, exc)
+            await msg.nack(delay=retry_delay(meta.num_delivered))
+            return
+        await msg.ack()
+
+    async def record(
+        self, decision: Decision, ctx: CommandContext, raw: bytes, *, redelivered: bool
+    ) -> None:
+        event = decision.event
+        if isinstance(event, Accepted) and decision.command and decision.command.idempotency_key:
+            event = (await self._claim_key(decision, ctx, raw)).event
+            redelivered = True  # the key may have been claimed by an earlier delivery
+        elif decision.command and decision.command.message_id:
+            redelivered = True  # a caller-chosen id may have been sent before
+        if redelivered and await has_event(self.js, event.message_id, event.type):
+            log.info("command seq=%s already recorded as %s", ctx.seq, event.message_id)
+            return
+        await append(self.js, event)
+
+    async def _claim_key(self, decision: Decision, ctx: CommandContext, raw: bytes) -> Decision:
+        """Bind the idempotency key to this message and body, or find who holds it:
+        the same body is the same message again; another body is refused."""
+        command = decision.command
+        assert command is not None and command.idempotency_key is not None
+        key = idempotency_kv_key(command.idempotency_key)
+        body_hash = command.body_hash()
+        claim = {"message_id": decision.event.message_id, "body_hash": body_hash}
+        try:
+            await self.idempotency.create(key, json.dumps(claim).encode())
+            return decision
+        except KeyWrongLastSequenceError:
+            entry = await self.idempotency.get(key)
+        held = json.loads(entry.value or b"{}")
+        if held.get("body_hash") != body_hash:
+            return reject(
+                ctx,
+                raw,
+                "idempotency_key: already used with a different body "
+                f"(message {held.get('message_id')})",
+                decision.event.message_id,
+            )
+        return Decision(accept(command, ctx, held["message_id"]), command)

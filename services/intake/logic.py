@@ -1,0 +1,120 @@
+"""Deciding what a send command becomes. Pure: no I/O, no FastStream.
+
+A command is either accepted (with everything the renderer needs) or rejected
+with a reason a caller can act on. Nothing here raises for bad input.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+
+from pydantic import ValidationError
+
+from shared.commands import SendCommand
+from shared.events import Accepted, Envelope, Rejected, event_id_for
+from shared.mailbox import Mailbox
+from shared.subjects import MESSAGE_ID_RE
+
+_COMMAND_NS = uuid.UUID("0c6b7e5e-51c4-4c1f-b0a8-7f3f4f1c2a90")
+RAW_KEEP = 4096  # bytes of a rejected command kept in its event
+
+
+@dataclass(frozen=True)
+class CommandContext:
+    subject: str
+    seq: int | None
+    stored_at: datetime | None
+    default_sender: Mailbox
+    templates: frozenset[str]
+
+    def fallback_id(self) -> str:
+        """An id for a command that names none: derived from where the command sits in
+        MAIL_CMD, so a redelivered command gets the same id again."""
+        if self.seq is None:
+            return uuid.uuid4().hex
+        stamp = self.stored_at.isoformat() if self.stored_at else ""
+        return uuid.uuid5(_COMMAND_NS, f"{self.seq}:{stamp}").hex
+
+
+@dataclass(frozen=True)
+class Decision:
+    event: Accepted | Rejected
+    command: SendCommand | None = None
+
+
+def describe(exc: ValidationError) -> str:
+    """One line per problem: `to.0: invalid address 'x': ...`."""
+    parts = []
+    for err in exc.errors(include_url=False):
+        loc = ".".join(str(p) for p in err["loc"]) or "command"
+        msg = err["msg"].removeprefix("Value error, ")
+        parts.append(f"{loc}: {msg}")
+    return "; ".join(parts)
+
+
+def reject(ctx: CommandContext, raw: bytes, reason: str, message_id: str | None = None) -> Decision:
+    mid = message_id or ctx.fallback_id()
+    return Decision(
+        Rejected(
+            event_id=event_id_for(mid, "rejected"),
+            message_id=mid,
+            correlation_id=mid,
+            reason=reason,
+            command_subject=ctx.subject,
+            command_seq=ctx.seq,
+            raw=raw[:RAW_KEEP].decode("utf-8", errors="replace"),
+        )
+    )
+
+
+def _claimed_id(payload: object) -> str | None:
+    """The caller's message_id when it is usable as a subject token."""
+    if isinstance(payload, dict):
+        mid = payload.get("message_id")
+        if isinstance(mid, str) and MESSAGE_ID_RE.match(mid):
+            return mid
+    return None
+
+
+def decide(raw: bytes, ctx: CommandContext) -> Decision:
+    try:
+        payload = json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        return reject(ctx, raw, f"invalid JSON: {exc}")
+    if not isinstance(payload, dict):
+        return reject(ctx, raw, "a send command is a JSON object")
+    try:
+        command = SendCommand.model_validate(payload)
+    except ValidationError as exc:
+        return reject(ctx, raw, describe(exc), _claimed_id(payload))
+    mid = command.message_id or ctx.fallback_id()
+    if command.template and command.template not in ctx.templates:
+        return reject(ctx, raw, f"template: unknown template {command.template!r}", mid)
+    return Decision(accept(command, ctx, mid), command)
+
+
+def accept(command: SendCommand, ctx: CommandContext, message_id: str) -> Accepted:
+    return Accepted(
+        event_id=event_id_for(message_id, "accepted"),
+        message_id=message_id,
+        correlation_id=message_id,
+        envelope=Envelope(
+            sender=command.from_ or ctx.default_sender,
+            to=command.to,
+            cc=command.cc,
+            bcc=command.bcc,
+            reply_to=command.reply_to,
+        ),
+        template=command.template,
+        vars=command.vars,
+        subject=command.subject,
+        html=command.html,
+        text=command.text,
+        headers=command.headers,
+        tags=command.tags,
+        idempotency_key=command.idempotency_key,
+        command_seq=ctx.seq,
+    )

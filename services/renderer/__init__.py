@@ -1,0 +1,1 @@
+"""The renderer: turns an accepted message into subject, HTML and text parts."""

@@ -1,0 +1,59 @@
+"""renderer's subscriber: `accepted` in, `rendered` or `render_failed` appended, then ack."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from faststream.nats import NatsMessage
+from nats.js import JetStreamContext
+from pydantic import ValidationError
+
+from services.renderer.catalog import TemplateCatalog
+from services.renderer.render import render
+from shared.consumers import TRANSIENT_ERRORS, retry_delay
+from shared.eventlog import append, first_of
+from shared.events import Accepted, RenderFailed, event_id_for, parse_event
+
+log = logging.getLogger("jetpost.renderer")
+
+
+def unreadable(message_id: str, exc: Exception) -> RenderFailed:
+    """An `accepted` event this version cannot read still ends its message."""
+    return RenderFailed(
+        event_id=event_id_for(message_id, "render_failed"),
+        message_id=message_id,
+        correlation_id=message_id,
+        reason=f"unreadable accepted event: {exc}",
+    )
+
+
+@dataclass
+class Renderer:
+    js: JetStreamContext
+    catalog: TemplateCatalog
+    mail_domain: str
+
+    async def handle(self, msg: NatsMessage) -> None:
+        raw = msg.raw_message
+        meta = raw.metadata
+        message_id = raw.subject.split(".")[2]
+        try:
+            if meta.num_delivered > 1 and await first_of(
+                self.js, message_id, ("rendered", "render_failed")
+            ):
+                await msg.ack()
+                return
+            try:
+                accepted = parse_event(raw.data)
+                if not isinstance(accepted, Accepted):
+                    raise TypeError(f"expected an accepted event, got {accepted.type}")
+                result = render(accepted, self.catalog, mail_domain=self.mail_domain)
+            except (ValidationError, ValueError, TypeError) as exc:
+                result = unreadable(message_id, exc)
+            await append(self.js, result)
+        except TRANSIENT_ERRORS as exc:
+            log.warning("message %s not rendered, will retry: %r", message_id, exc)
+            await msg.nack(delay=retry_delay(meta.num_delivered))
+            return
+        await msg.ack()

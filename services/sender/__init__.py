@@ -1,0 +1,1 @@
+"""The sender: turns `rendered` events into SMTP transactions and their outcomes."""

@@ -1,0 +1,85 @@
+"""A `rendered` event becomes an RFC 5322 message here, with the standard library only.
+
+`email.policy.SMTP` gives CRLF line endings and refuses header values that carry CR
+or LF, so neither a subject nor a caller's header can smuggle in a second header.
+Header names are checked here too (the policy does not). Bcc is never a header: it
+lives only in the SMTP envelope, see `envelope_recipients`.
+"""
+
+from __future__ import annotations
+
+import email.policy
+import re
+from datetime import UTC, datetime
+from email.message import EmailMessage
+from email.utils import format_datetime
+
+from shared.events import Rendered
+from shared.mailbox import Mailbox
+
+# RFC 5322 field-name: printable US-ASCII except the colon.
+_FIELD_NAME = re.compile(r"[!-9;-~]+\Z")
+
+# Headers the envelope and the body own; a same-named entry in `rendered.headers` is
+# dropped, so that (for instance) a caller's Bcc or From never reaches the wire.
+_OWNED = frozenset(
+    {"from", "to", "cc", "bcc", "subject", "mime-version", "content-type"}
+    | {"content-transfer-encoding"}
+)
+
+
+def build_message(rendered: Rendered, *, now: datetime | None = None) -> EmailMessage:
+    """The message as sent. ValueError if a header name or value would inject headers."""
+    envelope = rendered.envelope
+    extra = rendered.headers
+    for name in extra:
+        if not _FIELD_NAME.match(name):
+            raise ValueError(f"invalid header name {name!r}")
+    present = {name.lower() for name in extra}
+
+    msg = EmailMessage(policy=email.policy.SMTP)
+    msg["From"] = envelope.sender.as_address()
+    _set_addresses(msg, "To", envelope.to)
+    _set_addresses(msg, "Cc", envelope.cc)
+    if "reply-to" not in present:
+        _set_addresses(msg, "Reply-To", envelope.reply_to)
+    msg["Subject"] = rendered.subject
+    if "date" not in present:
+        msg["Date"] = format_datetime(now or datetime.now(UTC))
+    msg["MIME-Version"] = "1.0"
+    for name, value in extra.items():
+        if name.lower() not in _OWNED:
+            msg[name] = value
+
+    if rendered.text and rendered.html:
+        msg.set_content(rendered.text, subtype="plain", charset="utf-8")
+        msg.add_alternative(rendered.html, subtype="html", charset="utf-8")
+    elif rendered.html:
+        msg.set_content(rendered.html, subtype="html", charset="utf-8")
+    else:
+        # Neither part: an empty text body is still a valid mail.
+        msg.set_content(rendered.text or "", subtype="plain", charset="utf-8")
+    return msg
+
+
+def _set_addresses(msg: EmailMessage, name: str, mailboxes: tuple[Mailbox, ...]) -> None:
+    if mailboxes:
+        msg[name] = [mailbox.as_address() for mailbox in mailboxes]
+
+
+def envelope_sender(rendered: Rendered) -> str:
+    """The MAIL FROM address."""
+    return rendered.envelope.sender.email
+
+
+def envelope_recipients(rendered: Rendered) -> list[str]:
+    """The RCPT TO addresses: To, Cc then Bcc, each once (compared case-insensitively,
+    first spelling kept), so a recipient listed twice gets one copy."""
+    seen: set[str] = set()
+    recipients: list[str] = []
+    for mailbox in rendered.envelope.recipients:
+        key = mailbox.email.casefold()
+        if key not in seen:
+            seen.add(key)
+            recipients.append(mailbox.email)
+    return recipients

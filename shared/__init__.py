@@ -1,0 +1,1 @@
+"""Contracts every jetpost service shares: events, commands, subjects, settings, NATS helpers."""

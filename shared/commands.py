@@ -1,0 +1,127 @@
+"""Send commands as callers publish them on `mail.cmd.send` (or POST them).
+
+The model is strict (unknown fields are refused) and header-safe: a CR, LF or NUL
+in any address, subject, tag or header is refused here, before anything is
+rendered, so no later step can be tricked into writing an extra header.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from shared.mailbox import Mailbox, has_line_break, parse_mailbox
+from shared.subjects import MESSAGE_ID_RE
+
+MAX_RECIPIENTS = 50
+_HEADER_NAME_RE = re.compile(r"^[!-9;-~]{1,76}$")  # RFC 5322 field-name: printable, no colon
+# Headers jetpost writes itself; a caller may not set or override them.
+RESERVED_HEADERS = frozenset(
+    {
+        "from", "to", "cc", "bcc", "subject", "date", "message-id", "reply-to", "sender",
+        "mime-version", "content-type", "content-transfer-encoding", "return-path",
+        "dkim-signature", "received",
+    }
+)  # fmt: skip
+
+
+def _as_list(value: Any) -> Any:
+    return [value] if isinstance(value, str) else value
+
+
+def _mailboxes(values: list[str]) -> tuple[Mailbox, ...]:
+    return tuple(parse_mailbox(v) for v in values)
+
+
+class SendCommand(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+
+    to: tuple[Mailbox, ...]
+    cc: tuple[Mailbox, ...] = ()
+    bcc: tuple[Mailbox, ...] = ()
+    from_: Mailbox | None = Field(default=None, alias="from")
+    reply_to: tuple[Mailbox, ...] = ()
+    template: str | None = None
+    vars: dict[str, Any] = Field(default_factory=dict)
+    subject: str | None = None
+    html: str | None = None
+    text: str | None = None
+    headers: dict[str, str] = Field(default_factory=dict)
+    tags: tuple[str, ...] = ()
+    message_id: str | None = None
+    idempotency_key: str | None = Field(default=None, max_length=256)
+
+    @field_validator("to", "cc", "bcc", "reply_to", mode="before")
+    @classmethod
+    def _addresses(cls, value: Any) -> Any:
+        value = _as_list(value)
+        if isinstance(value, list) and all(isinstance(v, str) for v in value):
+            return _mailboxes(value)
+        return value
+
+    @field_validator("from_", mode="before")
+    @classmethod
+    def _from(cls, value: Any) -> Any:
+        return parse_mailbox(value) if isinstance(value, str) else value
+
+    @field_validator("subject")
+    @classmethod
+    def _subject(cls, value: str | None) -> str | None:
+        if value is not None and has_line_break(value):
+            raise ValueError("subject contains a line break")
+        return value
+
+    @field_validator("headers")
+    @classmethod
+    def _headers(cls, value: dict[str, str]) -> dict[str, str]:
+        for name, content in value.items():
+            if not _HEADER_NAME_RE.match(name):
+                raise ValueError(f"invalid header name {name!r}")
+            if name.lower() in RESERVED_HEADERS:
+                raise ValueError(f"header {name!r} is set by jetpost and cannot be given")
+            if has_line_break(content):
+                raise ValueError(f"header {name!r} contains a line break")
+        return value
+
+    @field_validator("tags")
+    @classmethod
+    def _tags(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for tag in value:
+            if not tag or len(tag) > 64 or has_line_break(tag):
+                raise ValueError(f"invalid tag {tag!r} (1-64 characters, no line breaks)")
+        return value
+
+    @field_validator("message_id")
+    @classmethod
+    def _message_id(cls, value: str | None) -> str | None:
+        if value is not None and not MESSAGE_ID_RE.match(value):
+            raise ValueError("message_id must be 1-128 characters of [A-Za-z0-9_-]")
+        return value
+
+    @model_validator(mode="after")
+    def _content(self) -> SendCommand:
+        if not self.to:
+            raise ValueError("at least one 'to' recipient is required")
+        if len(self.to) + len(self.cc) + len(self.bcc) > MAX_RECIPIENTS:
+            raise ValueError(f"at most {MAX_RECIPIENTS} recipients (to + cc + bcc)")
+        literal = self.subject is not None or self.html is not None or self.text is not None
+        if self.template and literal:
+            raise ValueError("give either 'template' (+ 'vars') or 'subject' + 'html'/'text'")
+        if not self.template:
+            if self.subject is None or (self.html is None and self.text is None):
+                raise ValueError("without 'template', 'subject' and 'html' or 'text' are needed")
+            if self.vars:
+                raise ValueError("'vars' need a 'template'")
+        return self
+
+    def body_hash(self) -> str:
+        """What an idempotency key is bound to: the content, not the key or a fresh id."""
+        data = self.model_dump(
+            mode="json", by_alias=True, exclude={"idempotency_key", "message_id"}
+        )
+        canonical = json.dumps(data, sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(canonical.encode()).hexdigest()

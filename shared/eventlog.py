@@ -1,0 +1,48 @@
+"""Appending events to MAIL_EVT and asking what a message already has.
+
+Every append carries a deterministic Nats-Msg-Id (`<message_id>:<type>:<n>`), so a
+handler that crashed after appending and before acking appends nothing new when it
+runs again within the duplicate window; past the window, handlers check
+`has_event` on redelivery instead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+
+from nats.js import JetStreamContext
+from nats.js.api import PubAck
+from nats.js.errors import NotFoundError
+
+from shared.events import Event
+from shared.subjects import EVT_STREAM, event_msg_id, event_subject
+
+
+async def append(js: JetStreamContext, event: Event, n: int = 1) -> PubAck:
+    """Append one event and wait for the stream's ack (durably stored)."""
+    return await js.publish(
+        event_subject(event.message_id, event.type),
+        event.model_dump_json().encode(),
+        stream=EVT_STREAM,
+        headers={"Nats-Msg-Id": event_msg_id(event.message_id, event.type, n)},
+    )
+
+
+async def append_all(js: JetStreamContext, events: Sequence[tuple[Event, int]]) -> list[PubAck]:
+    """Append several events with their publishes in flight at once."""
+    return list(await asyncio.gather(*(append(js, e, n) for e, n in events)))
+
+
+async def has_event(js: JetStreamContext, message_id: str, event_type: str) -> bool:
+    try:
+        await js.get_last_msg(EVT_STREAM, event_subject(message_id, event_type), direct=True)
+    except NotFoundError:
+        return False
+    return True
+
+
+async def first_of(js: JetStreamContext, message_id: str, event_types: Sequence[str]) -> str | None:
+    """The first of `event_types` the message already has (checked together), or None."""
+    found = await asyncio.gather(*(has_event(js, message_id, t) for t in event_types))
+    return next((t for t, ok in zip(event_types, found, strict=True) if ok), None)

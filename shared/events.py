@@ -1,0 +1,232 @@
+"""The event vocabulary of a message's life: one frozen model per fact, one union.
+
+Events are appended to MAIL_EVT on `mail.evt.<message_id>.<type>` and are never
+reused as API bodies or table rows. `v` is the schema version; `upcast` lifts an
+older payload to the current shape before validation, so old streams replay.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+
+from shared.mailbox import Mailbox
+from shared.subjects import event_msg_id
+
+_EVENT_NS = uuid.UUID("6f1c1d2e-3b0a-4f59-9a43-5d0b2f7e9c11")
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class EventBase(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    v: int = 1
+    event_id: str
+    message_id: str
+    occurred_at: datetime = Field(default_factory=utcnow)
+    # The event (or command) that caused this one, and the id shared by everything
+    # that one send command set in motion.
+    causation_id: str | None = None
+    correlation_id: str | None = None
+
+
+class Envelope(BaseModel):
+    """Who a message is from and to; shared by `accepted` and `rendered`."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    sender: Mailbox
+    to: tuple[Mailbox, ...]
+    cc: tuple[Mailbox, ...] = ()
+    bcc: tuple[Mailbox, ...] = ()
+    reply_to: tuple[Mailbox, ...] = ()
+
+    @property
+    def recipients(self) -> tuple[Mailbox, ...]:
+        return self.to + self.cc + self.bcc
+
+
+class Accepted(EventBase):
+    type: Literal["accepted"] = "accepted"
+    envelope: Envelope
+    template: str | None = None
+    vars: dict[str, Any] = Field(default_factory=dict)
+    subject: str | None = None
+    html: str | None = None
+    text: str | None = None
+    headers: dict[str, str] = Field(default_factory=dict)
+    tags: tuple[str, ...] = ()
+    idempotency_key: str | None = None
+    command_seq: int | None = None
+
+
+class Rejected(EventBase):
+    type: Literal["rejected"] = "rejected"
+    reason: str
+    command_subject: str
+    command_seq: int | None = None
+    # The command as received (truncated), so a refused command is never lost.
+    raw: str = ""
+
+
+class Suppressed(EventBase):
+    type: Literal["suppressed"] = "suppressed"
+    addresses: tuple[str, ...]
+    reason: str
+
+
+class Scheduled(EventBase):
+    type: Literal["scheduled"] = "scheduled"
+    send_at: datetime
+
+
+class Rendered(EventBase):
+    type: Literal["rendered"] = "rendered"
+    envelope: Envelope
+    subject: str
+    html: str | None = None
+    text: str | None = None
+    # Every header the mail carries besides From/To/Cc/Subject (Message-ID, Date,
+    # Reply-To, List-Unsubscribe and the caller's own).
+    headers: dict[str, str] = Field(default_factory=dict)
+    template: str | None = None
+    template_version: str | None = None
+    tags: tuple[str, ...] = ()
+
+
+class RenderFailed(EventBase):
+    type: Literal["render_failed"] = "render_failed"
+    reason: str
+    missing_variable: str | None = None
+    template: str | None = None
+    template_version: str | None = None
+
+
+class Attempted(EventBase):
+    type: Literal["attempted"] = "attempted"
+    attempt: int
+    provider: str
+
+
+class Delivered(EventBase):
+    type: Literal["delivered"] = "delivered"
+    attempt: int
+    provider: str
+    smtp_code: int | None = None
+    response: str = ""
+    refused: dict[str, str] = Field(default_factory=dict)
+
+
+class Deferred(EventBase):
+    type: Literal["deferred"] = "deferred"
+    attempt: int
+    provider: str
+    smtp_code: int | None = None
+    response: str
+    retry_in: float
+
+
+class Bounced(EventBase):
+    type: Literal["bounced"] = "bounced"
+    kind: Literal["hard", "soft"]
+    attempt: int | None = None
+    provider: str | None = None
+    smtp_code: int | None = None
+    status: str | None = None  # enhanced status code, e.g. 5.1.1
+    response: str = ""
+    recipients: tuple[str, ...] = ()
+    source: Literal["smtp", "dsn", "webhook"] = "smtp"
+
+
+class Failed(EventBase):
+    """Retries exhausted: the dead letter."""
+
+    type: Literal["failed"] = "failed"
+    attempt: int
+    reason: str
+    smtp_code: int | None = None
+
+
+class Complained(EventBase):
+    type: Literal["complained"] = "complained"
+    recipient: str
+    feedback_type: str = "abuse"
+    source: Literal["arf", "webhook"] = "arf"
+
+
+class Cancelled(EventBase):
+    type: Literal["cancelled"] = "cancelled"
+    reason: str = ""
+
+
+class Opened(EventBase):
+    type: Literal["opened"] = "opened"
+    user_agent: str = ""
+
+
+class Clicked(EventBase):
+    type: Literal["clicked"] = "clicked"
+    url: str
+    user_agent: str = ""
+
+
+class Unsubscribed(EventBase):
+    type: Literal["unsubscribed"] = "unsubscribed"
+    recipient: str
+    scope: str | None = None
+
+
+class Resent(EventBase):
+    type: Literal["resent"] = "resent"
+    new_message_id: str
+
+
+Event = Annotated[
+    Accepted
+    | Rejected
+    | Suppressed
+    | Scheduled
+    | Rendered
+    | RenderFailed
+    | Attempted
+    | Delivered
+    | Deferred
+    | Bounced
+    | Failed
+    | Complained
+    | Cancelled
+    | Opened
+    | Clicked
+    | Unsubscribed
+    | Resent,
+    Field(discriminator="type"),
+]
+
+EVENT_ADAPTER: TypeAdapter[Event] = TypeAdapter(Event)
+
+TERMINAL_TYPES = frozenset(
+    {"delivered", "bounced", "failed", "cancelled", "suppressed", "rejected", "render_failed"}
+)
+
+
+def upcast(payload: dict[str, Any]) -> dict[str, Any]:
+    """Lift an older schema version to the current one. Every event is at v1 today;
+    a v2 adds its step here, beside the models, keyed by (type, v)."""
+    return payload
+
+
+def parse_event(data: bytes | str) -> Event:
+    return EVENT_ADAPTER.validate_python(upcast(json.loads(data)))
+
+
+def event_id_for(message_id: str, event_type: str, n: int = 1) -> str:
+    """The event id is derived from the append's dedup id, so re-creating the same
+    event after a crash yields the same id."""
+    return str(uuid.uuid5(_EVENT_NS, event_msg_id(message_id, event_type, n)))

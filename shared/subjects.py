@@ -1,0 +1,37 @@
+"""Stream names and subject builders: the one place that spells NATS subjects."""
+
+import re
+
+CMD_STREAM = "MAIL_CMD"
+EVT_STREAM = "MAIL_EVT"
+
+CMD_PREFIX = "mail.cmd"
+CMD_SEND = "mail.cmd.send"
+CMD_SEND_BATCH = "mail.cmd.send_batch"
+
+EVT_PREFIX = "mail.evt"
+
+IDEMPOTENCY_BUCKET = "mail_idempotency"
+SUPPRESSION_BUCKET = "mail_suppressions"
+
+# A message id is one subject token: letters, digits, '-' and '_' only.
+MESSAGE_ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
+
+
+def event_subject(message_id: str, event_type: str) -> str:
+    return f"{EVT_PREFIX}.{message_id}.{event_type}"
+
+
+def event_filter(event_type: str) -> str:
+    """All events of one type, across messages."""
+    return f"{EVT_PREFIX}.*.{event_type}"
+
+
+def message_filter(message_id: str) -> str:
+    """The whole history of one message."""
+    return f"{EVT_PREFIX}.{message_id}.*"
+
+
+def event_msg_id(message_id: str, event_type: str, n: int = 1) -> str:
+    """Deterministic Nats-Msg-Id, so a retried append is deduplicated by the stream."""
+    return f"{message_id}:{event_type}:{n}"

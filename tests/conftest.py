@@ -1,0 +1,105 @@
+"""Fixtures shared by integration and e2e tests: real servers on free ports in temp dirs."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from nats.aio.client import Client
+from nats.js import JetStreamContext
+
+import nats
+from services.capture import CaptureSink
+from services.runner import SERVICES, build_env, run_services
+from shared.embedded import EmbeddedNats
+from shared.nats_setup import apply_definitions, load_definitions
+from shared.settings import Settings, load_settings
+
+
+@pytest.fixture
+def nats_server(tmp_path: Path) -> Iterator[EmbeddedNats]:
+    server = EmbeddedNats(store_dir=tmp_path / "nats")
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+async def nc(nats_server: EmbeddedNats) -> AsyncIterator[Client]:
+    client = await nats.connect(nats_server.url, max_reconnect_attempts=-1, reconnect_time_wait=0.2)
+    yield client
+    await client.close()
+
+
+@pytest.fixture
+async def js(nc: Client, settings: Settings) -> JetStreamContext:
+    context = nc.jetstream()
+    await apply_definitions(context, load_definitions(settings))
+    return context
+
+
+@pytest.fixture
+async def sink(tmp_path: Path) -> AsyncIterator[CaptureSink]:
+    capture = CaptureSink(tmp_path / "capture")
+    await capture.start()
+    yield capture
+    await capture.stop()
+
+
+@pytest.fixture
+def settings(tmp_path: Path, nats_server: EmbeddedNats, sink: CaptureSink) -> Settings:
+    return load_settings(
+        nats_url=nats_server.url,
+        data_dir=tmp_path / "data",
+        smtp_url=f"smtp://127.0.0.1:{sink.port}",
+        sender_from="jetpost tests <noreply@jetpost.test>",
+        retry_base=0.2,
+        retry_max=1.0,
+        max_attempts=3,
+        smtp_pool_size=4,
+    )
+
+
+@dataclass
+class Pipeline:
+    """The three services running in this process, started and stopped by the test."""
+
+    settings: Settings
+    task: asyncio.Task[None] | None = None
+    stop_event: asyncio.Event | None = None
+
+    async def start(self, **overrides: Any) -> None:
+        settings = self.settings.model_copy(update=overrides) if overrides else self.settings
+        self.stop_event = asyncio.Event()
+        started = asyncio.Event()
+        self.task = asyncio.create_task(
+            run_services(
+                build_env(settings), SERVICES, settings.nats_address, self.stop_event, started
+            )
+        )
+        ready = asyncio.create_task(started.wait())
+        await asyncio.wait([self.task, ready], timeout=30, return_when=asyncio.FIRST_COMPLETED)
+        ready.cancel()
+        if self.task.done():
+            self.task.result()  # start-up failed: raise its error here
+        assert started.is_set(), "services did not start within 30s"
+
+    async def stop(self) -> None:
+        if self.task is not None and self.stop_event is not None:
+            self.stop_event.set()
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.wait_for(self.task, 20)
+        self.task = None
+
+
+@pytest.fixture
+async def pipeline(settings: Settings, js: JetStreamContext) -> AsyncIterator[Pipeline]:
+    running = Pipeline(settings)
+    await running.start()
+    yield running
+    await running.stop()

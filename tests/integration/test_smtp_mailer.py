@@ -1,0 +1,160 @@
+"""SmtpMailer against a real aiosmtpd sink (CaptureSink on a free port): what arrives,
+connection reuse, scripted refusals, a vanished server, and the log mailer."""
+
+from __future__ import annotations
+
+import asyncio
+import email
+import email.policy
+import logging
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from services.capture import CaptureSink
+from services.sender.mime import build_message, envelope_recipients, envelope_sender
+from services.sender.providers import LogMailer, SmtpMailer, build_mailer
+from shared.events import Envelope, Rendered
+from shared.mailbox import Mailbox
+from shared.settings import ConfigError, Settings, SmtpTarget
+
+
+def rendered(n: int = 0, subject: str = "Hello") -> Rendered:
+    return Rendered(
+        event_id=f"e{n}",
+        message_id=f"m{n}",
+        envelope=Envelope(
+            sender=Mailbox(email="a@b.c"),
+            to=(Mailbox(email="x@y.z", name="X"),),
+            cc=(Mailbox(email="c@y.z"),),
+            bcc=(Mailbox(email="hidden@y.z"),),
+        ),
+        subject=subject,
+        text="plain body\n",
+        html="<p>html body</p>\n",
+        headers={"Message-ID": f"<m{n}@b.c>", "X-Custom": "yes"},
+    )
+
+
+@pytest.fixture
+async def capture(tmp_path: Path) -> AsyncIterator[CaptureSink]:
+    sink = CaptureSink(tmp_path / "eml")
+    await sink.start()
+    yield sink
+    await sink.stop()
+
+
+@pytest.fixture
+async def mailer(capture: CaptureSink) -> AsyncIterator[SmtpMailer]:
+    smtp = SmtpMailer(SmtpTarget(host="127.0.0.1", port=capture.port), pool_size=2, timeout=5)
+    await smtp.start()
+    yield smtp
+    await smtp.close()
+
+
+async def send(mailer: SmtpMailer, n: int = 0) -> str:
+    mail = rendered(n)
+    outcome = await mailer.send(
+        build_message(mail), envelope_sender(mail), envelope_recipients(mail)
+    )
+    return outcome.kind
+
+
+async def test_mail_arrives_with_headers_and_both_parts(
+    mailer: SmtpMailer, capture: CaptureSink
+) -> None:
+    mail = rendered()
+    outcome = await mailer.send(
+        build_message(mail), envelope_sender(mail), envelope_recipients(mail)
+    )
+    assert (outcome.kind, outcome.code, outcome.refused) == ("delivered", 250, {})
+    [got] = await capture.wait_for(1, timeout=5)
+    assert got.mail_from == "a@b.c"
+    assert got.rcpt_tos == ("x@y.z", "c@y.z", "hidden@y.z")
+    msg = email.message_from_bytes(got.data, policy=email.policy.default)
+    assert (msg["From"], msg["To"], msg["Cc"]) == ("a@b.c", "X <x@y.z>", "c@y.z")
+    assert (msg["Subject"], msg["Message-ID"], msg["X-Custom"]) == ("Hello", "<m0@b.c>", "yes")
+    assert msg["Bcc"] is None and b"hidden" not in got.data
+    assert msg["Date"] is not None
+    assert [p.get_content_type() for p in msg.iter_parts()] == ["text/plain", "text/html"]
+    assert capture.folder is not None
+    [eml] = capture.folder.glob("*.eml")
+    assert eml.read_bytes() == got.data
+    assert not list(capture.folder.glob(".*.tmp"))
+
+
+async def test_connections_are_reused(mailer: SmtpMailer, capture: CaptureSink) -> None:
+    for n in range(5):
+        assert await send(mailer, n) == "delivered"
+    kinds = await asyncio.gather(*(send(mailer, n) for n in range(5, 25)))
+    assert set(kinds) == {"delivered"}
+    assert len(await capture.wait_for(25, timeout=5)) == 25
+    assert 1 <= capture.connections <= 2  # pool_size
+
+
+async def test_scripted_refusals(mailer: SmtpMailer, capture: CaptureSink) -> None:
+    capture.script(["451 4.3.0 try later", "550 5.1.1 no such user"])
+    mail = rendered()
+    args = (envelope_sender(mail), envelope_recipients(mail))
+    deferred = await mailer.send(build_message(mail), *args)
+    bounced = await mailer.send(build_message(mail), *args)
+    delivered = await mailer.send(build_message(mail), *args)
+    assert (deferred.kind, deferred.code, deferred.response) == (
+        "deferred",
+        451,
+        "451 4.3.0 try later",
+    )
+    assert (bounced.kind, bounced.code) == ("bounced", 550)
+    assert "5.1.1" in bounced.response
+    assert delivered.kind == "delivered"
+    assert capture.attempts == 3
+    assert len(capture.received) == 1  # refused mail is not stored
+    assert capture.connections == 1  # the refusals left the connection in the pool
+
+
+async def test_stopped_sink_defers(mailer: SmtpMailer, capture: CaptureSink) -> None:
+    assert await send(mailer) == "delivered"
+    await capture.stop()
+    mail = rendered(1)
+    outcome = await mailer.send(
+        build_message(mail), envelope_sender(mail), envelope_recipients(mail)
+    )
+    assert (outcome.kind, outcome.code) == ("deferred", None)
+
+
+async def test_pooled_connection_dropped_by_server_is_replaced(
+    mailer: SmtpMailer, capture: CaptureSink
+) -> None:
+    assert await send(mailer) == "delivered"
+    await capture.stop()
+    restarted = CaptureSink(None, port=capture.port)
+    await restarted.start()
+    try:
+        assert await send(mailer, 1) == "delivered"
+        assert restarted.connections == 1
+    finally:
+        await restarted.stop()
+
+
+async def test_header_injection_in_subject_is_refused() -> None:
+    with pytest.raises(ValueError):
+        build_message(rendered(subject="Hi\r\nBcc: spy@evil.test"))
+
+
+async def test_log_mailer_logs_the_whole_message(caplog: pytest.LogCaptureFixture) -> None:
+    mailer = LogMailer(logging.getLogger("jetpost.mail.test"))
+    mail = rendered()
+    with caplog.at_level(logging.INFO, logger="jetpost.mail.test"):
+        outcome = await mailer.send(build_message(mail), "a@b.c", ["x@y.z"])
+    assert (outcome.kind, outcome.response, mailer.name) == ("delivered", "logged", "log")
+    assert "Subject: Hello" in caplog.text and "<p>html body</p>" in caplog.text
+
+
+async def test_build_mailer() -> None:
+    target = SmtpTarget(host="127.0.0.1", port=2525)
+    assert build_mailer(Settings(provider="log")).name == "log"
+    assert build_mailer(Settings(provider="smtp", smtp_url=None), target).name == "smtp"
+    assert build_mailer(Settings(smtp_url="smtp://h:25")).name == "smtp"
+    with pytest.raises(ConfigError):
+        build_mailer(Settings(provider="smtp", smtp_url=None))
