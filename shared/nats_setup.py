@@ -53,10 +53,12 @@ def load_definitions(settings: Settings) -> Definitions:
         if overrides.get(raw["name"]) is not None:
             raw = {**raw, "max_age": overrides[raw["name"]]}
         streams.append(StreamConfig.from_response(_from_seconds(raw)))
-    consumers = [
-        (raw.pop("stream"), ConsumerConfig.from_response(_from_seconds(raw)))
-        for raw in (dict(c) for c in data.get("consumers", []))
-    ]
+    consumers = []
+    for raw in data.get("consumers", []):
+        if settings.ack_wait is not None:
+            raw = {**raw, "ack_wait": settings.ack_wait}
+        stream = raw.pop("stream")
+        consumers.append((stream, ConsumerConfig.from_response(_from_seconds(raw))))
     kvs = []
     for raw in data.get("key_value", []):
         if raw["bucket"] == "mail_idempotency":

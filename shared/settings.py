@@ -71,6 +71,9 @@ class Settings(BaseSettings):
     retry_max: float = Field(default=3600.0, gt=0)
     max_attempts: int = Field(default=8, ge=1, le=100)
     idempotency_ttl: float = Field(default=86400.0, gt=120)
+    # Overrides every consumer's ack_wait (nats/jetstream.yaml): how long a crashed
+    # worker's unacked messages wait before another worker gets them.
+    ack_wait: float | None = Field(default=None, gt=0)
     cmd_max_age: float | None = Field(default=None, ge=0)
     evt_max_age: float | None = Field(default=None, ge=0)
     fetch_batch: int = Field(default=64, ge=1, le=1024)

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Iterator
+import os
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -73,13 +76,13 @@ class Pipeline:
     task: asyncio.Task[None] | None = None
     stop_event: asyncio.Event | None = None
 
-    async def start(self, **overrides: Any) -> None:
+    async def start(self, names: tuple[str, ...] = SERVICES, **overrides: Any) -> None:
         settings = self.settings.model_copy(update=overrides) if overrides else self.settings
         self.stop_event = asyncio.Event()
         started = asyncio.Event()
         self.task = asyncio.create_task(
             run_services(
-                build_env(settings), SERVICES, settings.nats_address, self.stop_event, started
+                build_env(settings), names, settings.nats_address, self.stop_event, started
             )
         )
         ready = asyncio.create_task(started.wait())
@@ -103,3 +106,46 @@ async def pipeline(settings: Settings, js: JetStreamContext) -> AsyncIterator[Pi
     await running.start()
     yield running
     await running.stop()
+
+
+def service_env(settings: Settings) -> dict[str, str]:
+    """The JETPOST_* environment that gives a child process these settings."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("JETPOST_")}
+    env.update(
+        JETPOST_NATS_URL=settings.nats_address,
+        JETPOST_SMTP_URL=settings.smtp_url or "",
+        JETPOST_FROM=settings.sender_from,
+        JETPOST_DATA_DIR=str(settings.data_dir),
+        JETPOST_RETRY_BASE=str(settings.retry_base),
+        JETPOST_RETRY_MAX=str(settings.retry_max),
+        JETPOST_MAX_ATTEMPTS=str(settings.max_attempts),
+        JETPOST_SMTP_POOL_SIZE=str(settings.smtp_pool_size),
+    )
+    if settings.ack_wait is not None:
+        env["JETPOST_ACK_WAIT"] = str(settings.ack_wait)
+    return env
+
+
+JETPOST = str(Path(sys.executable).parent / "jetpost")
+
+
+@pytest.fixture
+def spawn() -> Iterator[Callable[..., subprocess.Popen[bytes]]]:
+    """Start `jetpost ...` child processes; every one is stopped at teardown."""
+    children: list[subprocess.Popen[bytes]] = []
+
+    def start(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+        with log.open("ab") as out:
+            child = subprocess.Popen([JETPOST, *args], env=env, stdout=out, stderr=out)
+        children.append(child)
+        return child
+
+    yield start
+    for child in children:
+        if child.poll() is None:
+            child.terminate()
+            try:
+                child.wait(10)
+            except subprocess.TimeoutExpired:
+                child.kill()
+                child.wait()

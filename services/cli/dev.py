@@ -60,7 +60,7 @@ async def run_dev(settings: Settings, console: Console) -> None:
             env = replace(env, settings=settings.model_copy(update={"smtp_url": where["SMTP"]}))
         console.print("[bold green]jetpost dev[/] is up:")
         for name, value in where.items():
-            console.print(f"  {name:15} {value}")
+            console.print(f"  {name:15} {value}", soft_wrap=True, highlight=False)
         console.print(
             "  send a mail:    jetpost send --to alice@example.com "
             "--template welcome --var name=Alice"

@@ -1,0 +1,450 @@
+"""End-to-end send throughput of jetpost, against the raw SMTP limit of the same machine.
+
+Why: a rate on its own says little on a shared, noisy machine. This measures, in one
+run and against the same SMTP sink process,
+
+  (a) the raw limit: pre-built mails sent with plain aiosmtplib over `--connections`
+      persistent connections (no NATS, no rendering, no event log), and
+  (b) jetpost: `--n` send commands published to `mail.cmd.send`, taken through
+      intake, renderer and sender (all three in this process, as `jetpost dev` runs
+      them) to the same sink over an SMTP pool of the same size,
+
+and reports b/a. The goal is b/a >= 0.8: jetpost's bookkeeping (four events per
+mail in JetStream, template rendering) should cost less than a fifth of the rate
+the SMTP client alone reaches. It is a measurement, not a test: the exit status is
+0 whatever the ratio, and non-zero only when mail is lost, something times out, or
+the `delivered` events in MAIL_EVT do not match what the sink received.
+
+The sink (`bench.sink`) runs in its own process so that its CPU is not taken from
+the measured client, and stamps the arrival of each mail itself: a phase ends when
+the sink accepted its last mail, not when this (busy) process notices.
+
+    .venv/bin/python -m bench.e2e_send [--n 3000] [--connections 8] [--profile FILE]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import cProfile
+import email.policy
+import io
+import json
+import os
+import pstats
+import shutil
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Awaitable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.message import EmailMessage
+from email.utils import format_datetime, make_msgid
+from pathlib import Path
+from typing import Any, TypeVar
+
+import aiosmtplib
+
+import nats
+from services.runner import SERVICES, build_env, run_services
+from shared.embedded import EmbeddedNats
+from shared.settings import load_settings
+from shared.subjects import CMD_SEND, CMD_STREAM, EVT_STREAM, event_filter
+
+ROOT = Path(__file__).resolve().parent.parent
+GOAL = 0.8
+PUBLISH_WINDOW = 256  # send commands in flight at once
+SENDER = "bench <bench@example.com>"
+
+T = TypeVar("T")
+
+
+class BenchError(Exception):
+    """Lost mail, a timeout or a crashed service: the figures would mean nothing."""
+
+
+@dataclass(frozen=True)
+class Phase:
+    name: str
+    mails: int
+    seconds: float
+    bytes: int  # as received by the sink
+
+    @property
+    def rate(self) -> float:
+        return self.mails / self.seconds
+
+    @property
+    def avg_bytes(self) -> int:
+        return self.bytes // self.mails
+
+
+@dataclass(frozen=True)
+class SinkState:
+    count: int
+    bytes: int
+    stamp: float = 0.0  # time.monotonic() when the awaited mail arrived
+
+
+class Sink:
+    """The `bench.sink` child process and its line protocol (see that module)."""
+
+    def __init__(self, process: asyncio.subprocess.Process, port: int) -> None:
+        self.process = process
+        self.port = port
+
+    @classmethod
+    async def start(cls, timeout: float = 20.0) -> Sink:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "bench.sink", "--port", "0",
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            cwd=ROOT,
+        )  # fmt: skip
+        sink = cls(process, 0)
+        try:
+            words = await sink._read(timeout)
+            if words[:1] != ["ready"]:
+                raise BenchError(f"sink: unexpected first line {words!r}")
+        except BaseException:
+            await sink.close()
+            raise
+        sink.port = int(words[1])
+        return sink
+
+    async def wait(self, count: int, timeout: float) -> SinkState:
+        """Until the sink holds `count` mails in all; the stamp is the count-th's arrival."""
+        words = await self._ask(f"wait {count} {timeout}", timeout + 10)
+        if words[0] != "done":
+            raise BenchError(f"sink has {words[1]} of {count} mails after {timeout}s: mail lost")
+        return SinkState(int(words[1]), int(words[3]), float(words[2]))
+
+    async def stats(self) -> SinkState:
+        words = await self._ask("stats", 10)
+        return SinkState(int(words[1]), int(words[2]))
+
+    async def close(self) -> None:
+        process = self.process
+        if process.returncode is not None:
+            return
+        if process.stdin is not None:
+            process.stdin.close()  # end of input: the sink stops by itself
+        try:
+            await asyncio.wait_for(process.wait(), 5)
+        except TimeoutError:
+            process.terminate()
+            try:
+                await asyncio.wait_for(process.wait(), 5)
+            except TimeoutError:
+                process.kill()
+                await process.wait()
+
+    async def _ask(self, line: str, timeout: float) -> list[str]:
+        assert self.process.stdin is not None
+        self.process.stdin.write(line.encode() + b"\n")
+        await self.process.stdin.drain()
+        return await self._read(timeout)
+
+    async def _read(self, timeout: float) -> list[str]:
+        assert self.process.stdout is not None
+        try:
+            line = await asyncio.wait_for(self.process.stdout.readline(), timeout)
+        except TimeoutError:
+            raise BenchError(f"sink did not answer within {timeout}s") from None
+        if not line:
+            raise BenchError(f"sink exited (status {await self.process.wait()})")
+        return line.decode().split()
+
+
+# -- (a) raw aiosmtplib ---------------------------------------------------------------
+
+_HTML = """<!doctype html>
+<html>
+<head>
+<meta charset="utf-8">
+</head>
+<body style="margin: 0; padding: 24px; background: #f4f5f7; \
+font-family: Helvetica, Arial, sans-serif;">
+<div class="card" style="max-width: 480px; margin: 0 auto; padding: 32px; \
+background: #ffffff; border-radius: 8px;">
+  <h1 style="margin: 0 0 16px; font-size: 22px; color: #1f2937;">Welcome, {name}!</h1>
+  <p style="margin: 0 0 12px; font-size: 15px; line-height: 1.5; color: #374151;">\
+Your account is ready. We're glad to have you on board.</p>
+  <p style="margin: 0 0 12px; font-size: 15px; line-height: 1.5; color: #374151;">\
+If you have any questions, just reply to this email.</p>
+  <p class="muted" style="margin: 0 0 12px; line-height: 1.5; color: #9ca3af; \
+font-size: 13px;">The jetpost team</p>
+</div>
+</body>
+</html>
+"""
+
+_TEXT = """Welcome, {name}!
+
+Your account is ready. We're glad to have you on board.
+If you have any questions, just reply to this email.
+
+The jetpost team
+"""
+
+
+def build_mail(i: int) -> EmailMessage:
+    """Shaped like jetpost's rendering of the `welcome` template (same headers, both
+    parts, inlined CSS), so that both phases put about the same bytes on the wire."""
+    name = f"User {i}"
+    msg = EmailMessage(policy=email.policy.SMTP)
+    msg["From"] = SENDER
+    msg["To"] = f"user{i}@example.com"
+    msg["Subject"] = f"Welcome to jetpost, {name}!"
+    msg["Date"] = format_datetime(datetime.now(UTC))
+    msg["MIME-Version"] = "1.0"
+    msg["Message-ID"] = make_msgid(uuid.uuid4().hex, domain="example.com")
+    msg.set_content(_TEXT.format(name=name), subtype="plain", charset="utf-8")
+    msg.add_alternative(_HTML.format(name=name), subtype="html", charset="utf-8")
+    return msg
+
+
+async def _send_shares(clients: Sequence[aiosmtplib.SMTP], mails: Sequence[EmailMessage]) -> None:
+    """Each connection sends its share serially; the connections run side by side."""
+
+    async def send_share(client: aiosmtplib.SMTP, share: Sequence[EmailMessage]) -> None:
+        for mail in share:
+            await client.send_message(
+                mail, sender="bench@example.com", recipients=[str(mail["To"])]
+            )
+
+    step = len(clients)
+    await asyncio.gather(*(send_share(c, mails[k::step]) for k, c in enumerate(clients)))
+
+
+async def raw_phase(sink: Sink, n: int, connections: int, warmup: int, timeout: float) -> Phase:
+    warm = [build_mail(i) for i in range(warmup)]
+    mails = [build_mail(i) for i in range(warmup, warmup + n)]
+    clients = [
+        aiosmtplib.SMTP(hostname="127.0.0.1", port=sink.port, timeout=30)
+        for _ in range(connections)
+    ]
+    try:
+        await asyncio.gather(*(c.connect() for c in clients))
+        base = (await sink.stats()).count
+        await _send_shares(clients, warm)
+        before = await sink.wait(base + warmup, timeout)
+
+        start = time.monotonic()
+        await _send_shares(clients, mails)
+        after = await sink.wait(before.count + n, timeout)
+    finally:
+        for client in clients:
+            with contextlib.suppress(aiosmtplib.SMTPException, OSError):
+                await client.quit()
+            client.close()
+    return Phase("raw", n, after.stamp - start, after.bytes - before.bytes)
+
+
+# -- (b) jetpost end to end -----------------------------------------------------------
+
+
+def _command(i: int) -> bytes:
+    return json.dumps(
+        {
+            "to": f"user{i}@example.com",
+            "template": "welcome",
+            "vars": {"name": f"User {i}"},
+            "message_id": uuid.uuid4().hex,
+        }
+    ).encode()
+
+
+async def _publish(js: Any, bodies: Sequence[bytes]) -> None:
+    for k in range(0, len(bodies), PUBLISH_WINDOW):
+        chunk = bodies[k : k + PUBLISH_WINDOW]
+        await asyncio.gather(*(js.publish(CMD_SEND, b, stream=CMD_STREAM) for b in chunk))
+
+
+async def delivered_count(nc: Any) -> int:
+    """Messages with a `delivered` event in MAIL_EVT (distinct subjects), read page by
+    page: the server lists a limited number of subjects per STREAM.INFO reply."""
+    subjects: set[str] = set()
+    while True:
+        request = {"subjects_filter": event_filter("delivered"), "offset": len(subjects)}
+        reply = await nc.request(
+            f"$JS.API.STREAM.INFO.{EVT_STREAM}", json.dumps(request).encode(), timeout=10
+        )
+        info = json.loads(reply.data)
+        if "error" in info:
+            raise BenchError(f"STREAM.INFO {EVT_STREAM}: {info['error']}")
+        page = info.get("state", {}).get("subjects") or {}
+        subjects.update(page)
+        if not page or len(subjects) >= info.get("total", 0):
+            return len(subjects)
+
+
+async def _guarded(work: Awaitable[T], services: asyncio.Task[None]) -> T:
+    """`work`, unless the services stop first (then their error, or a BenchError)."""
+    job = asyncio.ensure_future(work)
+    await asyncio.wait([job, services], return_when=asyncio.FIRST_COMPLETED)
+    if job.done():
+        return job.result()
+    job.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await job
+    services.result()  # raises what stopped them
+    raise BenchError("services stopped during the run")
+
+
+async def _await_delivered(nc: Any, expected: int, services: asyncio.Task[None]) -> int:
+    """The sink has a mail before its `delivered` event is appended: allow a moment."""
+    deadline = time.monotonic() + 30
+    while True:
+        count = await _guarded(delivered_count(nc), services)
+        if count >= expected or time.monotonic() > deadline:
+            return count
+        await asyncio.sleep(0.1)
+
+
+async def jetpost_phase(
+    sink: Sink,
+    nats_url: str,
+    data_dir: Path,
+    n: int,
+    connections: int,
+    warmup: int,
+    timeout: float,
+    profile: Path | None,
+) -> tuple[Phase, int]:
+    settings = load_settings(
+        nats_url=nats_url,
+        smtp_url=f"smtp://127.0.0.1:{sink.port}",
+        smtp_pool_size=connections,
+        data_dir=data_dir,
+        sender_from=SENDER,
+    )
+    stop, started = asyncio.Event(), asyncio.Event()
+    services = asyncio.create_task(
+        run_services(build_env(settings), SERVICES, nats_url, stop, started)
+    )
+    nc = None
+    try:
+        await _guarded(asyncio.wait_for(started.wait(), 30), services)
+        nc = await nats.connect(nats_url, max_reconnect_attempts=1)
+        js = nc.jetstream()
+        warm = [_command(i) for i in range(warmup)]
+        bodies = [_command(i) for i in range(warmup, warmup + n)]
+
+        base = (await sink.stats()).count
+        await _guarded(_publish(js, warm), services)
+        before = await _guarded(sink.wait(base + warmup, timeout), services)
+        if (got := await _await_delivered(nc, warmup, services)) != warmup:
+            raise BenchError(f"warm-up: {got} delivered events for {warmup} mails")
+
+        profiler = cProfile.Profile() if profile else None
+        if profiler:
+            profiler.enable()
+        start = time.monotonic()
+        await _guarded(_publish(js, bodies), services)
+        after = await _guarded(sink.wait(before.count + n, timeout), services)
+        if profiler:
+            profiler.disable()
+            _report_profile(profiler, profile)
+
+        delivered = await _await_delivered(nc, warmup + n, services)
+        if delivered != warmup + n:
+            raise BenchError(
+                f"{delivered} `delivered` events in {EVT_STREAM} for {warmup + n} mails sent"
+            )
+        extra = (await sink.stats()).count - after.count
+    finally:
+        if nc is not None:
+            await nc.close()
+        stop.set()
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.wait_for(services, 20)
+    return Phase("jetpost", n, after.stamp - start, after.bytes - before.bytes), extra
+
+
+def _report_profile(profiler: cProfile.Profile, path: Path | None) -> None:
+    assert path is not None
+    profiler.dump_stats(path)
+    out = io.StringIO()
+    stats = pstats.Stats(profiler, stream=out).strip_dirs()
+    stats.sort_stats("tottime").print_stats(25)
+    stats.sort_stats("cumulative").print_stats(40)
+    print(out.getvalue(), file=sys.stderr)
+    print(f"profile of phase (b) written to {path} (cProfile slows it down)", file=sys.stderr)
+
+
+# -- the run --------------------------------------------------------------------------
+
+
+async def bench(args: argparse.Namespace, nats_url: str, tmp: Path) -> tuple[Phase, Phase, int]:
+    sink = await Sink.start()
+    try:
+        raw = await raw_phase(sink, args.n, args.connections, args.warmup, args.timeout)
+        jet, extra = await jetpost_phase(
+            sink, nats_url, tmp / "data", args.n, args.connections, args.warmup,
+            args.timeout, args.profile,
+        )  # fmt: skip
+    finally:
+        await sink.close()
+    return raw, jet, extra
+
+
+def table(args: argparse.Namespace, raw: Phase, jet: Phase, extra: int) -> str:
+    ratio = jet.rate / raw.rate
+    verdict = "met" if ratio >= GOAL else "NOT met"
+    rows = [
+        f"jetpost e2e send benchmark: N={args.n} connections={args.connections} "
+        f"warm-up={args.warmup} cpus={os.cpu_count()}",
+        f"  {'':34} {'mails':>6} {'seconds':>8} {'mails/s':>9} {'bytes/mail':>10}",
+    ]
+    for label, phase in (
+        ("rate_a  raw aiosmtplib -> sink", raw),
+        ("rate_b  jetpost end-to-end", jet),
+    ):
+        rows.append(
+            f"  {label:34} {phase.mails:6d} {phase.seconds:8.3f} {phase.rate:9.1f} "
+            f"{phase.avg_bytes:10d}"
+        )
+    rows.append(f"  {'ratio b/a':34} {'':6} {'':8} {ratio:9.2f}   goal >= {GOAL} ({verdict})")
+    rows.append(f"  delivered events verified: {args.warmup + args.n} (warm-up + N)")
+    if extra:
+        rows.append(f"  WARNING: the sink got {extra} more mails than sent (duplicates)")
+    return "\n".join(rows)
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m bench.e2e_send", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    p.add_argument("--n", type=int, default=3000, help="mails per measured phase")
+    p.add_argument("--connections", type=int, default=8, help="SMTP connections (= pool size)")
+    p.add_argument("--warmup", type=int, default=100, help="mails before each measured phase")
+    p.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for the sink")
+    p.add_argument("--profile", type=Path, help="cProfile phase (b) into this file")
+    args = p.parse_args(argv)
+    if args.n < 1 or args.connections < 1 or args.warmup < 1:
+        p.error("--n, --connections and --warmup must be at least 1")
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    tmp = Path(tempfile.mkdtemp(prefix="jetpost-bench-"))
+    server = EmbeddedNats(store_dir=tmp / "nats")
+    try:
+        nats_url = server.start()
+        raw, jet, extra = asyncio.run(bench(args, nats_url, tmp))
+    except BenchError as exc:
+        print(f"bench.e2e_send: FAILED: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        server.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
+    print(table(args, raw, jet, extra))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

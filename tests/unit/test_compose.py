@@ -1,0 +1,66 @@
+"""Docker cannot run here, so compose.yaml is checked for what can drift: every
+service runs a real `jetpost` command and every JETPOST_ variable is a setting."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from services.cli.main import parser
+from services.runner import SERVICES
+from shared.paths import ROOT
+from shared.settings import Settings
+
+COMPOSE = yaml.safe_load((ROOT / "compose.yaml").read_text())
+
+
+def known_variables() -> set[str]:
+    names = set()
+    for name, field in Settings.model_fields.items():
+        names.add(field.alias or f"JETPOST_{name.upper()}")
+    return names
+
+
+def jetpost_services() -> dict[str, dict[str, Any]]:
+    return {
+        name: spec
+        for name, spec in COMPOSE["services"].items()
+        if spec.get("command", [""])[0] == "jetpost"
+    }
+
+
+def test_every_pipeline_service_has_a_container() -> None:
+    commands = [spec["command"] for spec in jetpost_services().values()]
+    for service in SERVICES:
+        assert ["jetpost", "run", service] in commands
+
+
+def test_every_command_parses() -> None:
+    for name, spec in jetpost_services().items():
+        assert parser().parse_args(spec["command"][1:]).command, name
+
+
+def test_every_variable_is_a_setting() -> None:
+    known = known_variables()
+    for name, spec in jetpost_services().items():
+        for variable in spec.get("environment", {}):
+            assert variable in known, f"{name}: {variable} is not a jetpost setting"
+
+
+def test_infrastructure_is_there() -> None:
+    services = COMPOSE["services"]
+    assert "--jetstream" in services["nats"]["command"]
+    assert "postgres" in services["postgres"]["image"]
+    for name, spec in jetpost_services().items():
+        env = spec["environment"]
+        assert env["JETPOST_NATS_URL"] == "nats://nats:4222", name
+        assert env["JETPOST_DATABASE_URL"].endswith("@postgres:5432/jetpost"), name
+
+
+def test_image_builds_from_the_repo() -> None:
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    for folder in ("services", "shared", "projections", "nats", "migrations", "templates"):
+        assert f"COPY {folder} {folder}" in dockerfile
+        assert Path(ROOT / folder).is_dir()
