@@ -18,6 +18,7 @@ from services.intake.app import register as register_intake
 from services.renderer.app import register as register_renderer
 from services.renderer.catalog import TemplateCatalog
 from services.sender.app import register as register_sender
+from shared.logs import faststream_logger
 from shared.nats_setup import apply_definitions, load_definitions
 from shared.settings import Settings
 
@@ -47,6 +48,7 @@ def make_broker(nats_url: str) -> NatsBroker:
         reconnect_time_wait=1,
         log_level=logging.DEBUG,  # per-message lines only when asked for
         graceful_timeout=10.0,
+        logger=faststream_logger(),
     )
 
 

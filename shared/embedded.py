@@ -11,6 +11,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -100,8 +101,10 @@ def embedded_nats(store_dir: Path, port: int = 0) -> Iterator[EmbeddedNats]:
 @contextlib.contextmanager
 def embedded_postgres(data_dir: Path) -> Iterator[str]:
     """A PostgreSQL server on a unix socket in `data_dir`; yields its URL."""
-    # heavy import, only when an embedded database is wanted
-    from pgserver.postgres_server import get_server
+    with warnings.catch_warnings():  # platformdirs warns when XDG_RUNTIME_DIR is unset
+        warnings.simplefilter("ignore")
+        # heavy import, only when an embedded database is wanted
+        from pgserver.postgres_server import get_server
 
     data_dir.mkdir(parents=True, exist_ok=True)
     server = get_server(data_dir, cleanup_mode="stop")

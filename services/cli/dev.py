@@ -63,7 +63,8 @@ async def run_dev(settings: Settings, console: Console) -> None:
             console.print(f"  {name:15} {value}", soft_wrap=True, highlight=False)
         console.print(
             "  send a mail:    jetpost send --to alice@example.com "
-            "--template welcome --var name=Alice"
+            "--template welcome --var name=Alice",
+            soft_wrap=True,
         )
         console.print("Ctrl-C stops everything.")
         await run_services(env, SERVICES, where["NATS"], stop)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 import sys
 from collections.abc import Sequence
 
@@ -16,6 +15,7 @@ from services.cli.send import build_command, publish_command
 from services.cli.stopping import stop_on_signals
 from services.renderer.catalog import CatalogError
 from services.runner import SERVICES, build_env, run_services
+from shared.logs import configure_logging
 from shared.migrate import migrate
 from shared.nats_setup import apply_definitions, load_definitions
 from shared.settings import ConfigError, Settings, load_settings
@@ -112,10 +112,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     console = Console(stderr=True)
     try:
         settings = load_settings()
-        logging.basicConfig(
-            level=settings.log_level.upper(),
-            format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        )
+        configure_logging(settings.log_level)
         return dispatch(args, settings, console)
     except (ConfigError, CatalogError, ValueError, OSError) as exc:
         console.print(f"[red]jetpost: {exc}[/]")

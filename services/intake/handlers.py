@@ -19,7 +19,7 @@ from nats.js.kv import KeyValue
 from services.intake.logic import CommandContext, Decision, accept, decide, reject
 from shared.consumers import TRANSIENT_ERRORS, retry_delay
 from shared.eventlog import append, has_event
-from shared.events import Accepted
+from shared.events import Accepted, Rejected
 from shared.mailbox import Mailbox
 from shared.subjects import CMD_SEND
 
@@ -73,6 +73,8 @@ class Intake:
             log.info("command seq=%s already recorded as %s", ctx.seq, event.message_id)
             return
         await append(self.js, event)
+        if isinstance(event, Rejected):
+            log.info("command seq=%s rejected: %s", ctx.seq, event.reason)
 
     async def _claim_key(self, decision: Decision, ctx: CommandContext, raw: bytes) -> Decision:
         """Bind the idempotency key to this message and body, or find who holds it:

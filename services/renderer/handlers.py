@@ -52,6 +52,8 @@ class Renderer:
             except (ValidationError, ValueError, TypeError) as exc:
                 result = unreadable(message_id, exc)
             await append(self.js, result)
+            if isinstance(result, RenderFailed):
+                log.warning("message %s not rendered: %s", message_id, result.reason)
         except TRANSIENT_ERRORS as exc:
             log.warning("message %s not rendered, will retry: %r", message_id, exc)
             await msg.nack(delay=retry_delay(meta.num_delivered))

@@ -26,6 +26,13 @@ from shared.settings import Settings
 
 log = logging.getLogger("jetpost.sender")
 
+
+def describe(event: Event) -> str:
+    """One log line's worth: `delivered (attempt 1): 250 OK`."""
+    detail = getattr(event, "response", "") or getattr(event, "reason", "")
+    return f"{event.type} (attempt {getattr(event, 'attempt', '?')}): {detail}"
+
+
 DONE = ("delivered", "bounced", "failed", "cancelled")
 RESULT_APPEND_TRIES = 8
 
@@ -75,6 +82,7 @@ class Sender:
             try:
                 for event, n in events:
                     await append(self.js, event, n)
+                    log.info("message %s %s", event.message_id, describe(event))
                 break
             except TRANSIENT_ERRORS as exc:
                 if tries == RESULT_APPEND_TRIES:
