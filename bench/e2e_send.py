@@ -19,7 +19,7 @@ The sink (`bench.sink`) runs in its own process so that its CPU is not taken fro
 the measured client, and stamps the arrival of each mail itself: a phase ends when
 the sink accepted its last mail, not when this (busy) process notices.
 
-    .venv/bin/python -m bench.e2e_send [--n 3000] [--connections 8] [--profile FILE]
+    .venv/bin/python -m bench.e2e_send [--n 3000] [--connections 8] [--profile FILE] [--sample]
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Awaitable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
@@ -49,6 +49,7 @@ from typing import Any, TypeVar
 import aiosmtplib
 
 import nats
+from bench.sampler import Sampler
 from services.runner import SERVICES, build_env, run_services
 from shared.embedded import EmbeddedNats
 from shared.settings import load_settings
@@ -72,6 +73,7 @@ class Phase:
     mails: int
     seconds: float
     bytes: int  # as received by the sink
+    cpu: dict[str, float]  # CPU seconds used during the phase, per process
 
     @property
     def rate(self) -> float:
@@ -80,6 +82,55 @@ class Phase:
     @property
     def avg_bytes(self) -> int:
         return self.bytes // self.mails
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of another process so far (Linux /proc); 0.0 if unknown."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return 0.0
+    fields = stat.rpartition(")")[2].split()  # after "(comm)", which may hold spaces
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@dataclass
+class Watch:
+    """CPU meters (always) and profilers (when asked for) around one measured phase."""
+
+    label: str
+    pids: dict[str, int]  # other processes to meter, by name
+    profile: Path | None = None
+    sample: bool = False
+    _cpu: dict[str, float] = field(default_factory=dict)
+    _profiler: cProfile.Profile | None = None
+    _sampler: Sampler | None = None
+
+    def start(self) -> None:
+        if self.sample:
+            self._sampler = Sampler()
+            self._sampler.start()
+        if self.profile is not None:
+            self._profiler = cProfile.Profile()
+            self._profiler.enable()
+        self._cpu = self._read()
+
+    def stop(self) -> dict[str, float]:
+        end = self._read()
+        if self._profiler is not None:
+            self._profiler.disable()
+            assert self.profile is not None
+            _report_profile(self._profiler, self.profile, self.label)
+        if self._sampler is not None:
+            self._sampler.stop()
+            print(f"== sampled profile of phase {self.label}", file=sys.stderr)
+            print(self._sampler.report(), file=sys.stderr)
+        return {name: end[name] - self._cpu[name] for name in end}
+
+    def _read(self) -> dict[str, float]:
+        cpu = {"bench process": time.process_time()}
+        cpu.update({name: cpu_seconds(pid) for name, pid in self.pids.items()})
+        return cpu
 
 
 @dataclass(frozen=True)
@@ -207,22 +258,25 @@ def build_mail(i: int) -> EmailMessage:
     return msg
 
 
-async def _send_shares(clients: Sequence[aiosmtplib.SMTP], mails: Sequence[EmailMessage]) -> None:
+Mail = tuple[EmailMessage, list[str]]  # with its envelope recipients, as jetpost has them
+
+
+async def _send_shares(clients: Sequence[aiosmtplib.SMTP], mails: Sequence[Mail]) -> None:
     """Each connection sends its share serially; the connections run side by side."""
 
-    async def send_share(client: aiosmtplib.SMTP, share: Sequence[EmailMessage]) -> None:
-        for mail in share:
-            await client.send_message(
-                mail, sender="bench@example.com", recipients=[str(mail["To"])]
-            )
+    async def send_share(client: aiosmtplib.SMTP, share: Sequence[Mail]) -> None:
+        for mail, recipients in share:
+            await client.send_message(mail, sender="bench@example.com", recipients=recipients)
 
     step = len(clients)
     await asyncio.gather(*(send_share(c, mails[k::step]) for k, c in enumerate(clients)))
 
 
-async def raw_phase(sink: Sink, n: int, connections: int, warmup: int, timeout: float) -> Phase:
-    warm = [build_mail(i) for i in range(warmup)]
-    mails = [build_mail(i) for i in range(warmup, warmup + n)]
+async def raw_phase(
+    sink: Sink, n: int, connections: int, warmup: int, timeout: float, watch: Watch
+) -> Phase:
+    warm = [(build_mail(i), [f"user{i}@example.com"]) for i in range(warmup)]
+    mails = [(build_mail(i), [f"user{i}@example.com"]) for i in range(warmup, warmup + n)]
     clients = [
         aiosmtplib.SMTP(hostname="127.0.0.1", port=sink.port, timeout=30)
         for _ in range(connections)
@@ -233,15 +287,17 @@ async def raw_phase(sink: Sink, n: int, connections: int, warmup: int, timeout: 
         await _send_shares(clients, warm)
         before = await sink.wait(base + warmup, timeout)
 
+        watch.start()
         start = time.monotonic()
         await _send_shares(clients, mails)
         after = await sink.wait(before.count + n, timeout)
+        cpu = watch.stop()
     finally:
         for client in clients:
             with contextlib.suppress(aiosmtplib.SMTPException, OSError):
                 await client.quit()
             client.close()
-    return Phase("raw", n, after.stamp - start, after.bytes - before.bytes)
+    return Phase("raw", n, after.stamp - start, after.bytes - before.bytes, cpu)
 
 
 # -- (b) jetpost end to end -----------------------------------------------------------
@@ -313,7 +369,7 @@ async def jetpost_phase(
     connections: int,
     warmup: int,
     timeout: float,
-    profile: Path | None,
+    watch: Watch,
 ) -> tuple[Phase, int]:
     settings = load_settings(
         nats_url=nats_url,
@@ -340,15 +396,11 @@ async def jetpost_phase(
         if (got := await _await_delivered(nc, warmup, services)) != warmup:
             raise BenchError(f"warm-up: {got} delivered events for {warmup} mails")
 
-        profiler = cProfile.Profile() if profile else None
-        if profiler:
-            profiler.enable()
+        watch.start()
         start = time.monotonic()
         await _guarded(_publish(js, bodies), services)
         after = await _guarded(sink.wait(before.count + n, timeout), services)
-        if profiler:
-            profiler.disable()
-            _report_profile(profiler, profile)
+        cpu = watch.stop()
 
         delivered = await _await_delivered(nc, warmup + n, services)
         if delivered != warmup + n:
@@ -362,30 +414,37 @@ async def jetpost_phase(
         stop.set()
         with contextlib.suppress(asyncio.CancelledError):
             await asyncio.wait_for(services, 20)
-    return Phase("jetpost", n, after.stamp - start, after.bytes - before.bytes), extra
+    phase = Phase("jetpost", n, after.stamp - start, after.bytes - before.bytes, cpu)
+    return phase, extra
 
 
-def _report_profile(profiler: cProfile.Profile, path: Path | None) -> None:
-    assert path is not None
+def _report_profile(profiler: cProfile.Profile, path: Path, label: str) -> None:
     profiler.dump_stats(path)
     out = io.StringIO()
     stats = pstats.Stats(profiler, stream=out).strip_dirs()
     stats.sort_stats("tottime").print_stats(25)
     stats.sort_stats("cumulative").print_stats(40)
     print(out.getvalue(), file=sys.stderr)
-    print(f"profile of phase (b) written to {path} (cProfile slows it down)", file=sys.stderr)
+    print(f"cProfile of phase {label} written to {path} (it slows the phase)", file=sys.stderr)
 
 
 # -- the run --------------------------------------------------------------------------
 
 
-async def bench(args: argparse.Namespace, nats_url: str, tmp: Path) -> tuple[Phase, Phase, int]:
+async def bench(
+    args: argparse.Namespace, server: EmbeddedNats, tmp: Path
+) -> tuple[Phase, Phase, int]:
+    assert server.process is not None
     sink = await Sink.start()
+    pids = {"sink": sink.process.pid, "nats-server": server.process.pid}
     try:
-        raw = await raw_phase(sink, args.n, args.connections, args.warmup, args.timeout)
+        raw = await raw_phase(
+            sink, args.n, args.connections, args.warmup, args.timeout,
+            Watch("(a)", pids, sample=args.sample),
+        )  # fmt: skip
         jet, extra = await jetpost_phase(
-            sink, nats_url, tmp / "data", args.n, args.connections, args.warmup,
-            args.timeout, args.profile,
+            sink, server.url, tmp / "data", args.n, args.connections, args.warmup,
+            args.timeout, Watch("(b)", pids, profile=args.profile, sample=args.sample),
         )  # fmt: skip
     finally:
         await sink.close()
@@ -400,10 +459,8 @@ def table(args: argparse.Namespace, raw: Phase, jet: Phase, extra: int) -> str:
         f"warm-up={args.warmup} cpus={os.cpu_count()}",
         f"  {'':34} {'mails':>6} {'seconds':>8} {'mails/s':>9} {'bytes/mail':>10}",
     ]
-    for label, phase in (
-        ("rate_a  raw aiosmtplib -> sink", raw),
-        ("rate_b  jetpost end-to-end", jet),
-    ):
+    phases = (("rate_a  raw aiosmtplib -> sink", raw), ("rate_b  jetpost end-to-end", jet))
+    for label, phase in phases:
         rows.append(
             f"  {label:34} {phase.mails:6d} {phase.seconds:8.3f} {phase.rate:9.1f} "
             f"{phase.avg_bytes:10d}"
@@ -412,6 +469,13 @@ def table(args: argparse.Namespace, raw: Phase, jet: Phase, extra: int) -> str:
     rows.append(f"  delivered events verified: {args.warmup + args.n} (warm-up + N)")
     if extra:
         rows.append(f"  WARNING: the sink got {extra} more mails than sent (duplicates)")
+    rows.append("  CPU per mail in ms (busy share of one core) during each measured phase:")
+    for label, phase in phases:
+        cells = [
+            f"{name} {1000 * cpu / phase.mails:5.2f} ({100 * cpu / phase.seconds:3.0f}%)"
+            for name, cpu in phase.cpu.items()
+        ]
+        rows.append(f"    {label[:6]}  " + "   ".join(cells))
     return "\n".join(rows)
 
 
@@ -423,6 +487,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--warmup", type=int, default=100, help="mails before each measured phase")
     p.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for the sink")
     p.add_argument("--profile", type=Path, help="cProfile phase (b) into this file")
+    p.add_argument(
+        "--sample", action="store_true", help="sample both phases' stacks (bench.sampler)"
+    )
     args = p.parse_args(argv)
     if args.n < 1 or args.connections < 1 or args.warmup < 1:
         p.error("--n, --connections and --warmup must be at least 1")
@@ -434,8 +501,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     tmp = Path(tempfile.mkdtemp(prefix="jetpost-bench-"))
     server = EmbeddedNats(store_dir=tmp / "nats")
     try:
-        nats_url = server.start()
-        raw, jet, extra = asyncio.run(bench(args, nats_url, tmp))
+        server.start()
+        raw, jet, extra = asyncio.run(bench(args, server, tmp))
     except BenchError as exc:
         print(f"bench.e2e_send: FAILED: {exc}", file=sys.stderr)
         return 1

@@ -5,14 +5,17 @@ from __future__ import annotations
 import email
 import email.policy
 import json
+import logging
 import uuid
 from email.message import EmailMessage
 from typing import Any
 
+import pytest
 from nats.js import JetStreamContext
 
 from services.capture import CaptureSink
 from shared.events import Rejected
+from shared.settings import Settings
 from shared.subjects import CMD_SEND, CMD_STREAM
 from tests.conftest import Pipeline
 from tests.eventlog_reader import read_all, types_of, wait_for_any, wait_for_event
@@ -170,3 +173,20 @@ async def test_missing_template_variable_is_render_failed(
     assert event.type == "render_failed"
     assert getattr(event, "missing_variable", None) == "name"
     assert sink.attempts == 0
+
+
+async def test_log_provider_writes_instead_of_sending(
+    settings: Settings, js: JetStreamContext, sink: CaptureSink, caplog: pytest.LogCaptureFixture
+) -> None:
+    running = Pipeline(settings)
+    await running.start(provider="log")
+    try:
+        command = welcome()
+        with caplog.at_level(logging.INFO, logger="jetpost.mail"):
+            await send(js, command)
+            delivered = await wait_for_event(js, command["message_id"], "delivered")
+    finally:
+        await running.stop()
+    assert getattr(delivered, "provider", None) == "log"
+    assert sink.attempts == 0
+    assert any(command["message_id"] in r.getMessage() for r in caplog.records)
