@@ -47,8 +47,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import aiosmtplib
-
 import nats
+
 from bench.sampler import Sampler
 from services.runner import SERVICES, build_env, run_services
 from shared.embedded import EmbeddedNats

@@ -1,30 +1,33 @@
-"""A small statistical profiler for one thread, used by `bench.e2e_send --sample`.
+"""A small statistical CPU profiler, used by `bench.e2e_send --sample`.
 
 Why not cProfile alone: it instruments every call, so code made of many tiny calls
 (the `email` package's header parsing, asyncio's scheduling) looks several times
-costlier than it is, and the rate it slows down to says little. py-spy is not
-available here. This samples the event loop's thread from a helper thread
-instead: each sample is the stack at that moment, weighted by the wall time since
-the previous sample (the sampler waits for the GIL, ~5 ms, while the loop is busy,
-but wakes at once while the loop sleeps in epoll), so shares are shares of wall time.
+costlier than it is. py-spy is not available here. And why not a sampling thread:
+it only gets the GIL when the event loop releases it, which is mostly inside socket
+syscalls, so `transport.write` would seem to take half the time.
 
-Three views, as percentages of the sampled wall time:
+So this uses SIGPROF: `setitimer(ITIMER_PROF)` fires every `interval` seconds of
+this process's CPU time (user + system, not while idle in epoll), and Python runs
+the handler in the main thread, between two bytecodes of whatever it was running.
+Each sample is therefore one `interval` of CPU, attributed to the stack that used
+it. Main thread only, Unix only; the handler costs a few percent.
+
+Three views, as shares of the sampled CPU time:
   * by package: the innermost frame's top-level package (`email`, `nats`, `asyncio`,
-    `selectors` = idle in epoll, ...), i.e. where the CPU actually is;
-  * by jetpost function, inclusive: every jetpost (services/, shared/) frame on the
-    stack, i.e. what the time is spent on behalf of;
+    `jetpost` = services/ and shared/, ...), i.e. where the CPU actually goes;
+  * by jetpost function, inclusive: every jetpost frame on the stack, i.e. what the
+    CPU is spent on behalf of (the rest is framework and event loop);
   * by function, self: the innermost frame.
 """
 
 from __future__ import annotations
 
-import sys
+import signal
 import sysconfig
-import threading
-import time
 from collections import defaultdict
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
 _ROOT = str(Path(__file__).resolve().parent.parent) + "/"
 _PREFIXES = sorted(
@@ -38,7 +41,7 @@ _OURS = ("services/", "shared/")
 def _where(frame: FrameType) -> tuple[str, str]:
     """(path relative to the repo, site-packages or the stdlib; qualified name)."""
     path = frame.f_code.co_filename
-    for prefix in (_ROOT, *_PREFIXES):
+    for prefix in (*_PREFIXES, _ROOT):  # site-packages lies inside the repo (.venv)
         if path.startswith(prefix):
             path = path[len(prefix) :]
             break
@@ -53,46 +56,32 @@ def _package(path: str) -> str:
 
 
 class Sampler:
-    """Samples `thread_id`'s stack every `interval` seconds while started."""
+    """Samples the main thread's stack every `interval` seconds of CPU, while started."""
 
-    def __init__(self, thread_id: int | None = None, interval: float = 0.001) -> None:
-        self.thread_id = thread_id if thread_id is not None else threading.get_ident()
+    def __init__(self, interval: float = 0.002) -> None:
         self.interval = interval
-        # seconds of wall time per key (Counter[str] is typed for int counts)
-        self.self_time: dict[str, float] = defaultdict(float)
-        self.inclusive: dict[str, float] = defaultdict(float)
-        self.packages: dict[str, float] = defaultdict(float)
-        self.total = 0.0
         self.samples = 0
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self.self_time: dict[str, int] = defaultdict(int)
+        self.inclusive: dict[str, int] = defaultdict(int)
+        self.packages: dict[str, int] = defaultdict(int)
+        self._previous: Any = None
 
     def start(self) -> None:
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._run, name="bench-sampler", daemon=True)
-        self._thread.start()
+        """Call from the main thread."""
+        self._previous = signal.signal(signal.SIGPROF, self._sample)
+        signal.setitimer(signal.ITIMER_PROF, self.interval, self.interval)
 
     def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join()
-            self._thread = None
+        signal.setitimer(signal.ITIMER_PROF, 0, 0)
+        signal.signal(signal.SIGPROF, self._previous or signal.SIG_DFL)
 
-    def _run(self) -> None:
-        last = time.perf_counter()
-        while not self._stop.wait(self.interval):
-            frame = sys._current_frames().get(self.thread_id)
-            now = time.perf_counter()
-            weight, last = now - last, now
-            if frame is not None:
-                self._record(frame, weight)
-
-    def _record(self, frame: FrameType, weight: float) -> None:
+    def _sample(self, signum: int, frame: FrameType | None) -> None:
+        if frame is None:
+            return
         self.samples += 1
-        self.total += weight
         path, name = _where(frame)
-        self.self_time[f"{path}:{name}"] += weight
-        self.packages[_package(path)] += weight
+        self.self_time[f"{path}:{name}"] += 1
+        self.packages[_package(path)] += 1
         seen: set[str] = set()
         current: FrameType | None = frame
         while current is not None:
@@ -101,19 +90,20 @@ class Sampler:
                 key = f"{path}:{name}"
                 if key not in seen:
                     seen.add(key)
-                    self.inclusive[key] += weight
+                    self.inclusive[key] += 1
             current = current.f_back
 
     def report(self, top: int = 20) -> str:
-        if not self.total:
+        if not self.samples:
             return "sampler: no samples"
-        lines = [f"sampled {self.samples} stacks over {self.total:.2f}s of wall time"]
+        cpu = self.samples * self.interval
+        lines = [f"{self.samples} samples, about {cpu:.2f}s of CPU in this process"]
         for title, counter in (
             ("by package (innermost frame)", self.packages),
             ("by jetpost function (inclusive)", self.inclusive),
             ("by function (self)", self.self_time),
         ):
             lines.append(f"-- {title}")
-            for key, weight in sorted(counter.items(), key=lambda kv: -kv[1])[:top]:
-                lines.append(f"  {100 * weight / self.total:5.1f}%  {key}")
+            for key, count in sorted(counter.items(), key=lambda kv: -kv[1])[:top]:
+                lines.append(f"  {100 * count / self.samples:5.1f}%  {key}")
         return "\n".join(lines)

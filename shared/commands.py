@@ -125,3 +125,82 @@ class SendCommand(BaseModel):
         )
         canonical = json.dumps(data, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+class BatchRecipient(BaseModel):
+    """One recipient of a templated batch: its address and its own variables."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    to: Any
+    vars: dict[str, Any] = Field(default_factory=dict)
+    message_id: str | None = None
+
+
+class SendBatchCommand(BaseModel):
+    """`mail.cmd.send_batch`: either `messages` (full send commands), or one template
+    with shared fields and a list of `recipients`. Intake fans it out into one message
+    per entry; each entry is accepted or rejected on its own."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    messages: list[dict[str, Any]] | None = Field(default=None, max_length=1000)
+    template: str | None = None
+    shared: dict[str, Any] = Field(default_factory=dict)
+    recipients: list[BatchRecipient] | None = Field(default=None, max_length=1000)
+
+    @model_validator(mode="after")
+    def _one_form(self) -> SendBatchCommand:
+        if (self.messages is None) == (self.recipients is None):
+            raise ValueError("give either 'messages' or 'template' + 'recipients'")
+        if self.recipients is not None and not self.template:
+            raise ValueError("'recipients' need a 'template'")
+        return self
+
+    def expand(self) -> list[dict[str, Any]]:
+        """The batch as plain send-command payloads, validated one by one later."""
+        if self.messages is not None:
+            return self.messages
+        assert self.recipients is not None
+        return [
+            {
+                **self.shared,
+                "template": self.template,
+                "to": r.to,
+                "vars": {**self.shared.get("vars", {}), **r.vars},
+                **({"message_id": r.message_id} if r.message_id else {}),
+            }
+            for r in self.recipients
+        ]
+
+
+class ResendCommand(BaseModel):
+    """`mail.cmd.resend`: a new message from an earlier one's content."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    message_id: str
+    new_message_id: str
+    rerender: bool = False
+
+    @field_validator("message_id", "new_message_id")
+    @classmethod
+    def _ids(cls, value: str) -> str:
+        if not MESSAGE_ID_RE.match(value):
+            raise ValueError("message ids are 1-128 characters of [A-Za-z0-9_-]")
+        return value
+
+
+class SuppressCommand(BaseModel):
+    """`mail.cmd.suppress` / `mail.cmd.unsuppress`: manual changes to the suppression set."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    address: str
+    scope: str = Field(default="", max_length=64)
+    reason: str = Field(default="manual", max_length=500)
+
+    @field_validator("address")
+    @classmethod
+    def _address(cls, value: str) -> str:
+        return parse_mailbox(value).email.lower()

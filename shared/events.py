@@ -65,6 +65,10 @@ class Accepted(EventBase):
     tags: tuple[str, ...] = ()
     idempotency_key: str | None = None
     command_seq: int | None = None
+    # A resend: the message whose content this one reuses. Without `rerender` the
+    # renderer copies that message's rendered content instead of rendering again.
+    resend_of: str | None = None
+    rerender: bool = False
 
 
 class Rejected(EventBase):
@@ -188,6 +192,26 @@ class Resent(EventBase):
     new_message_id: str
 
 
+class SuppressionAdded(EventBase):
+    """An address joins the suppression set. `message_id` is the address's aggregate
+    id (subjects.suppression_aggregate); `cause_message_id` the mail that led to it."""
+
+    type: Literal["suppression_added"] = "suppression_added"
+    address: str
+    scope: str = ""
+    reason: str
+    source: Literal["manual", "bounce", "complaint", "unsubscribe"] = "manual"
+    cause_message_id: str | None = None
+    expires_at: datetime | None = None
+
+
+class SuppressionRemoved(EventBase):
+    type: Literal["suppression_removed"] = "suppression_removed"
+    address: str
+    scope: str = ""
+    reason: str = "manual"
+
+
 Event = Annotated[
     Accepted
     | Rejected
@@ -205,7 +229,9 @@ Event = Annotated[
     | Opened
     | Clicked
     | Unsubscribed
-    | Resent,
+    | Resent
+    | SuppressionAdded
+    | SuppressionRemoved,
     Field(discriminator="type"),
 ]
 

@@ -1,5 +1,6 @@
 """Stream names and subject builders: the one place that spells NATS subjects."""
 
+import hashlib
 import re
 
 CMD_STREAM = "MAIL_CMD"
@@ -8,6 +9,9 @@ EVT_STREAM = "MAIL_EVT"
 CMD_PREFIX = "mail.cmd"
 CMD_SEND = "mail.cmd.send"
 CMD_SEND_BATCH = "mail.cmd.send_batch"
+CMD_RESEND = "mail.cmd.resend"
+CMD_SUPPRESS = "mail.cmd.suppress"
+CMD_UNSUPPRESS = "mail.cmd.unsuppress"
 
 EVT_PREFIX = "mail.evt"
 
@@ -16,6 +20,13 @@ SUPPRESSION_BUCKET = "mail_suppressions"
 
 # A message id is one subject token: letters, digits, '-' and '_' only.
 MESSAGE_ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
+
+
+def suppression_aggregate(address: str, scope: str = "") -> str:
+    """The aggregate id of an address's suppression entry: events about an address,
+    not a message, still get one subject family (`mail.evt.sup-<hash>.*`)."""
+    digest = hashlib.sha256(f"{address.lower()}|{scope}".encode()).hexdigest()[:32]
+    return f"sup-{digest}"
 
 
 def event_subject(message_id: str, event_type: str) -> str:

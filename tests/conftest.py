@@ -7,20 +7,26 @@ import contextlib
 import os
 import subprocess
 import sys
+import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
+import nats
+import psycopg
 import pytest
 from nats.aio.client import Client
 from nats.js import JetStreamContext
+from psycopg import sql
 
-import nats
 from services.capture import CaptureSink
 from services.runner import SERVICES, build_env, run_services
-from shared.embedded import EmbeddedNats
+from shared.embedded import EmbeddedNats, embedded_postgres
+from shared.migrate import migrate
 from shared.nats_setup import apply_definitions, load_definitions
+from shared.paths import MIGRATIONS_DIR
 from shared.settings import Settings, load_settings
 
 
@@ -149,3 +155,29 @@ def spawn() -> Iterator[Callable[..., subprocess.Popen[bytes]]]:
             except subprocess.TimeoutExpired:
                 child.kill()
                 child.wait()
+
+
+@pytest.fixture(scope="session")
+def pg_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """One real PostgreSQL for the session; each test gets its own database."""
+    with embedded_postgres(tmp_path_factory.mktemp("pg")) as url:
+        yield url
+
+
+@pytest.fixture
+async def database_url(pg_server: str) -> AsyncIterator[str]:
+    """A fresh, migrated database, dropped after the test."""
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    async with await psycopg.AsyncConnection.connect(pg_server, autocommit=True) as conn:
+        await conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    url = with_database(pg_server, name)
+    await migrate(url, MIGRATIONS_DIR)
+    yield url
+    async with await psycopg.AsyncConnection.connect(pg_server, autocommit=True) as conn:
+        await conn.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+def with_database(url: str, name: str) -> str:
+    """The same server URL pointing at another database."""
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(path=f"/{name}"))

@@ -7,6 +7,7 @@ import uuid
 from typing import Any
 
 import nats
+
 from shared.subjects import CMD_SEND, CMD_STREAM
 
 

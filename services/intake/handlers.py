@@ -6,29 +6,22 @@ the command with a delay; bad input never raises, it becomes `rejected`.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 from dataclasses import dataclass
 
 from faststream.nats import NatsMessage
 from nats.js import JetStreamContext
-from nats.js.errors import KeyWrongLastSequenceError
 from nats.js.kv import KeyValue
 
 from services.intake.logic import CommandContext, Decision, accept, decide, reject
 from shared.consumers import TRANSIENT_ERRORS, retry_delay
 from shared.eventlog import append, has_event
 from shared.events import Accepted, Rejected
+from shared.idempotency import claim
 from shared.mailbox import Mailbox
 from shared.subjects import CMD_SEND
 
 log = logging.getLogger("jetpost.intake")
-
-
-def idempotency_kv_key(key: str) -> str:
-    """KV keys allow a narrow alphabet; the caller's key may hold anything."""
-    return hashlib.sha256(key.encode()).hexdigest()
 
 
 @dataclass
@@ -77,25 +70,17 @@ class Intake:
             log.info("command seq=%s rejected: %s", ctx.seq, event.reason)
 
     async def _claim_key(self, decision: Decision, ctx: CommandContext, raw: bytes) -> Decision:
-        """Bind the idempotency key to this message and body, or find who holds it:
-        the same body is the same message again; another body is refused."""
+        """The same key with the same content is the same message again; with other
+        content the command is refused."""
         command = decision.command
         assert command is not None and command.idempotency_key is not None
-        key = idempotency_kv_key(command.idempotency_key)
-        body_hash = command.body_hash()
-        claim = {"message_id": decision.event.message_id, "body_hash": body_hash}
-        try:
-            await self.idempotency.create(key, json.dumps(claim).encode())
-            return decision
-        except KeyWrongLastSequenceError:
-            entry = await self.idempotency.get(key)
-        held = json.loads(entry.value or b"{}")
-        if held.get("body_hash") != body_hash:
-            return reject(
-                ctx,
-                raw,
-                "idempotency_key: already used with a different body "
-                f"(message {held.get('message_id')})",
-                decision.event.message_id,
+        held = await claim(
+            self.idempotency, command.idempotency_key, decision.event.message_id,
+            command.body_hash(),
+        )  # fmt: skip
+        if not held.same_body:
+            reason = (
+                f"idempotency_key: already used with a different body (message {held.message_id})"
             )
-        return Decision(accept(command, ctx, held["message_id"]), command)
+            return reject(ctx, raw, reason, decision.event.message_id)
+        return Decision(accept(command, ctx, held.message_id), command)

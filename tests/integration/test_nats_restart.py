@@ -6,9 +6,9 @@ from __future__ import annotations
 import json
 import uuid
 
+import nats
 from nats.js import JetStreamContext
 
-import nats
 from services.capture import CaptureSink
 from shared.embedded import EmbeddedNats
 from shared.subjects import CMD_SEND, CMD_STREAM
