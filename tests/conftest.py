@@ -21,6 +21,7 @@ from nats.aio.client import Client
 from nats.js import JetStreamContext
 from psycopg import sql
 
+from projections.runner import run_projections
 from services.capture import CaptureSink
 from services.runner import SERVICES, build_env, run_services
 from shared.embedded import EmbeddedNats, embedded_postgres
@@ -181,3 +182,53 @@ def with_database(url: str, name: str) -> str:
     """The same server URL pointing at another database."""
     parts = urlsplit(url)
     return urlunsplit(parts._replace(path=f"/{name}"))
+
+
+@dataclass
+class Projector:
+    """The projection runner in this process, folding MAIL_EVT into `database_url`."""
+
+    database_url: str
+    nats_url: str
+    task: asyncio.Task[None] | None = None
+    stop_event: asyncio.Event | None = None
+
+    async def start(self) -> None:
+        self.stop_event, started = asyncio.Event(), asyncio.Event()
+        self.task = asyncio.create_task(
+            run_projections(self.database_url, self.nats_url, self.stop_event, started)
+        )
+        ready = asyncio.create_task(started.wait())
+        await asyncio.wait([self.task, ready], timeout=30, return_when=asyncio.FIRST_COMPLETED)
+        ready.cancel()
+        if self.task.done():
+            self.task.result()
+        assert started.is_set(), "projections did not start within 30s"
+
+    async def stop(self) -> None:
+        if self.task is not None and self.stop_event is not None:
+            self.stop_event.set()
+            await asyncio.wait_for(self.task, 20)
+        self.task = None
+
+    async def caught_up(self, js: JetStreamContext, timeout: float = 30.0) -> None:
+        """Bounded wait until every checkpoint reaches the stream's last sequence."""
+        async with asyncio.timeout(timeout):
+            while True:
+                head = (await js.stream_info("MAIL_EVT")).state.last_seq
+                async with await psycopg.AsyncConnection.connect(self.database_url) as conn:
+                    cur = await conn.execute("SELECT min(last_seq) FROM projection_checkpoints")
+                    row = await cur.fetchone()
+                if row is not None and row[0] is not None and row[0] >= head:
+                    return
+                await asyncio.sleep(0.05)
+
+
+@pytest.fixture
+async def projector(
+    database_url: str, settings: Settings, js: JetStreamContext
+) -> AsyncIterator[Projector]:
+    running = Projector(database_url, settings.nats_address)
+    await running.start()
+    yield running
+    await running.stop()

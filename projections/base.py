@@ -1,0 +1,40 @@
+"""What a projection is: named tables it owns, and how a batch of events changes them.
+
+A projection never commits: the runner calls `apply` inside the one transaction that
+also moves the projection's checkpoint, so rows and position move together.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from psycopg import AsyncConnection, sql
+
+from shared.events import Event
+
+
+@dataclass(frozen=True, slots=True)
+class Stored:
+    """An event as read from MAIL_EVT: its stream sequence, raw JSON and model."""
+
+    seq: int
+    raw: bytes
+    event: Event
+
+
+class Tables:
+    """Logical table name -> the physical one being written (live or a replay copy)."""
+
+    def __init__(self, suffix: str = "") -> None:
+        self.suffix = suffix
+
+    def __call__(self, name: str) -> sql.Identifier:
+        return sql.Identifier(name + self.suffix)
+
+
+class Projection(Protocol):
+    name: str
+    tables: tuple[str, ...]
+
+    async def apply(self, conn: AsyncConnection, batch: list[Stored], tables: Tables) -> None: ...

@@ -1,0 +1,127 @@
+"""`messages` (one row per message: its folded state) and `daily_stats` (outcome
+counts per day and template).
+
+Per batch: load the rows of the batch's messages, fold the new events onto them
+(shared.fold, the same fold the API's `as_of` reads use), and write them back with
+one COPY into a staging table and one upsert.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import date
+from typing import Any
+
+from psycopg import AsyncConnection, sql
+from psycopg.rows import dict_row
+
+from projections.base import Stored, Tables
+from shared.fold import MessageState, apply
+
+# Events counted in daily_stats (by the day they happened).
+COUNTED = frozenset({
+    "accepted", "rejected", "suppressed", "rendered", "render_failed", "delivered",
+    "deferred", "bounced", "failed", "cancelled", "complained", "opened", "clicked",
+    "unsubscribed",
+})  # fmt: skip
+IGNORED = frozenset({"suppression_added", "suppression_removed"})  # address events
+
+# messages columns, in table order, and how each comes from a state.
+COLUMNS = (
+    "id", "status", "created_at", "updated_at", "sender", "to_addrs", "cc_addrs",
+    "bcc_addrs", "rcpt_domains", "subject", "template", "template_version", "tags",
+    "attempts", "last_smtp_code", "last_error", "accepted_at", "rendered_at", "delivered_at",
+    "bounced_at", "failed_at", "opens", "first_opened_at", "clicks", "first_clicked_at",
+    "complained_at", "unsubscribed_at", "resent_as", "last_event_at", "last_seq",
+)  # fmt: skip
+RENAMED = {"id": "message_id", "to_addrs": "to", "cc_addrs": "cc", "bcc_addrs": "bcc"}
+STATE_FIELDS = [RENAMED.get(c, c) for c in COLUMNS if c not in ("rcpt_domains", "last_seq")]
+
+
+def to_row(state: MessageState, last_seq: int) -> tuple[Any, ...]:
+    values = state.model_dump()
+    domains = sorted({a.rpartition("@")[2].lower() for a in (*state.to, *state.cc, *state.bcc)})
+    row: list[Any] = []
+    for column in COLUMNS:
+        if column == "rcpt_domains":
+            row.append(domains)
+        elif column == "last_seq":
+            row.append(last_seq)
+        else:
+            value = values[RENAMED.get(column, column)]
+            row.append(list(value) if isinstance(value, tuple) else value)
+    return tuple(row)
+
+
+def from_row(row: dict[str, Any]) -> MessageState:
+    return MessageState(**{RENAMED.get(c, c): row[c] for c in COLUMNS
+                           if c not in ("rcpt_domains", "last_seq")})  # fmt: skip
+
+
+class MessagesProjection:
+    name = "messages"
+    tables: tuple[str, ...] = ("messages", "daily_stats")
+
+    async def apply(self, conn: AsyncConnection, batch: list[Stored], tables: Tables) -> None:
+        items = [i for i in batch if i.event.type not in IGNORED]
+        if not items:
+            return
+        ids = list({i.event.message_id for i in items})
+        async with conn.cursor(row_factory=dict_row) as cur:
+            await cur.execute(
+                sql.SQL("SELECT * FROM {} WHERE id = ANY(%s)").format(tables("messages")), (ids,)
+            )
+            states = {r["id"]: from_row(r) for r in await cur.fetchall()}
+        last_seq: dict[str, int] = {}
+        counts: Counter[tuple[date, str, str]] = Counter()
+        for item in items:
+            e = item.event
+            state = states.get(e.message_id) or MessageState(message_id=e.message_id)
+            states[e.message_id] = state = apply(state, e)
+            last_seq[e.message_id] = item.seq
+            if e.type in COUNTED:
+                counts[(e.occurred_at.date(), state.template or "", e.type)] += 1
+        await self._upsert(conn, tables, [to_row(states[m], s) for m, s in last_seq.items()])
+        await self._count(conn, tables, counts)
+
+    async def _upsert(
+        self, conn: AsyncConnection, tables: Tables, rows: list[tuple[Any, ...]]
+    ) -> None:
+        target = tables("messages")
+        stage = sql.Identifier("messages_stage")
+        cols = sql.SQL(", ").join(map(sql.Identifier, COLUMNS))
+        updates = sql.SQL(", ").join(
+            sql.SQL("{0} = EXCLUDED.{0}").format(sql.Identifier(c)) for c in COLUMNS[1:]
+        )
+        async with conn.cursor() as cur:
+            await cur.execute(
+                sql.SQL(
+                    "CREATE TEMP TABLE IF NOT EXISTS {} (LIKE messages INCLUDING DEFAULTS)"
+                    " ON COMMIT DELETE ROWS"
+                ).format(stage)
+            )
+            async with cur.copy(sql.SQL("COPY {} ({}) FROM STDIN").format(stage, cols)) as out:
+                for row in rows:
+                    await out.write_row(row)
+            await cur.execute(
+                sql.SQL(
+                    "INSERT INTO {target} ({cols}) SELECT {cols} FROM {stage}"
+                    " ON CONFLICT (id) DO UPDATE SET {updates}"
+                ).format(target=target, cols=cols, stage=stage, updates=updates)
+            )
+
+    async def _count(
+        self, conn: AsyncConnection, tables: Tables, counts: Counter[tuple[date, str, str]]
+    ) -> None:
+        if not counts:
+            return
+        days, templates, outcomes = (list(x) for x in zip(*counts, strict=True))
+        await conn.execute(
+            sql.SQL(
+                "INSERT INTO {0} (day, template, outcome, count)"
+                " SELECT * FROM unnest(%s::date[], %s::text[], %s::text[], %s::bigint[])"
+                " ON CONFLICT (day, template, outcome)"
+                " DO UPDATE SET count = {0}.count + EXCLUDED.count"
+            ).format(tables("daily_stats")),
+            (days, templates, outcomes, list(counts.values())),
+        )

@@ -1,0 +1,139 @@
+"""`jetpost replay`: rebuild read models from sequence 1 into fresh tables, then swap
+them in, so readers never see a half-built model.
+
+The build runs beside the live projections. The swap takes the checkpoint rows'
+locks (the live runner waits on them between its batches), applies the last events
+that arrived meanwhile, replaces the live tables and sets the checkpoints, all in
+one transaction.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import psycopg
+from nats.js import JetStreamContext
+from psycopg import AsyncConnection, sql
+
+from projections.base import Projection, Tables
+from projections.reader import EventReader
+from projections.runner import apply_batch, checkpoints
+from shared.subjects import EVT_STREAM
+
+SUFFIX = "__replay"
+
+
+@dataclass
+class ReplayResult:
+    events: int
+    last_seq: int
+    seconds: float
+
+    @property
+    def rate(self) -> float:
+        return self.events / self.seconds if self.seconds > 0 else 0.0
+
+
+Progress = Callable[[int, int], None]  # (events done, events expected)
+
+
+async def _last_seq(js: JetStreamContext) -> int:
+    return int((await js.stream_info(EVT_STREAM)).state.last_seq)
+
+
+async def _prepare(conn: AsyncConnection, projections: Sequence[Projection]) -> None:
+    for projection in projections:
+        for table in projection.tables:
+            await conn.execute(
+                sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(table + SUFFIX))
+            )
+            await conn.execute(
+                sql.SQL("CREATE TABLE {} (LIKE {} INCLUDING ALL)").format(
+                    sql.Identifier(table + SUFFIX), sql.Identifier(table)
+                )
+            )
+
+
+async def _swap(conn: AsyncConnection, table: str) -> None:
+    """Replace `table` by its replay copy, and give the copy's indexes the old names."""
+    cur = await conn.execute(
+        "SELECT indexname FROM pg_indexes WHERE tablename = %s", (table + SUFFIX,)
+    )
+    renames = [(name, name.replace(table + SUFFIX, table, 1)) for (name,) in await cur.fetchall()]
+    constraints = await conn.execute(
+        "SELECT conname FROM pg_constraint WHERE conrelid = %s::regclass AND contype = 'p'",
+        (table + SUFFIX,),
+    )
+    pkeys = [name for (name,) in await constraints.fetchall()]
+    await conn.execute(sql.SQL("DROP TABLE {}").format(sql.Identifier(table)))
+    await conn.execute(
+        sql.SQL("ALTER TABLE {} RENAME TO {}").format(
+            sql.Identifier(table + SUFFIX), sql.Identifier(table)
+        )
+    )
+    for old, new in renames:
+        if old in pkeys:
+            await conn.execute(
+                sql.SQL("ALTER TABLE {} RENAME CONSTRAINT {} TO {}").format(
+                    sql.Identifier(table), sql.Identifier(old), sql.Identifier(new)
+                )
+            )
+        else:
+            await conn.execute(
+                sql.SQL("ALTER INDEX {} RENAME TO {}").format(
+                    sql.Identifier(old), sql.Identifier(new)
+                )
+            )
+
+
+async def replay(
+    database_url: str,
+    js: JetStreamContext,
+    projections: Sequence[Projection],
+    progress: Progress | None = None,
+    max_batch: int = 5000,
+) -> ReplayResult:
+    names = [p.name for p in projections]
+    tables = Tables(SUFFIX)
+    positions = dict.fromkeys(names, 0)
+    started = time.perf_counter()
+    done = 0
+    async with await psycopg.AsyncConnection.connect(database_url) as conn:
+        async with conn.transaction():
+            await _prepare(conn, projections)
+        reader = EventReader(js, 1, max_batch=max_batch)
+        await reader.start()
+        try:
+            target = await _last_seq(js)
+
+            async def build_until(seq: int) -> None:
+                nonlocal done
+                while max(positions.values(), default=0) < seq:
+                    batch = await reader.next_batch(timeout=5.0)
+                    if not batch:
+                        raise TimeoutError(f"MAIL_EVT stopped short of sequence {seq}")
+                    await apply_batch(conn, projections, batch, tables, positions)
+                    done += len(batch)
+                    if progress is not None:
+                        progress(done, seq)
+
+            # build outside the swap's locks, one transaction per batch
+            while max(positions.values(), default=0) < target:
+                async with conn.transaction():
+                    await build_until(min(target, max(positions.values()) + max_batch))
+            async with conn.transaction():
+                await checkpoints(conn, names, lock=True)  # live projections wait here
+                await build_until(await _last_seq(js))
+                for projection in projections:
+                    for table in projection.tables:
+                        await _swap(conn, table)
+                await conn.execute(
+                    "UPDATE projection_checkpoints SET last_seq = %s, updated_at = now()"
+                    " WHERE name = ANY(%s)",
+                    (max(positions.values(), default=0), names),
+                )
+        finally:
+            await reader.stop()
+    return ReplayResult(done, max(positions.values(), default=0), time.perf_counter() - started)

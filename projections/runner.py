@@ -1,0 +1,117 @@
+"""Keeps the read models folded up to the head of MAIL_EVT.
+
+One reader feeds every projection (each event is parsed once); each batch is one
+Postgres transaction that locks the projections' checkpoint rows, lets every
+projection apply the events above its own checkpoint, and moves the checkpoints.
+The read model owns its position: restart, crash or replay, it resumes from what
+was committed, and nothing at or below a checkpoint is applied twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Sequence
+
+import nats
+import psycopg
+from psycopg import AsyncConnection
+
+from projections.base import Projection, Stored, Tables
+from projections.messages import MessagesProjection
+from projections.reader import EventReader
+from projections.suppressions import SuppressionsProjection
+from projections.timeline import TimelineProjection
+
+log = logging.getLogger("jetpost.projections")
+
+PROJECTIONS: dict[str, Projection] = {
+    p.name: p for p in (MessagesProjection(), TimelineProjection(), SuppressionsProjection())
+}
+
+
+async def checkpoints(
+    conn: AsyncConnection, names: Sequence[str], lock: bool = False
+) -> dict[str, int]:
+    await conn.execute(
+        "INSERT INTO projection_checkpoints (name) SELECT unnest(%s::text[])"
+        " ON CONFLICT (name) DO NOTHING",
+        (list(names),),
+    )
+    query = "SELECT name, last_seq FROM projection_checkpoints WHERE name = ANY(%s) ORDER BY name"
+    cur = await conn.execute(query + (" FOR UPDATE" if lock else ""), (list(names),))
+    return {name: seq for name, seq in await cur.fetchall()}
+
+
+async def apply_batch(
+    conn: AsyncConnection,
+    projections: Sequence[Projection],
+    batch: list[Stored],
+    tables: Tables,
+    positions: dict[str, int],
+) -> None:
+    """Apply to each projection what lies above its position; caller owns the transaction."""
+    for projection in projections:
+        fresh = [item for item in batch if item.seq > positions[projection.name]]
+        if fresh:
+            await projection.apply(conn, fresh, tables)
+            positions[projection.name] = fresh[-1].seq
+
+
+async def write_checkpoints(conn: AsyncConnection, positions: dict[str, int]) -> None:
+    await conn.execute(
+        "UPDATE projection_checkpoints AS c SET last_seq = p.seq, updated_at = now()"
+        " FROM unnest(%s::text[], %s::bigint[]) AS p(name, seq)"
+        " WHERE c.name = p.name AND p.seq > c.last_seq",
+        (list(positions), list(positions.values())),
+    )
+
+
+async def project_once(conn: AsyncConnection, projections: Sequence[Projection],
+                       batch: list[Stored]) -> None:  # fmt: skip
+    """One batch in one transaction, checkpoints included."""
+    async with conn.transaction():
+        positions = await checkpoints(conn, [p.name for p in projections], lock=True)
+        await apply_batch(conn, projections, batch, Tables(), positions)
+        await write_checkpoints(conn, positions)
+
+
+async def run_projections(
+    database_url: str,
+    nats_url: str,
+    stop: asyncio.Event,
+    started: asyncio.Event | None = None,
+    names: Sequence[str] = tuple(PROJECTIONS),
+) -> None:
+    projections = [PROJECTIONS[n] for n in names]
+    nc = await nats.connect(nats_url, max_reconnect_attempts=-1, reconnect_time_wait=1)
+    try:
+        while not stop.is_set():
+            try:
+                await _follow(database_url, nc.jetstream(), projections, stop, started)
+            except (psycopg.OperationalError, nats.errors.Error) as exc:
+                log.warning("projections paused, retrying: %r", exc)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), timeout=1.0)
+    finally:
+        await nc.close()
+
+
+async def _follow(database_url: str, js: nats.js.JetStreamContext,
+                  projections: Sequence[Projection], stop: asyncio.Event,
+                  started: asyncio.Event | None) -> None:  # fmt: skip
+    async with await psycopg.AsyncConnection.connect(database_url) as conn:
+        async with conn.transaction():
+            start = min((await checkpoints(conn, [p.name for p in projections])).values())
+        reader = EventReader(js, start + 1)
+        await reader.start()
+        if started is not None:
+            started.set()
+        try:
+            while not stop.is_set():
+                batch = await reader.next_batch(timeout=0.5)
+                if batch:
+                    await project_once(conn, projections, batch)
+        finally:
+            await reader.stop()
