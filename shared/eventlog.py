@@ -14,8 +14,9 @@ from collections.abc import Sequence
 from nats.js import JetStreamContext
 from nats.js.api import PubAck
 from nats.js.errors import NotFoundError
+from pydantic import ValidationError
 
-from shared.events import Event
+from shared.events import Event, parse_event
 from shared.subjects import EVT_STREAM, event_msg_id, event_subject
 
 
@@ -46,3 +47,15 @@ async def first_of(js: JetStreamContext, message_id: str, event_types: Sequence[
     """The first of `event_types` the message already has (checked together), or None."""
     found = await asyncio.gather(*(has_event(js, message_id, t) for t in event_types))
     return next((t for t, ok in zip(event_types, found, strict=True) if ok), None)
+
+
+async def last_event(js: JetStreamContext, message_id: str, event_type: str) -> Event | None:
+    """The message's latest event of a type, read straight from the log; None when it
+    has none (or it cannot be read by this version)."""
+    try:
+        stored = await js.get_last_msg(
+            EVT_STREAM, event_subject(message_id, event_type), direct=True
+        )
+        return parse_event(stored.data or b"")
+    except (NotFoundError, ValidationError, ValueError):
+        return None

@@ -78,6 +78,14 @@ class Settings(BaseSettings):
     evt_max_age: float | None = Field(default=None, ge=0)
     fetch_batch: int = Field(default=64, ge=1, le=1024)
     log_level: str = "INFO"
+    # The HTTP API (`jetpost run api`, and `jetpost dev`).
+    api_host: str = Field(default="127.0.0.1", min_length=1)
+    api_port: int = Field(default=8025, ge=0, le=65535)
+    api_timeout: float = Field(default=5.0, gt=0, le=60)  # NATS publish / Postgres wait
+    api_pool_size: int = Field(default=10, ge=1, le=200)
+    api_key_cache_ttl: float = Field(default=10.0, ge=0, le=3600)  # a revoked key works this long
+    # /readyz fails while a projection is more than this many events behind MAIL_EVT.
+    ready_max_lag: int = Field(default=1000, ge=0)
 
     @field_validator("smtp_url")
     @classmethod

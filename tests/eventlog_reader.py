@@ -60,3 +60,17 @@ async def wait_for_any(
     finally:
         for w in waits:
             w.cancel()
+
+
+async def wait_for_count(
+    js: JetStreamContext, n: int, subject: str = "mail.evt.>", timeout: float = 60.0
+) -> None:
+    """Wait until `subject` has had n events, counting them as they are delivered."""
+    sub = await js.subscribe(subject, stream=EVT_STREAM, ordered_consumer=True,
+                             config=ConsumerConfig(deliver_policy=DeliverPolicy.ALL))  # fmt: skip
+    try:
+        async with asyncio.timeout(timeout):
+            for _ in range(n):
+                await sub.next_msg(timeout=timeout)
+    finally:
+        await sub.unsubscribe()

@@ -1,11 +1,12 @@
 """intake's subscriber: parse, decide, append, then ack.
 
-A command is acked only once its event is in MAIL_EVT. Transient NATS errors nak
-the command with a delay; bad input never raises, it becomes `rejected`.
+A command is acked only once all its events are in MAIL_EVT. Transient NATS errors
+nak the command with a delay; bad input never raises, it becomes `rejected`.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass
 
@@ -14,12 +15,24 @@ from nats.js import JetStreamContext
 from nats.js.kv import KeyValue
 
 from services.intake.logic import CommandContext, Decision, accept, decide, reject
+from services.intake.other_commands import (
+    decide_batch,
+    decide_suppression,
+    parse_resend,
+    resend,
+)
 from shared.consumers import TRANSIENT_ERRORS, retry_delay
-from shared.eventlog import append, has_event
+from shared.eventlog import append, has_event, last_event
 from shared.events import Accepted, Rejected
 from shared.idempotency import claim
 from shared.mailbox import Mailbox
-from shared.subjects import CMD_SEND
+from shared.subjects import (
+    CMD_RESEND,
+    CMD_SEND,
+    CMD_SEND_BATCH,
+    CMD_SUPPRESS,
+    CMD_UNSUPPRESS,
+)
 
 log = logging.getLogger("jetpost.intake")
 
@@ -41,31 +54,50 @@ class Intake:
             default_sender=self.default_sender,
             templates=self.templates,
         )
-        if raw.subject != CMD_SEND:
-            decision = reject(ctx, raw.data, f"unsupported command subject {raw.subject!r}")
-        else:
-            decision = decide(raw.data, ctx)
         try:
-            await self.record(decision, ctx, raw.data, redelivered=meta.num_delivered > 1)
+            decisions = await self.decide(raw.subject, raw.data, ctx)
+            await asyncio.gather(
+                *(self.record(d, ctx, raw.data, redelivered=meta.num_delivered > 1)
+                  for d in decisions)
+            )  # fmt: skip
         except TRANSIENT_ERRORS as exc:
             log.warning("command seq=%s not recorded, will retry: %r", ctx.seq, exc)
             await msg.nack(delay=retry_delay(meta.num_delivered))
             return
         await msg.ack()
 
+    async def decide(self, subject: str, data: bytes, ctx: CommandContext) -> list[Decision]:
+        if subject == CMD_SEND:
+            return [decide(data, ctx)]
+        if subject == CMD_SEND_BATCH:
+            return decide_batch(data, ctx)
+        if subject in (CMD_SUPPRESS, CMD_UNSUPPRESS):
+            return [decide_suppression(data, ctx, remove=subject == CMD_UNSUPPRESS)]
+        if subject == CMD_RESEND:
+            command = parse_resend(data, ctx)
+            if isinstance(command, Decision):
+                return [command]
+            original = await last_event(self.js, command.message_id, "accepted")
+            if not isinstance(original, Accepted):
+                reason = f"message_id: no message {command.message_id!r} to resend"
+                return [reject(ctx, data, reason, command.new_message_id)]
+            return resend(original, command, ctx)
+        return [reject(ctx, data, f"unsupported command subject {subject!r}")]
+
     async def record(
         self, decision: Decision, ctx: CommandContext, raw: bytes, *, redelivered: bool
     ) -> None:
         event = decision.event
+        check_log = redelivered and decision.n == 1
         if isinstance(event, Accepted) and decision.command and decision.command.idempotency_key:
             event = (await self._claim_key(decision, ctx, raw)).event
-            redelivered = True  # the key may have been claimed by an earlier delivery
+            check_log = True  # the key may have been claimed by an earlier delivery
         elif decision.command and decision.command.message_id:
-            redelivered = True  # a caller-chosen id may have been sent before
-        if redelivered and await has_event(self.js, event.message_id, event.type):
+            check_log = True  # a caller-chosen id may have been sent before
+        if check_log and await has_event(self.js, event.message_id, event.type):
             log.info("command seq=%s already recorded as %s", ctx.seq, event.message_id)
             return
-        await append(self.js, event)
+        await append(self.js, event, decision.n)
         if isinstance(event, Rejected):
             log.info("command seq=%s rejected: %s", ctx.seq, event.reason)
 

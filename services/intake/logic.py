@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import json
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
+from typing import Any
 
 from pydantic import ValidationError
 
 from shared.commands import SendCommand
-from shared.events import Accepted, Envelope, Rejected, event_id_for
+from shared.events import Accepted, Envelope, Event, Rejected, event_id_for
 from shared.mailbox import Mailbox
 from shared.subjects import MESSAGE_ID_RE
 
@@ -29,6 +30,7 @@ class CommandContext:
     stored_at: datetime | None
     default_sender: Mailbox
     templates: frozenset[str]
+    entry: int | None = None  # position in a batch
 
     def fallback_id(self) -> str:
         """An id for a command that names none: derived from where the command sits in
@@ -36,13 +38,17 @@ class CommandContext:
         if self.seq is None:
             return uuid.uuid4().hex
         stamp = self.stored_at.isoformat() if self.stored_at else ""
-        return uuid.uuid5(_COMMAND_NS, f"{self.seq}:{stamp}").hex
+        return uuid.uuid5(_COMMAND_NS, f"{self.seq}:{stamp}:{self.entry}").hex
+
+    def for_entry(self, index: int) -> CommandContext:
+        return replace(self, entry=index)
 
 
 @dataclass(frozen=True)
 class Decision:
-    event: Accepted | Rejected
+    event: Event
     command: SendCommand | None = None
+    n: int = 1  # the append's dedup counter (subjects.event_msg_id)
 
 
 def describe(exc: ValidationError) -> str:
@@ -79,13 +85,25 @@ def _claimed_id(payload: object) -> str | None:
     return None
 
 
-def decide(raw: bytes, ctx: CommandContext) -> Decision:
+def load_object(raw: bytes) -> dict[str, Any] | str:
+    """The command's JSON object, or why there is none."""
     try:
         payload = json.loads(raw)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        return reject(ctx, raw, f"invalid JSON: {exc}")
+        return f"invalid JSON: {exc}"
     if not isinstance(payload, dict):
-        return reject(ctx, raw, "a send command is a JSON object")
+        return "a command is a JSON object"
+    return payload
+
+
+def decide(raw: bytes, ctx: CommandContext) -> Decision:
+    payload = load_object(raw)
+    if isinstance(payload, str):
+        return reject(ctx, raw, payload)
+    return decide_payload(payload, raw, ctx)
+
+
+def decide_payload(payload: dict[str, Any], raw: bytes, ctx: CommandContext) -> Decision:
     try:
         command = SendCommand.model_validate(payload)
     except ValidationError as exc:

@@ -10,10 +10,10 @@ from nats.js import JetStreamContext
 from pydantic import ValidationError
 
 from services.renderer.catalog import TemplateCatalog
-from services.renderer.render import render
+from services.renderer.render import render, reuse
 from shared.consumers import TRANSIENT_ERRORS, retry_delay
-from shared.eventlog import append, first_of
-from shared.events import Accepted, RenderFailed, event_id_for, parse_event
+from shared.eventlog import append, first_of, last_event
+from shared.events import Accepted, Rendered, RenderFailed, event_id_for, parse_event
 
 log = logging.getLogger("jetpost.renderer")
 
@@ -48,7 +48,7 @@ class Renderer:
                 accepted = parse_event(raw.data)
                 if not isinstance(accepted, Accepted):
                     raise TypeError(f"expected an accepted event, got {accepted.type}")
-                result = render(accepted, self.catalog, mail_domain=self.mail_domain)
+                result = await self.render(accepted)
             except (ValidationError, ValueError, TypeError) as exc:
                 result = unreadable(message_id, exc)
             await append(self.js, result)
@@ -59,3 +59,11 @@ class Renderer:
             await msg.nack(delay=retry_delay(meta.num_delivered))
             return
         await msg.ack()
+
+    async def render(self, accepted: Accepted) -> Rendered | RenderFailed:
+        """Render, or for a resend without `rerender`, reuse what the original sent."""
+        if accepted.resend_of and not accepted.rerender:
+            original = await last_event(self.js, accepted.resend_of, "rendered")
+            if isinstance(original, Rendered):
+                return reuse(accepted, original, mail_domain=self.mail_domain)
+        return render(accepted, self.catalog, mail_domain=self.mail_domain)

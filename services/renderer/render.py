@@ -136,3 +136,20 @@ def render(
         template_version=version,
         tags=accepted.tags,
     )
+
+
+def reuse(accepted: Accepted, original: Rendered, *, mail_domain: str) -> Rendered:
+    """A resend without re-rendering: the earlier message's content as it was sent,
+    with this message's own Message-ID and headers."""
+    return original.model_copy(
+        update={
+            "event_id": event_id_for(accepted.message_id, "rendered"),
+            "message_id": accepted.message_id,
+            "occurred_at": accepted.occurred_at,
+            "causation_id": accepted.event_id,
+            "correlation_id": accepted.correlation_id or accepted.message_id,
+            "envelope": accepted.envelope,
+            "headers": _headers(accepted, mail_domain),
+            "tags": accepted.tags,
+        }
+    )

@@ -5,7 +5,6 @@ share the durable consumer's work."""
 
 from __future__ import annotations
 
-import asyncio
 import email
 import json
 import signal
@@ -20,6 +19,7 @@ from services.capture import CaptureSink
 from shared.settings import Settings
 from shared.subjects import CMD_SEND, CMD_STREAM, EVT_STREAM
 from tests.conftest import Pipeline, service_env
+from tests.eventlog_reader import wait_for_count
 
 N = 300
 
@@ -27,19 +27,6 @@ N = 300
 async def count(js: JetStreamContext, event_type: str) -> int:
     info = await js.stream_info(EVT_STREAM, subjects_filter=f"mail.evt.*.{event_type}")
     return sum((info.state.subjects or {}).values())
-
-
-async def wait_count(js: JetStreamContext, event_type: str, n: int, timeout: float) -> None:
-    """Bounded wait for n events of a type, re-checking as events arrive."""
-    sub = await js.subscribe(f"mail.evt.*.{event_type}", stream=EVT_STREAM, ordered_consumer=True)
-    try:
-        async with asyncio.timeout(timeout):
-            seen = 0
-            while seen < n:
-                await sub.next_msg(timeout=timeout)
-                seen += 1
-    finally:
-        await sub.unsubscribe()
 
 
 async def test_sender_killed_and_restarted_delivers_everything(
@@ -68,7 +55,7 @@ async def test_sender_killed_and_restarted_delivers_everything(
         assert delivered_at_crash < N, "the crash came too late to prove anything"
         spawn(["run", "sender"], env, log)
         spawn(["run", "sender"], env, log)
-        await wait_count(js, "delivered", N, timeout=120)
+        await wait_for_count(js, N, "mail.evt.*.delivered", timeout=120)
     finally:
         await front.stop()
     assert await count(js, "delivered") == N

@@ -24,7 +24,9 @@ CTX = CommandContext(
 
 def run(command: Any) -> Accepted | Rejected:
     raw = command if isinstance(command, bytes) else json.dumps(command).encode()
-    return decide(raw, CTX).event
+    event = decide(raw, CTX).event
+    assert isinstance(event, Accepted | Rejected)
+    return event
 
 
 def test_valid_template_command_is_accepted_with_defaults() -> None:
