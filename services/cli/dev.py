@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator
-from dataclasses import replace
 
 from rich.console import Console
 
 from services.capture import CaptureSink
+from services.cli.processes import RUNNABLE, run_all
 from services.cli.stopping import stop_on_signals
-from services.runner import SERVICES, build_env, run_services
+from services.runner import build_env
 from shared.embedded import EmbeddedNats, embedded_postgres
 from shared.migrate import migrate
 from shared.settings import Settings
@@ -53,11 +53,13 @@ async def dev_stack(settings: Settings) -> AsyncIterator[dict[str, str]]:
 
 
 async def run_dev(settings: Settings, console: Console) -> None:
-    env = build_env(settings)  # a broken template stops us here, before anything starts
+    build_env(settings)  # a broken template stops us here, before anything starts
     stop = stop_on_signals()
     async with dev_stack(settings) as where:
-        if "capture folder" in where:
-            env = replace(env, settings=settings.model_copy(update={"smtp_url": where["SMTP"]}))
+        running = settings.model_copy(
+            update={"nats_url": where["NATS"], "database_url": where["database"]}
+            | ({"smtp_url": where["SMTP"]} if "capture folder" in where else {})
+        )
         console.print("[bold green]jetpost dev[/] is up:")
         for name, value in where.items():
             console.print(f"  {name:15} {value}", soft_wrap=True, highlight=False)
@@ -67,5 +69,5 @@ async def run_dev(settings: Settings, console: Console) -> None:
             soft_wrap=True,
         )
         console.print("Ctrl-C stops everything.")
-        await run_services(env, SERVICES, where["NATS"], stop)
+        await run_all(running, RUNNABLE, stop)
     console.print("stopped.")

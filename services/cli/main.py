@@ -11,10 +11,13 @@ from rich.console import Console
 
 from services.capture import CaptureSink
 from services.cli.dev import run_dev
+from services.cli.processes import RUNNABLE, run_all
+from services.cli.replay import run_replay
 from services.cli.send import build_command, publish_command
 from services.cli.stopping import stop_on_signals
+from services.cli.tap import add_inspect_arguments, add_tap_arguments, inspect_command, tap_command
 from services.renderer.catalog import CatalogError
-from services.runner import SERVICES, build_env, run_services
+from services.runner import build_env
 from shared.logs import configure_logging
 from shared.migrate import migrate
 from shared.nats_setup import apply_definitions, load_definitions
@@ -26,7 +29,7 @@ def parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
     sub.add_parser("dev", help="run everything on embedded defaults")
     run = sub.add_parser("run", help="run one or more services against JETPOST_NATS_URL")
-    run.add_argument("services", nargs="+", choices=SERVICES)
+    run.add_argument("services", nargs="+", choices=RUNNABLE)
     send = sub.add_parser("send", help="publish a send command; prints its message id")
     send.add_argument("--to", action="append", required=True)
     send.add_argument("--template")
@@ -39,7 +42,11 @@ def parser() -> argparse.ArgumentParser:
     send.add_argument("--idempotency-key")
     sub.add_parser("capture", help="run the SMTP capture sink alone (.eml files)")
     sub.add_parser("migrate", help="apply database migrations to JETPOST_DATABASE_URL")
+    replay = sub.add_parser("replay", help="rebuild read models from MAIL_EVT, then swap them in")
+    replay.add_argument("projections", nargs="*", metavar="NAME")
     sub.add_parser("streams", help="apply nats/ definitions and show stream state")
+    add_tap_arguments(sub.add_parser("tap", help="print MAIL_EVT events as they happen"))
+    add_inspect_arguments(sub.add_parser("inspect", help="print one message's timeline"))
     config = sub.add_parser("config", help="configuration")
     config.add_argument("action", choices=["check"])
     return p
@@ -47,7 +54,7 @@ def parser() -> argparse.ArgumentParser:
 
 async def _run(settings: Settings, names: Sequence[str]) -> None:
     stop = stop_on_signals()
-    await run_services(build_env(settings), names, settings.nats_address, stop)
+    await run_all(settings, names, stop)
 
 
 async def _capture(settings: Settings, console: Console) -> None:
@@ -99,8 +106,14 @@ def dispatch(args: argparse.Namespace, settings: Settings, console: Console) -> 
             raise ConfigError("JETPOST_DATABASE_URL: required for migrate")
         applied = asyncio.run(migrate(settings.database_url, settings.migrations_dir))
         console.print(f"applied {len(applied)} migration(s): {', '.join(applied) or '-'}")
+    elif args.command == "replay":
+        asyncio.run(run_replay(settings, args.projections, console))
     elif args.command == "streams":
         asyncio.run(_streams(settings, console))
+    elif args.command == "tap":
+        return tap_command(args, settings.nats_address, console)
+    elif args.command == "inspect":
+        return inspect_command(args, settings.nats_address, console)
     elif args.command == "config":
         build_env(settings)
         console.print("configuration OK")

@@ -67,6 +67,12 @@ def dev(tmp_path: Path, dev_env: dict[str, str]) -> Iterator[Callable[[], subpro
             proc.wait()
 
 
+def status_of(db_url: str, message_id: str) -> str | None:
+    with psycopg.connect(db_url) as conn:
+        row = conn.execute("SELECT status FROM messages WHERE id = %s", (message_id,)).fetchone()
+    return str(row[0]) if row else None
+
+
 def stop(proc: subprocess.Popen[bytes]) -> int:
     proc.send_signal(signal.SIGINT)
     return proc.wait(30)
@@ -90,6 +96,17 @@ def test_dev_send_capture_stop_restart(
     wait_until(lambda: any(capture.glob("*.eml")), 30, "a mail in the capture folder")
     mail = next(capture.glob("*.eml")).read_text()
     assert f"<{message_id}@example.com>" in mail and "Alice" in mail
+
+    db_url = re.search(r"database\s+(\S+)", (tmp_path / "dev.log").read_text())
+    assert db_url is not None
+    wait_until(lambda: status_of(db_url.group(1), message_id) == "delivered", 30,
+               "the messages read model to show the mail delivered")  # fmt: skip
+    replayed = subprocess.run(
+        [JETPOST, "replay"], env={**dev_env, "JETPOST_DATABASE_URL": db_url.group(1)},
+        capture_output=True, text=True, timeout=60, check=True,
+    )  # fmt: skip
+    assert re.search(r"replayed 4 events into messages, timeline, suppressions", replayed.stderr)
+    assert status_of(db_url.group(1), message_id) == "delivered"
     assert stop(proc) == 0
 
     proc = dev()  # restart on the same data

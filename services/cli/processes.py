@@ -1,0 +1,33 @@
+"""What `jetpost run` and `jetpost dev` start: any of the pipeline services (one
+FastStream broker) and the projection runner, side by side until `stop` is set.
+If one of them fails, the others are stopped and the error is raised."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+
+from projections.runner import run_projections
+from services.runner import SERVICES, build_env, run_services
+from shared.settings import ConfigError, Settings
+
+RUNNABLE = (*SERVICES, "projections")
+
+
+async def run_all(settings: Settings, names: Sequence[str], stop: asyncio.Event) -> None:
+    jobs = []
+    pipeline = [n for n in names if n in SERVICES]
+    if pipeline:
+        jobs.append(run_services(build_env(settings), pipeline, settings.nats_address, stop))
+    if "projections" in names:
+        if not settings.database_url:
+            raise ConfigError("JETPOST_DATABASE_URL: required to run projections")
+        jobs.append(run_projections(settings.database_url, settings.nats_address, stop))
+    tasks = [asyncio.create_task(job) for job in jobs]
+    try:
+        await asyncio.gather(*tasks)
+    finally:
+        stop.set()
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)

@@ -1,0 +1,46 @@
+"""`jetpost replay [NAME...]`: rebuild read models from the log, with a progress bar."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import nats
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from projections.replay import replay
+from projections.runner import PROJECTIONS
+from shared.migrate import migrate
+from shared.settings import ConfigError, Settings
+
+
+async def run_replay(settings: Settings, names: Sequence[str], console: Console) -> None:
+    if not settings.database_url:
+        raise ConfigError("JETPOST_DATABASE_URL: required for replay")
+    unknown = set(names) - set(PROJECTIONS)
+    if unknown:
+        raise ValueError(f"unknown projection(s) {sorted(unknown)}; known: {sorted(PROJECTIONS)}")
+    chosen = [PROJECTIONS[n] for n in names or PROJECTIONS]
+    await migrate(settings.database_url, settings.migrations_dir)
+    nc = await nats.connect(settings.nats_address, connect_timeout=5, max_reconnect_attempts=1)
+    columns = (
+        TextColumn("replaying"), BarColumn(), MofNCompleteColumn(),
+        TextColumn("{task.fields[rate]:>9,.0f} events/s"), TimeElapsedColumn(),
+    )  # fmt: skip
+    try:
+        with Progress(*columns, console=console, transient=True) as bar:
+            task = bar.add_task("replay", total=None, rate=0.0)
+
+            def progress(done: int, expected: int) -> None:
+                elapsed = bar.tasks[task].elapsed or 0.0
+                rate = done / elapsed if elapsed else 0.0
+                bar.update(task, completed=done, total=max(expected, done), rate=rate)
+
+            result = await replay(settings.database_url, nc.jetstream(), chosen, progress)
+    finally:
+        await nc.close()
+    console.print(
+        f"replayed {result.events:,} events into {', '.join(p.name for p in chosen)} "
+        f"in {result.seconds:.2f}s ({result.rate:,.0f} events/s), up to sequence {result.last_seq}",
+        soft_wrap=True,
+    )
