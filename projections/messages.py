@@ -100,6 +100,8 @@ class MessagesProjection:
                     " ON COMMIT DELETE ROWS"
                 ).format(stage)
             )
+            # empty even when the caller's transaction is a savepoint (no commit yet)
+            await cur.execute(sql.SQL("TRUNCATE {}").format(stage))
             async with cur.copy(sql.SQL("COPY {} ({}) FROM STDIN").format(stage, cols)) as out:
                 for row in rows:
                     await out.write_row(row)
