@@ -9,9 +9,10 @@ from collections.abc import Sequence
 
 from rich.console import Console
 
+from services.api.cli import add_keys_arguments, keys_command, run_with_api
 from services.capture import CaptureSink
 from services.cli.dev import run_dev
-from services.cli.processes import RUNNABLE, run_all
+from services.cli.processes import RUNNABLE
 from services.cli.replay import run_replay
 from services.cli.send import build_command, publish_command
 from services.cli.stopping import stop_on_signals
@@ -29,7 +30,7 @@ def parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
     sub.add_parser("dev", help="run everything on embedded defaults")
     run = sub.add_parser("run", help="run one or more services against JETPOST_NATS_URL")
-    run.add_argument("services", nargs="+", choices=RUNNABLE)
+    run.add_argument("services", nargs="+", choices=(*RUNNABLE, "api"))
     send = sub.add_parser("send", help="publish a send command; prints its message id")
     send.add_argument("--to", action="append", required=True)
     send.add_argument("--template")
@@ -47,6 +48,7 @@ def parser() -> argparse.ArgumentParser:
     sub.add_parser("streams", help="apply nats/ definitions and show stream state")
     add_tap_arguments(sub.add_parser("tap", help="print MAIL_EVT events as they happen"))
     add_inspect_arguments(sub.add_parser("inspect", help="print one message's timeline"))
+    add_keys_arguments(sub.add_parser("keys", help="API keys: create, list, revoke"))
     config = sub.add_parser("config", help="configuration")
     config.add_argument("action", choices=["check"])
     return p
@@ -54,7 +56,7 @@ def parser() -> argparse.ArgumentParser:
 
 async def _run(settings: Settings, names: Sequence[str]) -> None:
     stop = stop_on_signals()
-    await run_all(settings, names, stop)
+    await run_with_api(settings, names, stop)  # `api` among the names: the HTTP API too
 
 
 async def _capture(settings: Settings, console: Console) -> None:
@@ -114,6 +116,8 @@ def dispatch(args: argparse.Namespace, settings: Settings, console: Console) -> 
         return tap_command(args, settings.nats_address, console)
     elif args.command == "inspect":
         return inspect_command(args, settings.nats_address, console)
+    elif args.command == "keys":
+        return keys_command(args, settings, console)
     elif args.command == "config":
         build_env(settings)
         console.print("configuration OK")
