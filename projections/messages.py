@@ -16,7 +16,7 @@ from psycopg import AsyncConnection, sql
 from psycopg.rows import dict_row
 
 from projections.base import Stored, Tables
-from shared.fold import MessageState, apply
+from shared.fold import MessageState, fold
 
 # Events counted in daily_stats (by the day they happened).
 COUNTED = frozenset({
@@ -35,22 +35,20 @@ COLUMNS = (
     "complained_at", "unsubscribed_at", "resent_as", "last_event_at", "last_seq",
 )  # fmt: skip
 RENAMED = {"id": "message_id", "to_addrs": "to", "cc_addrs": "cc", "bcc_addrs": "bcc"}
-STATE_FIELDS = [RENAMED.get(c, c) for c in COLUMNS if c not in ("rcpt_domains", "last_seq")]
 
 
 def to_row(state: MessageState, last_seq: int) -> tuple[Any, ...]:
-    values = state.model_dump()
-    domains = sorted({a.rpartition("@")[2].lower() for a in (*state.to, *state.cc, *state.bcc)})
-    row: list[Any] = []
-    for column in COLUMNS:
-        if column == "rcpt_domains":
-            row.append(domains)
-        elif column == "last_seq":
-            row.append(last_seq)
-        else:
-            value = values[RENAMED.get(column, column)]
-            row.append(list(value) if isinstance(value, tuple) else value)
-    return tuple(row)
+    recipients = (*state.to, *state.cc, *state.bcc)
+    domains = sorted({a.rpartition("@")[2].lower() for a in recipients})
+    return (
+        state.message_id, state.status, state.created_at, state.updated_at, state.sender,
+        list(state.to), list(state.cc), list(state.bcc), domains, state.subject,
+        state.template, state.template_version, list(state.tags), state.attempts,
+        state.last_smtp_code, state.last_error, state.accepted_at, state.rendered_at,
+        state.delivered_at, state.bounced_at, state.failed_at, state.opens,
+        state.first_opened_at, state.clicks, state.first_clicked_at, state.complained_at,
+        state.unsubscribed_at, list(state.resent_as), state.last_event_at, last_seq,
+    )  # fmt: skip
 
 
 def from_row(row: dict[str, Any]) -> MessageState:
@@ -72,16 +70,19 @@ class MessagesProjection:
                 sql.SQL("SELECT * FROM {} WHERE id = ANY(%s)").format(tables("messages")), (ids,)
             )
             states = {r["id"]: from_row(r) for r in await cur.fetchall()}
-        last_seq: dict[str, int] = {}
-        counts: Counter[tuple[date, str, str]] = Counter()
+        groups: dict[str, list[Stored]] = {}
         for item in items:
-            e = item.event
-            state = states.get(e.message_id) or MessageState(message_id=e.message_id)
-            states[e.message_id] = state = apply(state, e)
-            last_seq[e.message_id] = item.seq
-            if e.type in COUNTED:
-                counts[(e.occurred_at.date(), state.template or "", e.type)] += 1
-        await self._upsert(conn, tables, [to_row(states[m], s) for m, s in last_seq.items()])
+            groups.setdefault(item.event.message_id, []).append(item)
+        counts: Counter[tuple[date, str, str]] = Counter()
+        rows = []
+        for mid, group in groups.items():
+            state = fold([i.event for i in group], states.get(mid))
+            rows.append(to_row(state, group[-1].seq))
+            template = state.template or ""
+            for i in group:
+                if i.event.type in COUNTED:
+                    counts[(i.event.occurred_at.date(), template, i.event.type)] += 1
+        await self._upsert(conn, tables, rows)
         await self._count(conn, tables, counts)
 
     async def _upsert(

@@ -1,26 +1,32 @@
-"""Reading MAIL_EVT in stream order from a sequence, in batches.
+"""Reading MAIL_EVT in stream order from a sequence, in batches, with backpressure.
 
-An ordered push consumer (ephemeral, flow-controlled, recreated by nats-py after a
-gap or a reconnect) feeds a buffer; `batches()` hands out what has arrived, up to
-`max_batch` events, so a busy stream is written in large transactions and a quiet
-one with little delay. When the buffer is full the callback waits, which holds the
-subscription back instead of growing memory.
+An ephemeral pull consumer (no acks: the read model owns its position) is asked for
+events only while the local buffer has room, so a slow database holds the reader
+back instead of growing memory or dropping messages. Events arrive on our own inbox
+subscription, which costs far less per message than nats-py's fetch(). After a
+reconnect, or if the server forgot the consumer, it is recreated from the last
+sequence handed out.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import contextlib
+import json
+import time
 
+from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
-from nats.js import JetStreamContext
-from nats.js.api import ConsumerConfig, DeliverPolicy
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+from nats.js.errors import NotFoundError
 from pydantic import ValidationError
 
 from projections.base import Stored
 from shared.events import parse_event
 from shared.subjects import EVT_PREFIX, EVT_STREAM
+
+PULL_EXPIRES = 5.0  # seconds a pull request waits on the server for new events
 
 
 class UnreadableEvent(Exception):
@@ -28,62 +34,98 @@ class UnreadableEvent(Exception):
 
 
 class EventReader:
-    def __init__(self, js: JetStreamContext, start_seq: int, max_batch: int = 2000) -> None:
-        self.js = js
-        self.start_seq = max(start_seq, 1)
+    def __init__(self, nc: Client, start_seq: int, max_batch: int = 2000) -> None:
+        self.nc = nc
+        self.js = nc.jetstream()
+        self.next_seq = max(start_seq, 1)  # the first sequence not yet handed out
         self.max_batch = max_batch
         self._buffer: list[Stored] = []
         self._ready = asyncio.Event()
-        self._room = asyncio.Event()
-        self._room.set()
         self._error: Exception | None = None
         self._sub: Subscription | None = None
-
-    async def _on_msg(self, msg: Msg) -> None:
-        if len(self._buffer) >= self.max_batch * 4:
-            self._room.clear()
-            await self._room.wait()
-        try:
-            stored = Stored(msg.metadata.sequence.stream, msg.data, parse_event(msg.data))
-        except (ValidationError, ValueError) as exc:
-            self._error = UnreadableEvent(f"{msg.subject}: {exc}")
-            self._ready.set()
-            return
-        self._buffer.append(stored)
-        self._ready.set()
+        self._inbox = ""
+        self._consumer = ""
+        self._outstanding = 0  # events asked for and not yet received
+        self._asked_at = 0.0
 
     async def start(self) -> None:
-        config = ConsumerConfig(
-            deliver_policy=DeliverPolicy.BY_START_SEQUENCE, opt_start_seq=self.start_seq
-        )
-        self._sub = await self.js.subscribe(
-            f"{EVT_PREFIX}.>",
-            stream=EVT_STREAM,
-            ordered_consumer=True,
-            config=config,
-            cb=self._on_msg,
-            pending_msgs_limit=self.max_batch * 8,
-        )
+        self._inbox = self.nc.new_inbox()
+        self._sub = await self.nc.subscribe(self._inbox, cb=self._on_msg)
+        await self._create_consumer()
 
     async def stop(self) -> None:
         if self._sub is not None:
             await self._sub.unsubscribe()
             self._sub = None
+        if self._consumer:
+            # ephemeral: the server drops it anyway once inactive
+            with contextlib.suppress(NotFoundError, TimeoutError, OSError):
+                await self.js.delete_consumer(EVT_STREAM, self._consumer)
+
+    async def _create_consumer(self) -> None:
+        buffered = self._buffer[-1].seq + 1 if self._buffer else self.next_seq
+        info = await self.js.add_consumer(
+            EVT_STREAM,
+            ConsumerConfig(
+                deliver_policy=DeliverPolicy.BY_START_SEQUENCE,
+                opt_start_seq=buffered,
+                ack_policy=AckPolicy.NONE,
+                filter_subject=f"{EVT_PREFIX}.>",
+                inactive_threshold=60.0,
+                mem_storage=True,
+            ),
+        )
+        self._consumer = info.name
+        self._outstanding = 0
+
+    async def _on_msg(self, msg: Msg) -> None:
+        if not msg.data and msg.headers and "Status" in msg.headers:
+            self._outstanding = 0  # the pull request ended (expired or nothing left)
+            self._ready.set()
+            return
+        self._outstanding -= 1
+        try:
+            stored = Stored(msg.metadata.sequence.stream, msg.data, parse_event(msg.data))
+        except (ValidationError, ValueError) as exc:
+            self._error = UnreadableEvent(f"{msg.subject}: {exc}")
+        else:
+            self._buffer.append(stored)
+        self._ready.set()
+
+    async def _pull(self) -> None:
+        """Ask for more when the buffer has room and no request is under way; a request
+        that went quiet past its expiry (a lost connection) is replaced."""
+        stale = self._outstanding > 0 and time.monotonic() - self._asked_at > PULL_EXPIRES + 2
+        if stale:
+            try:
+                await self.js.consumer_info(EVT_STREAM, self._consumer)
+            except NotFoundError:
+                await self._create_consumer()
+            self._outstanding = 0
+        if self._outstanding > 0 or len(self._buffer) >= self.max_batch * 2:
+            return
+        want = self.max_batch * 2
+        request = {"batch": want, "expires": int(PULL_EXPIRES * 1e9)}
+        await self.nc.publish(
+            f"$JS.API.CONSUMER.MSG.NEXT.{EVT_STREAM}.{self._consumer}",
+            json.dumps(request).encode(),
+            reply=self._inbox,
+        )
+        self._outstanding, self._asked_at = want, time.monotonic()
 
     async def next_batch(self, timeout: float | None = None) -> list[Stored]:
         """What has arrived (at most max_batch), waiting up to `timeout` for anything."""
+        await self._pull()
         if not self._buffer and self._error is None:
             self._ready.clear()
             try:
                 await asyncio.wait_for(self._ready.wait(), timeout)
             except TimeoutError:
                 return []
+            await self._pull()
         if self._error is not None:
             raise self._error
         batch, self._buffer = self._buffer[: self.max_batch], self._buffer[self.max_batch :]
-        self._room.set()
+        if batch:
+            self.next_seq = batch[-1].seq + 1
         return batch
-
-    async def batches(self, idle: float = 1.0) -> AsyncIterator[list[Stored]]:
-        while True:
-            yield await self.next_batch(idle)

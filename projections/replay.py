@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import psycopg
+from nats.aio.client import Client
 from nats.js import JetStreamContext
 from psycopg import AsyncConnection, sql
 
@@ -90,11 +91,12 @@ async def _swap(conn: AsyncConnection, table: str) -> None:
 
 async def replay(
     database_url: str,
-    js: JetStreamContext,
+    nc: Client,
     projections: Sequence[Projection],
     progress: Progress | None = None,
     max_batch: int = 5000,
 ) -> ReplayResult:
+    js = nc.jetstream()
     names = [p.name for p in projections]
     tables = Tables(SUFFIX)
     positions = dict.fromkeys(names, 0)
@@ -103,7 +105,7 @@ async def replay(
     async with await psycopg.AsyncConnection.connect(database_url) as conn:
         async with conn.transaction():
             await _prepare(conn, projections)
-        reader = EventReader(js, 1, max_batch=max_batch)
+        reader = EventReader(nc, 1, max_batch=max_batch)
         await reader.start()
         try:
             target = await _last_seq(js)

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 
 import nats
 import psycopg
+from nats.aio.client import Client
 from psycopg import AsyncConnection
 
 from projections.base import Projection, Stored, Tables
@@ -89,7 +90,7 @@ async def run_projections(
     try:
         while not stop.is_set():
             try:
-                await _follow(database_url, nc.jetstream(), projections, stop, started)
+                await _follow(database_url, nc, projections, stop, started)
             except (psycopg.OperationalError, nats.errors.Error) as exc:
                 log.warning("projections paused, retrying: %r", exc)
                 with contextlib.suppress(TimeoutError):
@@ -98,13 +99,13 @@ async def run_projections(
         await nc.close()
 
 
-async def _follow(database_url: str, js: nats.js.JetStreamContext,
+async def _follow(database_url: str, nc: Client,
                   projections: Sequence[Projection], stop: asyncio.Event,
                   started: asyncio.Event | None) -> None:  # fmt: skip
     async with await psycopg.AsyncConnection.connect(database_url) as conn:
         async with conn.transaction():
             start = min((await checkpoints(conn, [p.name for p in projections])).values())
-        reader = EventReader(js, start + 1)
+        reader = EventReader(nc, start + 1)
         await reader.start()
         if started is not None:
             started.set()

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
@@ -104,97 +105,92 @@ class MessageState(BaseModel):
     last_event_at: datetime | None = None
 
 
-def _status(state: MessageState, event: Event) -> str:
+def _status(current: str, last_at: datetime | None, event: Event) -> str:
     new = STATUS_OF.get(event.type)
     if new is None:
-        return state.status
-    if STATUS_RANK[new] > STATUS_RANK[state.status]:
+        return current
+    rank, held = STATUS_RANK[new], STATUS_RANK[current]
+    if rank > held or (rank == held and last_at is not None and event.occurred_at >= last_at):
         return new
-    if (
-        STATUS_RANK[new] == STATUS_RANK[state.status]
-        and state.last_event_at is not None
-        and event.occurred_at >= state.last_event_at
-    ):
-        return new
-    return state.status
+    return current
 
 
 def _earliest(current: datetime | None, at: datetime) -> datetime:
     return at if current is None or at < current else current
 
 
-def apply(state: MessageState, event: Event) -> MessageState:
-    """One event onto a state; pure."""
+def _envelope(s: dict[str, Any], event: Accepted | Rendered) -> None:
+    envelope = event.envelope
+    s["sender"] = str(envelope.sender)
+    s["to"] = tuple(m.email for m in envelope.to)
+    s["cc"] = tuple(m.email for m in envelope.cc)
+    s["bcc"] = tuple(m.email for m in envelope.bcc)
+    s["tags"] = event.tags
+    s["template"] = event.template
+
+
+def _step(s: dict[str, Any], event: Event) -> None:
+    """One event onto a state's fields, in place (fold owns the dict)."""
     at = event.occurred_at
-    changes: dict[str, object] = {
-        "status": _status(state, event),
-        "created_at": _earliest(state.created_at, at),
-        "updated_at": max(state.updated_at or at, at),
-        "last_event_at": max(state.last_event_at or at, at),
-    }
+    s["status"] = _status(s["status"], s["last_event_at"], event)
+    s["created_at"] = _earliest(s["created_at"], at)
+    s["updated_at"] = at if s["updated_at"] is None or at > s["updated_at"] else s["updated_at"]
+    s["last_event_at"] = max(s["last_event_at"] or at, at)
     match event:
-        case Accepted() | Rendered():
-            envelope = event.envelope
-            changes |= {
-                "sender": str(envelope.sender),
-                "to": tuple(m.email for m in envelope.to),
-                "cc": tuple(m.email for m in envelope.cc),
-                "bcc": tuple(m.email for m in envelope.bcc),
-                "tags": event.tags,
-                "template": event.template,
-            }
-            if isinstance(event, Accepted):
-                changes["accepted_at"] = _earliest(state.accepted_at, at)
-                if event.subject is not None and state.subject is None:
-                    changes["subject"] = event.subject
-            else:
-                changes |= {
-                    "subject": event.subject,
-                    "template_version": event.template_version,
-                    "rendered_at": _earliest(state.rendered_at, at),
-                }
+        case Accepted():
+            _envelope(s, event)
+            s["accepted_at"] = _earliest(s["accepted_at"], at)
+            if event.subject is not None and s["subject"] is None:
+                s["subject"] = event.subject
+        case Rendered():
+            _envelope(s, event)
+            s["subject"] = event.subject
+            s["template_version"] = event.template_version
+            s["rendered_at"] = _earliest(s["rendered_at"], at)
         case Attempted():
-            changes["attempts"] = max(state.attempts, event.attempt)
+            s["attempts"] = max(s["attempts"], event.attempt)
         case Delivered():
-            changes |= {"delivered_at": _earliest(state.delivered_at, at),
-                        "last_smtp_code": event.smtp_code}  # fmt: skip
+            s["delivered_at"] = _earliest(s["delivered_at"], at)
+            s["last_smtp_code"] = event.smtp_code
         case Deferred():
-            changes |= {"last_smtp_code": event.smtp_code, "last_error": event.response}
+            s["last_smtp_code"], s["last_error"] = event.smtp_code, event.response
         case Bounced():
-            changes |= {
-                "bounced_at": _earliest(state.bounced_at, at),
-                "last_smtp_code": event.smtp_code,
-                "last_error": event.response,
-            }
+            s["bounced_at"] = _earliest(s["bounced_at"], at)
+            s["last_smtp_code"], s["last_error"] = event.smtp_code, event.response
         case Failed():
-            changes |= {"failed_at": _earliest(state.failed_at, at), "last_error": event.reason}
+            s["failed_at"] = _earliest(s["failed_at"], at)
+            s["last_error"] = event.reason
             if event.smtp_code is not None:
-                changes["last_smtp_code"] = event.smtp_code
-        case Rejected() | RenderFailed():
-            changes["last_error"] = event.reason
-        case Suppressed():
-            changes["last_error"] = event.reason
+                s["last_smtp_code"] = event.smtp_code
+        case Rejected() | RenderFailed() | Suppressed():
+            s["last_error"] = event.reason
         case Opened():
-            changes |= {"opens": state.opens + 1,
-                        "first_opened_at": _earliest(state.first_opened_at, at)}  # fmt: skip
+            s["opens"] += 1
+            s["first_opened_at"] = _earliest(s["first_opened_at"], at)
         case Clicked():
-            changes |= {"clicks": state.clicks + 1,
-                        "first_clicked_at": _earliest(state.first_clicked_at, at)}  # fmt: skip
+            s["clicks"] += 1
+            s["first_clicked_at"] = _earliest(s["first_clicked_at"], at)
         case Complained():
-            changes["complained_at"] = _earliest(state.complained_at, at)
+            s["complained_at"] = _earliest(s["complained_at"], at)
         case Unsubscribed():
-            changes["unsubscribed_at"] = _earliest(state.unsubscribed_at, at)
+            s["unsubscribed_at"] = _earliest(s["unsubscribed_at"], at)
         case Resent():
-            changes["resent_as"] = (*state.resent_as, event.new_message_id)
-    return state.model_copy(update=changes)
+            s["resent_as"] = (*s["resent_as"], event.new_message_id)
 
 
 def fold(events: Iterable[Event], state: MessageState | None = None) -> MessageState:
-    """Fold events (of one message, in log order) onto `state` or a fresh one."""
+    """Fold events (of one message, in log order) onto `state` or a fresh one. Pure:
+    the fields are worked on in a private dict, and one new state is made at the end."""
+    fields: dict[str, Any] | None = dict(state.__dict__) if state is not None else None
     for event in events:
-        if state is None:
-            state = MessageState(message_id=event.message_id)
-        state = apply(state, event)
-    if state is None:
+        if fields is None:
+            fields = dict(MessageState(message_id=event.message_id).__dict__)
+        _step(fields, event)
+    if fields is None:
         raise ValueError("fold of no events and no state")
-    return state
+    return MessageState.model_construct(**fields)
+
+
+def apply(state: MessageState, event: Event) -> MessageState:
+    """One event onto a state."""
+    return fold((event,), state)

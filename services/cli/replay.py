@@ -36,7 +36,7 @@ async def run_replay(settings: Settings, names: Sequence[str], console: Console)
                 rate = done / elapsed if elapsed else 0.0
                 bar.update(task, completed=done, total=max(expected, done), rate=rate)
 
-            result = await replay(settings.database_url, nc.jetstream(), chosen, progress)
+            result = await replay(settings.database_url, nc, chosen, progress)
     finally:
         await nc.close()
     console.print(

@@ -8,6 +8,7 @@ import uuid
 from typing import Any
 
 import psycopg
+from nats.aio.client import Client
 from nats.js import JetStreamContext
 
 from projections.replay import replay
@@ -55,7 +56,7 @@ async def send_mix(js: JetStreamContext, sink: CaptureSink) -> list[str]:
 
 async def test_messages_agree_with_the_fold_and_replay_rebuilds_them(
     pipeline: Pipeline, projector: Projector, js: JetStreamContext, sink: CaptureSink,
-    database_url: str,
+    database_url: str, nc: Client,
 ) -> None:  # fmt: skip
     ids = await send_mix(js, sink)
     await projector.caught_up(js)
@@ -71,9 +72,9 @@ async def test_messages_agree_with_the_fold_and_replay_rebuilds_them(
     assert {"bounced", "rejected", "render_failed"} <= set(statuses)
 
     live = await snapshot(database_url)
-    result = await replay(database_url, js, list(PROJECTIONS.values()))
+    result = await replay(database_url, nc, list(PROJECTIONS.values()))
     assert result.events == (await js.stream_info("MAIL_EVT")).state.last_seq
     assert await snapshot(database_url) == live
     # a second replay, after the first one renamed the tables, works the same way
-    await replay(database_url, js, list(PROJECTIONS.values()))
+    await replay(database_url, nc, list(PROJECTIONS.values()))
     assert await snapshot(database_url) == live

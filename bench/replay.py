@@ -1,0 +1,112 @@
+"""Replay benchmark: `jetpost replay` of N events against raw Postgres COPY of N rows,
+measured in the same run on the same embedded servers.
+
+    .venv/bin/python -m bench.replay [--n 200000]
+
+The log holds realistic histories (accepted, rendered, attempted, delivered per
+message). The raw limit is one COPY of N timeline-shaped rows (seq, message id,
+type, time, JSON) into a fresh table: what Postgres can ingest at best. Replay
+folds the same N events into all read models (messages + daily_stats, timeline,
+suppressions) and swaps them in.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import nats
+import psycopg
+
+from projections.replay import replay
+from projections.runner import PROJECTIONS
+from shared.embedded import EmbeddedNats, embedded_postgres
+from shared.eventlog import append
+from shared.events import Accepted, Attempted, Delivered, Envelope, Event, Rendered, event_id_for
+from shared.mailbox import Mailbox
+from shared.migrate import migrate
+from shared.nats_setup import apply_definitions, load_definitions
+from shared.paths import MIGRATIONS_DIR
+from shared.settings import load_settings
+
+WINDOW = 512
+
+
+def history(i: int) -> list[tuple[Event, int]]:
+    mid = f"bench{i:08d}"
+    envelope = Envelope(sender=Mailbox(email="bench@example.com"),
+                        to=(Mailbox(email=f"user{i}@example.com", name=f"User {i}"),))  # fmt: skip
+    common = {"message_id": mid, "correlation_id": mid}
+    return [
+        (Accepted(event_id=event_id_for(mid, "accepted"), envelope=envelope, template="welcome",
+                  vars={"name": f"User {i}"}, tags=("bench",), **common), 1),
+        (Rendered(event_id=event_id_for(mid, "rendered"), envelope=envelope,
+                  subject=f"Welcome to jetpost, User {i}!", html="<p>Hello</p>" * 20,
+                  text="Hello\n" * 20, template="welcome", template_version="abc123",
+                  headers={"Message-ID": f"<{mid}@example.com>"}, tags=("bench",), **common), 1),
+        (Attempted(event_id=event_id_for(mid, "attempted", 1), attempt=1, provider="smtp",
+                   **common), 1),
+        (Delivered(event_id=event_id_for(mid, "delivered"), attempt=1, provider="smtp",
+                   smtp_code=250, response="250 OK", **common), 1),
+    ]  # fmt: skip
+
+
+async def fill(js: nats.js.JetStreamContext, n: int) -> list[bytes]:
+    events = [e for i in range((n + 3) // 4) for e in history(i)][:n]
+    for lo in range(0, len(events), WINDOW):
+        await asyncio.gather(*(append(js, e, k) for e, k in events[lo : lo + WINDOW]))
+    return [e.model_dump_json().encode() for e, _ in events]
+
+
+async def raw_copy(database_url: str, payloads: list[bytes]) -> float:
+    async with await psycopg.AsyncConnection.connect(database_url) as conn:
+        await conn.execute("CREATE TABLE copy_bench (LIKE message_events INCLUDING ALL)")
+        await conn.commit()
+        rows = [(i + 1, f"bench{i // 4:08d}", "accepted", "2026-11-22T00:00:00+00:00", p.decode())
+                for i, p in enumerate(payloads)]  # fmt: skip
+        started = time.perf_counter()
+        async with (
+            conn.cursor() as cur,
+            cur.copy(
+                "COPY copy_bench (seq, message_id, type, occurred_at, data) FROM STDIN"
+            ) as out,
+        ):
+            for row in rows:
+                await out.write_row(row)
+        await conn.commit()
+        return time.perf_counter() - started
+
+
+async def main(n: int) -> None:
+    tmp = Path(tempfile.mkdtemp(prefix="jetpost-bench-replay-"))
+    server = EmbeddedNats(store_dir=tmp / "nats")
+    server.start()
+    try:
+        with embedded_postgres(tmp / "pg") as database_url:
+            await migrate(database_url, MIGRATIONS_DIR)
+            nc = await nats.connect(server.url)
+            js = nc.jetstream()
+            await apply_definitions(js, load_definitions(load_settings(nats_url=server.url)))
+            payloads = await fill(js, n)
+            copy_seconds = await raw_copy(database_url, payloads)
+            result = await replay(database_url, nc, list(PROJECTIONS.values()))
+            await nc.close()
+    finally:
+        server.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
+    copy_rate = n / copy_seconds
+    print(f"events                       {n:>12,}")
+    print(f"raw COPY into Postgres       {copy_rate:>12,.0f} rows/s")
+    print(f"jetpost replay (all models)  {result.rate:>12,.0f} events/s")
+    print(f"ratio replay / COPY          {result.rate / copy_rate:>12.2f}")
+    print("goal                         replay >= 50,000 events/s")
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--n", type=int, default=200_000)
+    asyncio.run(main(parser.parse_args().n))

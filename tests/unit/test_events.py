@@ -1,0 +1,36 @@
+"""Events round-trip through JSON, and older versions are lifted before validation."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from shared import events
+from shared.events import Opened, parse_event
+
+
+def test_round_trip() -> None:
+    event = Opened(event_id="e", message_id="m", user_agent="ua")
+    assert parse_event(event.model_dump_json()) == event
+
+
+def test_unknown_fields_and_types_are_refused() -> None:
+    with pytest.raises(ValueError):
+        parse_event(json.dumps({"type": "opened", "event_id": "e", "message_id": "m", "x": 1}))
+    with pytest.raises(ValueError):
+        parse_event(json.dumps({"type": "teleported", "event_id": "e", "message_id": "m"}))
+
+
+def test_upcasters_lift_old_versions(monkeypatch: pytest.MonkeyPatch) -> None:
+    def v0_to_v1(payload: dict[str, Any]) -> dict[str, Any]:
+        payload = dict(payload, v=1)
+        payload["user_agent"] = payload.pop("agent")
+        return payload
+
+    monkeypatch.setattr(events, "UPCASTERS", {("opened", 0): v0_to_v1})
+    old = {"type": "opened", "v": 0, "event_id": "e", "message_id": "m", "agent": "ua",
+           "occurred_at": "2026-11-01T00:00:00Z"}  # fmt: skip
+    lifted = parse_event(json.dumps(old))
+    assert isinstance(lifted, Opened) and (lifted.v, lifted.user_agent) == (1, "ua")
