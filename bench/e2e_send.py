@@ -31,6 +31,7 @@ import cProfile
 import email.policy
 import io
 import json
+import logging
 import os
 import pstats
 import shutil
@@ -170,7 +171,10 @@ class Sink:
         """Until the sink holds `count` mails in all; the stamp is the count-th's arrival."""
         words = await self._ask(f"wait {count} {timeout}", timeout + 10)
         if words[0] != "done":
-            raise BenchError(f"sink has {words[1]} of {count} mails after {timeout}s: mail lost")
+            raise BenchError(
+                f"sink has {words[1]} of {count} mails after {timeout}s: mail lost "
+                "(or too slow for --timeout)"
+            )
         return SinkState(int(words[1]), int(words[3]), float(words[2]))
 
     async def stats(self) -> SinkState:
@@ -341,14 +345,17 @@ async def delivered_count(nc: Any) -> int:
 async def _guarded(work: Awaitable[T], services: asyncio.Task[None]) -> T:
     """`work`, unless the services stop first (then their error, or a BenchError)."""
     job = asyncio.ensure_future(work)
-    await asyncio.wait([job, services], return_when=asyncio.FIRST_COMPLETED)
-    if job.done():
-        return job.result()
-    job.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await job
-    services.result()  # raises what stopped them
-    raise BenchError("services stopped during the run")
+    try:
+        await asyncio.wait([job, services], return_when=asyncio.FIRST_COMPLETED)
+        if job.done():
+            return job.result()
+        services.result()  # raises what stopped them
+        raise BenchError("services stopped during the run")
+    finally:
+        if not job.done():
+            job.cancel()
+            with contextlib.suppress(asyncio.CancelledError, BenchError):
+                await job
 
 
 async def _await_delivered(nc: Any, expected: int, services: asyncio.Task[None]) -> int:
@@ -385,6 +392,9 @@ async def jetpost_phase(
     nc = None
     try:
         await _guarded(asyncio.wait_for(started.wait(), 30), services)
+        # FastStream's INFO lines ("callback for Task-N is being executed...") would
+        # end up between the figures; its warnings and errors still show.
+        logging.getLogger("faststream.access.nats").setLevel(logging.WARNING)
         nc = await nats.connect(nats_url, max_reconnect_attempts=1)
         js = nc.jetstream()
         warm = [_command(i) for i in range(warmup)]
@@ -503,9 +513,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         server.start()
         raw, jet, extra = asyncio.run(bench(args, server, tmp))
-    except BenchError as exc:
-        print(f"bench.e2e_send: FAILED: {exc}", file=sys.stderr)
+    except (BenchError, TimeoutError) as exc:
+        print(f"bench.e2e_send: FAILED: {exc!r}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        print("bench.e2e_send: interrupted", file=sys.stderr)
+        return 130
     finally:
         server.stop()
         shutil.rmtree(tmp, ignore_errors=True)

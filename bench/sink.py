@@ -55,21 +55,35 @@ def _reply(line: str) -> None:
     sys.stdout.flush()
 
 
+async def _answer(sink: CountingSink, line: str) -> None:
+    match line.split():
+        case ["wait", count, timeout]:
+            target = int(count)
+            try:
+                await sink.wait_for(target, float(timeout))
+            except TimeoutError:
+                _reply(f"timeout {len(sink.received)} {sink.bytes}")
+                return
+            _reply(f"done {len(sink.received)} {sink.stamps[target - 1]!r} {sink.bytes}")
+        case ["stats"]:
+            _reply(f"stats {len(sink.received)} {sink.bytes} {sink.connections}")
+        case _:
+            _reply(f"error unknown command {line.strip()!r}")
+
+
 async def _serve(sink: CountingSink, commands: asyncio.StreamReader) -> None:
-    while line := (await commands.readline()).decode():
-        match line.split():
-            case ["wait", count, timeout]:
-                target = int(count)
-                try:
-                    await sink.wait_for(target, float(timeout))
-                except TimeoutError:
-                    _reply(f"timeout {len(sink.received)} {sink.bytes}")
-                    continue
-                _reply(f"done {len(sink.received)} {sink.stamps[target - 1]!r} {sink.bytes}")
-            case ["stats"]:
-                _reply(f"stats {len(sink.received)} {sink.bytes} {sink.connections}")
-            case _:
-                _reply(f"error unknown command {line.strip()!r}")
+    """Answers each command in its own task, so that the end of stdin is seen (and
+    the sink stops) even while a `wait` is pending. The benchmark asks one thing
+    at a time, so answers cannot cross."""
+    pending: set[asyncio.Task[None]] = set()
+    try:
+        while line := (await commands.readline()).decode():
+            task = asyncio.create_task(_answer(sink, line))
+            pending.add(task)
+            task.add_done_callback(pending.discard)
+    finally:
+        for task in pending:
+            task.cancel()
 
 
 async def run(host: str, port: int) -> None:

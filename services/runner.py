@@ -8,6 +8,7 @@ consumer and share its work.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 from collections.abc import Callable, Sequence
 
@@ -71,6 +72,9 @@ async def run_services(
         for service in services:
             await service.start(js)
         await broker.start()
+        # Start-up objects (templates, settings, FastStream's graph) live for the whole
+        # run: keep the cyclic GC from walking them again on every collection.
+        gc.freeze()
         log.info("running %s on %s", ", ".join(names), nats_url)
         if started is not None:
             started.set()

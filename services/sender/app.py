@@ -17,7 +17,8 @@ def register(broker: NatsBroker, env: Env) -> Service:
         await mailer.start()
         return Sender(js, mailer, env.settings)
 
-    # A fetched batch is worked on at once; keep it near the pool so a message does
-    # not wait for a connection longer than its ack_wait.
-    batch = 2 * env.settings.smtp_pool_size
+    # FastStream works a fetched batch at once and fetches again when all are done: a
+    # batch of several mails per connection keeps the pool busy. A message may wait
+    # for a connection: batch / pool * smtp_timeout must stay under the ack_wait.
+    batch = 8 * env.settings.smtp_pool_size
     return register_service(broker, env, "sender", build, batch=batch, closer=mailer.close)

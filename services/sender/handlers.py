@@ -67,7 +67,6 @@ class Sender:
         except (ValueError, TypeError) as exc:  # email.policy refuses what it cannot send
             await self._settle(msg, [unsendable(message_id, attempt, exc)], None)
             return
-        await msg.in_progress()
         outcome = await self.mailer.send(
             message, envelope_sender(rendered), envelope_recipients(rendered)
         )

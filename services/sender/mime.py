@@ -11,6 +11,7 @@ from __future__ import annotations
 import email.policy
 import re
 from datetime import UTC, datetime
+from email.headerregistry import HeaderRegistry
 from email.message import EmailMessage
 from email.utils import format_datetime
 
@@ -28,6 +29,26 @@ _OWNED = frozenset(
 )
 
 
+class _CachedRegistry(HeaderRegistry):
+    """The standard registry makes a new header class on every lookup (a `type()` call
+    per header set); the classes only depend on the name, so make each one once."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._made: dict[str, type] = {}
+
+    def __getitem__(self, name: str) -> type:
+        key = name.lower()
+        made = self._made.get(key)
+        if made is None:
+            made = self._made[key] = super().__getitem__(name)
+        return made
+
+
+# SMTP's rules (CRLF, refuses CR/LF in values) with the cached header classes.
+POLICY = email.policy.SMTP.clone(header_factory=_CachedRegistry())
+
+
 def build_message(rendered: Rendered, *, now: datetime | None = None) -> EmailMessage:
     """The message as sent. ValueError if a header name or value would inject headers."""
     envelope = rendered.envelope
@@ -37,7 +58,7 @@ def build_message(rendered: Rendered, *, now: datetime | None = None) -> EmailMe
             raise ValueError(f"invalid header name {name!r}")
     present = {name.lower() for name in extra}
 
-    msg = EmailMessage(policy=email.policy.SMTP)
+    msg = EmailMessage(policy=POLICY)
     msg["From"] = envelope.sender.as_address()
     _set_addresses(msg, "To", envelope.to)
     _set_addresses(msg, "Cc", envelope.cc)

@@ -99,9 +99,9 @@ class SmtpMailer:
         """One mail transaction. Refusals become an Outcome; anything else raised has
         left the session unusable (timeout, socket error, cancellation): it is closed."""
         try:
-            errors, response = await smtp.send_message(
-                message, sender=sender, recipients=recipients
-            )
+            # flattened once, by the message's own SMTP policy (send_message would
+            # copy and re-flatten it; Bcc is never a header here, see mime.py)
+            errors, response = await smtp.sendmail(sender, recipients, message.as_bytes())
         except _REFUSALS as exc:
             await self._reset(smtp)
             return classify_exception(exc)
