@@ -14,7 +14,7 @@ async def test_migrations_are_applied_once_even_concurrently(database_url: str) 
     # the fixture migrated already; two more runs at once find nothing to do
     again = await asyncio.gather(migrate(database_url, MIGRATIONS_DIR),
                                  migrate(database_url, MIGRATIONS_DIR))  # fmt: skip
-    assert again == [[], []]
+    assert list(again) == [[], []]
     async with await psycopg.AsyncConnection.connect(database_url) as conn:
         cur = await conn.execute("SELECT name FROM schema_migrations ORDER BY version")
         names = [row[0] for row in await cur.fetchall()]
