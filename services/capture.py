@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from aiosmtpd.smtp import SMTP
+from aiosmtpd.smtp import SMTP, AuthResult
 
 # Given explicitly: aiosmtpd would otherwise call the blocking socket.getfqdn() for
 # every connection it accepts.
@@ -35,8 +35,16 @@ class CapturedMail:
 class CaptureSink:
     """Accepts every mail (unless scripted otherwise); `.eml` files go to `folder`."""
 
-    def __init__(self, folder: Path | None, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(
+        self,
+        folder: Path | None,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        credentials: tuple[str, str] | None = None,
+    ) -> None:
         self.folder = folder  # None: keep mail in memory only
+        # (user, password) to require AUTH (over plain TCP: a local test double only)
+        self.credentials = credentials
         self.host = host
         self.port = port
         self.received: list[CapturedMail] = []
@@ -56,7 +64,8 @@ class CaptureSink:
 
         def session() -> asyncio.BaseProtocol:
             self.connections += 1
-            protocol = SMTP(self, hostname=_HOSTNAME, enable_SMTPUTF8=True, loop=loop)
+            protocol = SMTP(self, hostname=_HOSTNAME, enable_SMTPUTF8=True, loop=loop,
+                            **self._auth_options())  # fmt: skip
             self._sessions.add(protocol)
             return protocol
 
@@ -74,6 +83,22 @@ class CaptureSink:
             if protocol.transport is not None:
                 protocol.transport.close()
         await server.wait_closed()
+
+    def _auth_options(self) -> dict[str, Any]:
+        if self.credentials is None:
+            return {}
+        return {
+            "auth_required": True,
+            "auth_require_tls": False,
+            "authenticator": self._authenticate,
+        }
+
+    def _authenticate(
+        self, server: Any, session: Any, envelope: Any, mechanism: str, auth_data: Any
+    ) -> AuthResult:
+        login = (getattr(auth_data, "login", b""), getattr(auth_data, "password", b""))
+        expected = tuple(part.encode() for part in self.credentials or ("", ""))
+        return AuthResult(success=login == expected)
 
     def script(self, responses: list[str]) -> None:
         """Reply to the next DATA commands with these lines (e.g. "451 4.3.0 later")

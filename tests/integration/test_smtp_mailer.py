@@ -158,3 +158,21 @@ async def test_build_mailer() -> None:
     assert build_mailer(Settings(smtp_url="smtp://h:25")).name == "smtp"
     with pytest.raises(ConfigError):
         build_mailer(Settings(provider="smtp", smtp_url=None))
+
+
+async def test_credentials_in_the_smtp_url_are_used(tmp_path: Path) -> None:
+    sink = CaptureSink(tmp_path / "auth", credentials=("jet", "p@ss word"))
+    port = await sink.start()
+    try:
+        good = SmtpMailer(SmtpTarget.parse(f"smtp://jet:p%40ss%20word@127.0.0.1:{port}"), 1, 5)
+        bad = SmtpMailer(SmtpTarget.parse(f"smtp://jet:wrong@127.0.0.1:{port}"), 1, 1)
+        mail = build_message(rendered())
+        assert (await good.send(mail, "a@b.c", ["x@y.z"])).kind == "delivered"
+        refused = await bad.send(mail, "a@b.c", ["x@y.z"])
+        # our credentials are wrong, not the mail: retried later, never a bounce
+        assert refused.kind == "deferred"
+        await good.close()
+        await bad.close()
+    finally:
+        await sink.stop()
+    assert len(sink.received) == 1
