@@ -6,6 +6,7 @@ Nothing reads the environment at import time: the composition root calls
 
 from __future__ import annotations
 
+import re
 from email.utils import parseaddr
 from pathlib import Path
 from typing import Literal
@@ -62,6 +63,10 @@ class Settings(BaseSettings):
     smtp_timeout: float = Field(default=30.0, gt=0)
     capture_port: int = Field(default=2525, ge=0, le=65535)
     capture_host: str = "127.0.0.1"
+    # The feedback receiver (`jetpost run feedback`): SMTP for bounces and complaints.
+    bounce_host: str = Field(default="127.0.0.1", min_length=1)
+    bounce_port: int = Field(default=2526, ge=0, le=65535)
+    bounce_domain: str | None = None  # VERP domain; default: the mail domain
     sender_from: str = Field(default="jetpost <noreply@example.com>", alias="JETPOST_FROM")
     message_id_domain: str | None = None
     provider: Literal["smtp", "log"] = "smtp"
@@ -94,6 +99,13 @@ class Settings(BaseSettings):
             SmtpTarget.parse(value)
         return value or None
 
+    @field_validator("bounce_domain")
+    @classmethod
+    def _bounce_domain(cls, value: str | None) -> str | None:
+        if value and not re.fullmatch(r"[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?", value):
+            raise ValueError("expected a domain name, like bounces.example.com")
+        return value.lower() if value else None
+
     @field_validator("sender_from")
     @classmethod
     def _sender(cls, value: str) -> str:
@@ -112,6 +124,11 @@ class Settings(BaseSettings):
     @property
     def mail_domain(self) -> str:
         return self.message_id_domain or parseaddr(self.sender_from)[1].rpartition("@")[2]
+
+    @property
+    def feedback_domain(self) -> str:
+        """Where bounces go: JETPOST_BOUNCE_DOMAIN, else the mail domain."""
+        return self.bounce_domain or self.mail_domain
 
 
 class ConfigError(Exception):

@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator
 
 from rich.console import Console
 
+from services.api.cli import api_server, serve_beside
 from services.capture import CaptureSink
 from services.cli.processes import RUNNABLE, run_all
 from services.cli.stopping import stop_on_signals
@@ -60,14 +61,22 @@ async def run_dev(settings: Settings, console: Console) -> None:
             update={"nats_url": where["NATS"], "database_url": where["database"]}
             | ({"smtp_url": where["SMTP"]} if "capture folder" in where else {})
         )
+        api = api_server(running)  # bound now: its URL is printed with the rest
+        where["API"] = f"{api.url}  (docs {api.url}/schema/swagger)"
         console.print("[bold green]jetpost dev[/] is up:")
         for name, value in where.items():
             console.print(f"  {name:15} {value}", soft_wrap=True, highlight=False)
+        console.print(
+            f"  an API key:     JETPOST_DATABASE_URL='{where['database']}' "
+            "jetpost keys create --scope send,read",
+            soft_wrap=True,
+            highlight=False,
+        )
         console.print(
             "  send a mail:    jetpost send --to alice@example.com "
             "--template welcome --var name=Alice",
             soft_wrap=True,
         )
         console.print("Ctrl-C stops everything.")
-        await run_all(running, RUNNABLE, stop)
+        await serve_beside(api, stop, run_all(running, RUNNABLE, stop))
     console.print("stopped.")

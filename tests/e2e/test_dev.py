@@ -40,6 +40,7 @@ def dev_env(tmp_path: Path) -> dict[str, str]:
         JETPOST_DATA_DIR=str(tmp_path / "data"),
         JETPOST_NATS_PORT=str(free_port()),
         JETPOST_CAPTURE_PORT="0",
+        JETPOST_API_PORT="0",
         JETPOST_FROM="jetpost <noreply@example.com>",
     )
     return env
@@ -97,16 +98,17 @@ def test_dev_send_capture_stop_restart(
     mail = next(capture.glob("*.eml")).read_text()
     assert f"<{message_id}@example.com>" in mail and "Alice" in mail
 
-    db_url = re.search(r"database\s+(\S+)", (tmp_path / "dev.log").read_text())
-    assert db_url is not None
-    wait_until(lambda: status_of(db_url.group(1), message_id) == "delivered", 30,
+    found = re.search(r"database\s+(\S+)", (tmp_path / "dev.log").read_text())
+    assert found is not None
+    database = found.group(1)
+    wait_until(lambda: status_of(database, message_id) == "delivered", 30,
                "the messages read model to show the mail delivered")  # fmt: skip
     replayed = subprocess.run(
-        [JETPOST, "replay"], env={**dev_env, "JETPOST_DATABASE_URL": db_url.group(1)},
+        [JETPOST, "replay"], env={**dev_env, "JETPOST_DATABASE_URL": database},
         capture_output=True, text=True, timeout=60, check=True,
     )  # fmt: skip
     assert re.search(r"replayed 4 events into messages, timeline, suppressions", replayed.stderr)
-    assert status_of(db_url.group(1), message_id) == "delivered"
+    assert status_of(database, message_id) == "delivered"
     assert stop(proc) == 0
 
     proc = dev()  # restart on the same data

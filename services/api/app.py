@@ -1,0 +1,134 @@
+"""Composition root of the HTTP API: `create_app(settings)` builds the Litestar app;
+its lifespan opens the Postgres pool and the NATS connection and closes them.
+
+Nothing is built at import time; everything a handler needs arrives as `rt`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from importlib.metadata import PackageNotFoundError, version
+from typing import Any
+
+import psycopg
+from litestar import Litestar
+from litestar.datastructures import State
+from litestar.di import Provide
+from litestar.exceptions import HTTPException, ValidationException
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import SwaggerRenderPlugin
+from litestar.openapi.spec import Components, SecurityScheme
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
+
+from services.api import health, messages, sending, stats, suppressions, templates
+from services.api.asyncapi import asyncapi_document
+from services.api.bus import Bus
+from services.api.metrics import Metrics, MetricsMiddleware
+from services.api.problems import (
+    Problem,
+    TooLarge,
+    Unavailable,
+    on_http,
+    on_internal,
+    on_problem,
+    on_too_large,
+    on_unavailable,
+    on_validation,
+)
+from services.api.runtime import KeyCache, Runtime
+from services.api.templates_info import describe_catalog
+from services.renderer.catalog import TemplateCatalog
+from shared.nats_setup import load_definitions
+from shared.settings import ConfigError, Settings
+
+ROUTES = [
+    *sending.ROUTES, *messages.ROUTES, *suppressions.ROUTES, *templates.ROUTES,
+    *stats.ROUTES, *health.ROUTES,
+]  # fmt: skip
+
+
+def _version() -> str:
+    try:
+        return version("jetpost")
+    except PackageNotFoundError:  # pragma: no cover - running from a bare checkout
+        return "0"
+
+
+def _openapi(app_version: str) -> OpenAPIConfig:
+    return OpenAPIConfig(
+        title="jetpost",
+        version=app_version,
+        description="Send and query mail. Errors are application/problem+json (RFC 9457). "
+        "Keys: `jetpost keys create --scope send,read`; send them as `Authorization: Bearer`.",
+        path="/schema",
+        render_plugins=[SwaggerRenderPlugin()],  # /schema/swagger; JSON at /schema/openapi.json
+        components=Components(
+            security_schemes={
+                "ApiKey": SecurityScheme(type="http", scheme="bearer", description="jp_..."),
+            }
+        ),
+    )
+
+
+def create_app(settings: Settings, *, catalog: TemplateCatalog | None = None) -> Litestar:
+    if not settings.database_url:
+        raise ConfigError("JETPOST_DATABASE_URL: required for the API")
+    database_url = settings.database_url
+    definitions = load_definitions(settings)
+    catalog = catalog or TemplateCatalog.load(settings.template_dir)
+    app_version = _version()
+    metrics = Metrics()
+    rt = Runtime(
+        settings=settings,
+        catalog=catalog,
+        templates=describe_catalog(catalog, settings.template_dir),
+        metrics=metrics,
+        asyncapi=asyncapi_document(settings, definitions, catalog, app_version),
+        keys=KeyCache(settings.api_key_cache_ttl),
+    )
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: Litestar) -> AsyncIterator[None]:
+        pool = AsyncConnectionPool(
+            database_url, min_size=1, max_size=settings.api_pool_size, open=False,
+            timeout=settings.api_timeout, kwargs={"autocommit": True},
+            check=AsyncConnectionPool.check_connection, name="jetpost-api",
+        )  # fmt: skip
+        await pool.open(wait=False)  # Postgres may come later; /readyz tells
+        try:
+            rt.bus_ = await Bus.connect(settings.nats_address, definitions, settings.api_timeout)
+            rt.pool_ = pool
+            try:
+                yield
+            finally:
+                await rt.bus_.close()
+                rt.bus_ = None
+        finally:
+            rt.pool_ = None
+            await pool.close()
+
+    def provide_runtime() -> Runtime:
+        return rt
+
+    handlers: dict[Any, Any] = {
+        Problem: on_problem,
+        ValidationException: on_validation,
+        HTTPException: on_http,
+        TooLarge: on_too_large,
+        Unavailable: on_unavailable,
+        PoolTimeout: on_unavailable,
+        psycopg.OperationalError: on_unavailable,
+        Exception: on_internal,
+    }
+    return Litestar(
+        route_handlers=ROUTES,
+        dependencies={"rt": Provide(provide_runtime, sync_to_thread=False)},
+        state=State({"runtime": rt}),
+        lifespan=[lifespan],
+        exception_handlers=handlers,
+        middleware=[MetricsMiddleware(metrics)],
+        openapi_config=_openapi(app_version),
+        logging_config=None,
+        debug=False,
+    )

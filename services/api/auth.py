@@ -1,0 +1,58 @@
+"""Bearer API keys with scopes, checked by a route guard before the body is read.
+
+401 without a key or with an unknown or revoked one; 403 when the key lacks the
+route's scope. `admin` holds every scope.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar.connection import ASGIConnection
+from litestar.handlers import BaseRouteHandler
+from litestar.types import Guard
+
+from services.api.keys import ApiKey, find_key, hash_key
+from services.api.problems import Problem
+from services.api.runtime import Runtime
+
+CHALLENGE = {"WWW-Authenticate": 'Bearer realm="jetpost"'}
+SECURITY: list[dict[str, list[str]]] = [{"ApiKey": []}]
+
+
+def _secret(connection: ASGIConnection[Any, Any, Any, Any]) -> str:
+    scheme, _, value = connection.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not value.strip():
+        raise Problem(401, "unauthorized", "an API key is required: 'Authorization: Bearer <key>'",
+                      headers=CHALLENGE)  # fmt: skip
+    return value.strip()
+
+
+async def authenticate(connection: ASGIConnection[Any, Any, Any, Any]) -> ApiKey:
+    rt: Runtime = connection.app.state["runtime"]
+    secret = _secret(connection)
+    digest = hash_key(secret)
+    key = rt.keys.get(digest)
+    if key is None:
+        async with rt.pool.connection() as conn:
+            key = await find_key(conn, secret)
+        if key is None:
+            raise Problem(401, "unauthorized", "unknown or revoked API key", headers=CHALLENGE)
+        rt.keys.put(digest, key)
+    return key
+
+
+def requires(scope: str) -> Guard:
+    async def guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+        key = await authenticate(connection)
+        if not key.allows(scope):
+            held = ", ".join(key.scopes)
+            raise Problem(403, "forbidden", f"this API key lacks the {scope!r} scope ({held})")
+
+    guard.__name__ = f"requires_{scope}"
+    return guard
+
+
+READ: list[Guard] = [requires("read")]
+SEND: list[Guard] = [requires("send")]
+ADMIN: list[Guard] = [requires("admin")]

@@ -1,0 +1,105 @@
+"""The API's part of the `jetpost` CLI: `keys create|list|revoke`, and serving the
+API beside other jobs (`jetpost run api ...`, `jetpost dev`)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+from collections.abc import Coroutine, Sequence
+from typing import Any
+
+import psycopg
+from rich.console import Console
+from rich.table import Table
+
+from services.api.app import create_app
+from services.api.keys import SCOPES, create_key, list_keys, parse_scopes, revoke_key
+from services.api.server import ApiServer
+from services.cli.processes import run_all
+from shared.settings import ConfigError, Settings
+
+log = logging.getLogger("jetpost.api")
+
+
+def add_keys_arguments(parser: argparse.ArgumentParser) -> None:
+    actions = parser.add_subparsers(dest="keys_action", required=True)
+    create = actions.add_parser("create", help="create a key; it is printed once")
+    create.add_argument("--scope", required=True, type=parse_scopes,
+                        help=f"comma-separated: {', '.join(SCOPES)}")  # fmt: skip
+    create.add_argument("--name", default="")
+    actions.add_parser("list", help="list keys (never the keys themselves)")
+    revoke = actions.add_parser("revoke", help="revoke a key by id")
+    revoke.add_argument("id")
+
+
+def _database_url(settings: Settings) -> str:
+    if not settings.database_url:
+        raise ConfigError("JETPOST_DATABASE_URL: required for keys")
+    return settings.database_url
+
+
+async def _keys(args: argparse.Namespace, settings: Settings, console: Console) -> int:
+    async with await psycopg.AsyncConnection.connect(
+        _database_url(settings), autocommit=True
+    ) as conn:
+        if args.keys_action == "create":
+            key, secret = await create_key(conn, args.scope, args.name)
+            print(secret)
+            console.print(f"created {key.id} ({', '.join(key.scopes)}); "
+                          "the key is shown only this once")  # fmt: skip
+        elif args.keys_action == "list":
+            table = Table("id", "name", "scopes", "created", "revoked")
+            for key in await list_keys(conn):
+                revoked = f"{key.revoked_at:%Y-%m-%d %H:%M}" if key.revoked_at else ""
+                created = f"{key.created_at:%Y-%m-%d %H:%M}"
+                table.add_row(key.id, key.name, ",".join(key.scopes), created, revoked)
+            Console().print(table)
+        elif not await revoke_key(conn, args.id):
+            console.print(f"[red]no live key {args.id!r}[/]")
+            return 1
+        else:
+            console.print(f"revoked {args.id}")
+    return 0
+
+
+def keys_command(args: argparse.Namespace, settings: Settings, console: Console) -> int:
+    return asyncio.run(_keys(args, settings, console))
+
+
+def api_server(settings: Settings) -> ApiServer:
+    """The app bound to JETPOST_API_HOST:JETPOST_API_PORT (bound now, so the URL is known)."""
+    app = create_app(settings)
+    # uvicorn's own start/stop lines only when debugging; errors always.
+    level = "debug" if settings.log_level.upper() == "DEBUG" else "warning"
+    return ApiServer(app, settings.api_host, settings.api_port, level)
+
+
+async def serve_beside(
+    server: ApiServer, stop: asyncio.Event, other: Coroutine[Any, Any, None] | None = None
+) -> None:
+    """Serve the API, and `other` if given, until `stop`; one failing stops both."""
+    other_task = asyncio.create_task(other) if other is not None else None
+    stopped = asyncio.create_task(stop.wait())
+    try:
+        await server.start()
+        log.info("API on %s (docs: %s/schema/swagger)", server.url, server.url)
+        waits = [stopped, *([other_task] if other_task else [])]
+        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stop.set()
+        stopped.cancel()
+        await server.stop()
+        if other_task is not None:
+            await other_task  # raises what made it stop, if anything
+
+
+async def run_with_api(settings: Settings, names: Sequence[str], stop: asyncio.Event) -> None:
+    """`jetpost run`: the named jobs; `api` among them serves the HTTP API too."""
+    others = [name for name in names if name != "api"]
+    if "api" not in names:
+        await run_all(settings, others, stop)
+        return
+    await serve_beside(
+        api_server(settings), stop, run_all(settings, others, stop) if others else None
+    )

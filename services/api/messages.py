@@ -1,0 +1,164 @@
+"""Reading messages: the list (filters, keyset pages), one message (from the read
+model, or folded from the log `as_of` a time) and its timeline."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from litestar import get
+from litestar.di import NamedDependency
+from litestar.params import FromPath, FromQuery, QueryParameter
+from psycopg import sql
+from psycopg.rows import dict_row
+
+from services.api import cursor
+from services.api.auth import READ, SECURITY
+from services.api.problems import Problem
+from services.api.runtime import Runtime
+from services.api.schemas import Message, MessagePage, Timeline, TimelineEvent
+from shared.fold import fold
+from shared.mailbox import parse_mailbox
+from shared.subjects import MESSAGE_ID_RE
+
+TAGS = ["messages"]
+
+
+def utc(value: datetime | None) -> datetime | None:
+    """Query timestamps without a zone are UTC."""
+    if value is None or value.tzinfo is not None:
+        return value
+    return value.replace(tzinfo=UTC)
+
+
+def _recipient(to: str) -> sql.Composable:
+    if to.startswith("@"):
+        domain = to[1:].strip().lower()
+        if not domain or any(c.isspace() or c == "@" for c in domain):
+            raise Problem(400, "invalid-request", f"to: {to!r} is not '@domain'")
+        return sql.SQL("rcpt_domains @> ARRAY[{}]::text[]").format(sql.Literal(domain))
+    try:
+        address = parse_mailbox(to).email
+    except ValueError as exc:
+        raise Problem(400, "invalid-request", f"to: {exc}") from None
+    return sql.SQL("to_addrs @> ARRAY[{}]::text[]").format(sql.Literal(address))
+
+
+def list_query(filters: dict[str, Any], after: tuple[Any, ...] | None, limit: int) -> sql.Composed:
+    """The page's SQL: values go in as literals composed by psycopg, never by f-strings."""
+    where: list[sql.Composable] = []
+    simple = {"status": "status = {}", "template": "template = {}",
+              "tag": "tags @> ARRAY[{}]::text[]", "since": "created_at >= {}",
+              "until": "created_at < {}"}  # fmt: skip
+    for name, clause in simple.items():
+        if filters.get(name) is not None:
+            where.append(sql.SQL(clause).format(sql.Literal(filters[name])))
+    if filters.get("to"):
+        where.append(_recipient(filters["to"]))
+    if after is not None:
+        where.append(sql.SQL("(created_at, id) < ({}, {})").format(*map(sql.Literal, after)))
+    condition = sql.SQL(" WHERE ") + sql.SQL(" AND ").join(where) if where else sql.SQL("")
+    return sql.SQL("SELECT * FROM messages{} ORDER BY created_at DESC, id DESC LIMIT {}").format(
+        condition, sql.Literal(limit + 1)
+    )
+
+
+@get(
+    "/v1/messages", summary="List messages, newest first", guards=READ, security=SECURITY, tags=TAGS
+)
+async def list_messages(
+    rt: NamedDependency[Runtime],
+    status: FromQuery[str | None] = None,
+    to: Annotated[str | None, QueryParameter(description="an address, or '@domain'")] = None,
+    template: FromQuery[str | None] = None,
+    tag: FromQuery[str | None] = None,
+    since: Annotated[datetime | None, QueryParameter(description="created at or after")] = None,
+    until: Annotated[datetime | None, QueryParameter(description="created before")] = None,
+    limit: Annotated[int, QueryParameter(ge=1, le=500)] = 50,
+    cursor_: Annotated[str | None, QueryParameter(name="cursor")] = None,
+) -> MessagePage:
+    after = cursor.decode(cursor_, (datetime, str)) if cursor_ else None
+    filters = {"status": status, "to": to, "template": template, "tag": tag,
+               "since": utc(since), "until": utc(until)}  # fmt: skip
+    async with rt.pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute(list_query(filters, after, limit))
+        rows = await cur.fetchall()
+    more = len(rows) > limit
+    rows = rows[:limit]
+    last = rows[-1] if rows else None
+    return MessagePage(
+        items=[Message.from_row(r) for r in rows],
+        next_cursor=cursor.encode(last["created_at"], last["id"]) if more and last else None,
+    )
+
+
+def known_id(message_id: str) -> str:
+    # Also keeps a crafted id ('a.>') from widening the log's subject filter.
+    if not MESSAGE_ID_RE.match(message_id):
+        raise Problem(404, "not-found", f"no message {message_id!r}")
+    return message_id
+
+
+async def message_row(rt: Runtime, message_id: str) -> dict[str, Any] | None:
+    async with rt.pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute("SELECT * FROM messages WHERE id = %s", (message_id,))
+        return await cur.fetchone()
+
+
+@get(
+    "/v1/messages/{message_id:str}",
+    summary="One message, now or as of a time",
+    guards=READ,
+    security=SECURITY,
+    tags=TAGS,
+)
+async def get_message(
+    rt: NamedDependency[Runtime],
+    message_id: FromPath[str],
+    as_of: Annotated[
+        datetime | None,
+        QueryParameter(description="fold the message's events from the log up to this time"),
+    ] = None,
+) -> Message:
+    known_id(message_id)
+    if as_of is not None:
+        return await _as_of(rt, message_id, utc(as_of) or as_of)
+    row = await message_row(rt, message_id)
+    if row is None:
+        raise Problem(404, "not-found", f"no message {message_id!r}")
+    return Message.from_row(row)
+
+
+async def _as_of(rt: Runtime, message_id: str, as_of: datetime) -> Message:
+    events = await rt.bus.history(message_id)
+    if not events:
+        raise Problem(404, "not-found", f"no message {message_id!r} in the log")
+    until = [e for e in events if e.occurred_at <= as_of]
+    if not until:
+        detail = f"message {message_id!r} has no events at or before {as_of.isoformat()}"
+        raise Problem(404, "not-found", detail)
+    return Message.from_state(fold(until), as_of)
+
+
+@get(
+    "/v1/messages/{message_id:str}/events",
+    summary="A message's timeline",
+    guards=READ,
+    security=SECURITY,
+    tags=TAGS,
+)
+async def message_events(rt: NamedDependency[Runtime], message_id: FromPath[str]) -> Timeline:
+    known_id(message_id)
+    async with rt.pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute(
+            "SELECT seq, type, occurred_at, data FROM message_events"
+            " WHERE message_id = %s ORDER BY seq",
+            (message_id,),
+        )
+        rows = await cur.fetchall()
+    if not rows and await message_row(rt, message_id) is None:
+        raise Problem(404, "not-found", f"no message {message_id!r}")
+    return Timeline(message_id=message_id, items=[TimelineEvent(**r) for r in rows])
+
+
+ROUTES = [list_messages, get_message, message_events]

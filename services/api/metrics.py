@@ -1,0 +1,60 @@
+"""Prometheus metrics of one API instance, in its own registry (several apps can
+live in one process, as in the tests): requests by route and status, their
+latency, and how far each projection is behind MAIL_EVT."""
+
+from __future__ import annotations
+
+import time
+
+from litestar.enums import ScopeType
+from litestar.middleware import ASGIMiddleware
+from litestar.types import ASGIApp, Message, Receive, Scope, Send
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+CONTENT_TYPE = CONTENT_TYPE_LATEST
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "jetpost_api_requests", "HTTP requests answered, by route and status",
+            ["method", "route", "status"], registry=self.registry,
+        )  # fmt: skip
+        self.latency = Histogram(
+            "jetpost_api_request_duration_seconds", "HTTP request latency, by route",
+            ["method", "route"], registry=self.registry,
+        )  # fmt: skip
+        self.projection_lag = Gauge(
+            "jetpost_projection_lag", "Events in MAIL_EVT a projection has not applied yet",
+            ["projection"], registry=self.registry,
+        )  # fmt: skip
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)
+
+
+class MetricsMiddleware(ASGIMiddleware):
+    scopes = (ScopeType.HTTP,)
+
+    def __init__(self, metrics: Metrics) -> None:
+        self.metrics = metrics
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
+        # The route template, not the path: one series per route, not per message id.
+        route = str(scope.get("path_template") or "unmatched")
+        method = str(scope.get("method", ""))
+        status = {"code": 500}
+        started = time.perf_counter()
+
+        async def observe(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                status["code"] = int(message["status"])
+            await send(message)
+
+        try:
+            await next_app(scope, receive, observe)
+        finally:
+            self.metrics.latency.labels(method, route).observe(time.perf_counter() - started)
+            self.metrics.requests.labels(method, route, str(status["code"])).inc()

@@ -1,0 +1,62 @@
+"""What the API's handlers share: built in `create_app`, its clients opened and
+closed by the app's lifespan, handed to handlers as the `rt` dependency."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from psycopg_pool import AsyncConnectionPool
+
+from services.api.bus import Bus
+from services.api.keys import ApiKey
+from services.api.metrics import Metrics
+from services.api.templates_info import TemplateInfo
+from services.renderer.catalog import TemplateCatalog
+from shared.settings import Settings
+
+
+@dataclass
+class KeyCache:
+    """Recently seen live keys by hash, so a Postgres blip does not stop sends at
+    once; a revoked key keeps working at most `ttl` seconds (0: no cache)."""
+
+    ttl: float
+    entries: dict[str, tuple[ApiKey, float]] = field(default_factory=dict)
+    max_entries: int = 10_000
+
+    def get(self, key_hash: str) -> ApiKey | None:
+        found = self.entries.get(key_hash)
+        if found is None or found[1] < time.monotonic():
+            return None
+        return found[0]
+
+    def put(self, key_hash: str, key: ApiKey) -> None:
+        if self.ttl <= 0:
+            return
+        if len(self.entries) >= self.max_entries:
+            self.entries.clear()
+        self.entries[key_hash] = (key, time.monotonic() + self.ttl)
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    catalog: TemplateCatalog
+    templates: dict[str, TemplateInfo]
+    metrics: Metrics
+    asyncapi: dict[str, Any]
+    keys: KeyCache
+    pool_: AsyncConnectionPool | None = None
+    bus_: Bus | None = None
+
+    @property
+    def pool(self) -> AsyncConnectionPool:
+        assert self.pool_ is not None, "the API's lifespan has not opened the pool"
+        return self.pool_
+
+    @property
+    def bus(self) -> Bus:
+        assert self.bus_ is not None, "the API's lifespan has not connected to NATS"
+        return self.bus_

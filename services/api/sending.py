@@ -1,0 +1,172 @@
+"""Sending: one message, a batch, a resend. Each publishes one command to MAIL_CMD
+and answers 202 once JetStream has acked it; intake does the rest.
+
+The command published is the caller's JSON as sent (validated here first, so
+callers learn of mistakes at once) plus the ids assigned here.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated, Any
+
+from litestar import Request, post
+from litestar.di import NamedDependency
+from litestar.openapi.spec import Example
+from litestar.params import Body, FromPath, HeaderParameter, JSONBody
+from pydantic import ValidationError
+
+from services.api.auth import SECURITY, SEND
+from services.api.messages import known_id, message_row
+from services.api.problems import Problem
+from services.api.runtime import Runtime
+from services.api.schemas import BatchAccepted, MessageAccepted, ResendRequest
+from shared.commands import ResendCommand, SendBatchCommand, SendCommand
+from shared.subjects import CMD_RESEND, CMD_SEND, CMD_SEND_BATCH
+
+TAGS = ["sending"]
+SEND_BODY = Body(
+    description="A send command (see the README). Addresses are strings, `Name <addr>` or "
+    "bare, alone or in a list; give `template` + `vars`, or `subject` + `html`/`text`.",
+    examples=[
+        Example(summary="a template", value={"to": "Alice <alice@example.com>",
+                "template": "welcome", "vars": {"name": "Alice"}, "tags": ["signup"]}),
+        Example(summary="literal content", value={"to": ["bob@example.com"],
+                "subject": "Hello", "text": "Hi Bob", "html": "<p>Hi Bob</p>"}),
+    ],
+)  # fmt: skip
+
+
+def new_id() -> str:
+    return uuid.uuid4().hex
+
+
+def errors_of(exc: ValidationError) -> str:
+    parts = []
+    for err in exc.errors(include_url=False):
+        loc = ".".join(str(p) for p in err["loc"]) or "command"
+        parts.append(f"{loc}: {err['msg'].removeprefix('Value error, ')}")
+    return "; ".join(parts)
+
+
+def _template_known(rt: Runtime, template: str | None) -> str | None:
+    if template and template not in rt.catalog.names():
+        return f"template: unknown template {template!r}"
+    return None
+
+
+@post(
+    "/v1/messages",
+    summary="Send one message",
+    status_code=202,
+    guards=SEND,
+    security=SECURITY,
+    tags=TAGS,
+)
+async def send_message(
+    rt: NamedDependency[Runtime],
+    request: Request[Any, Any, Any],
+    data: Annotated[SendCommand, SEND_BODY],
+    idempotency_key: Annotated[
+        str | None,
+        HeaderParameter(
+            name="Idempotency-Key",
+            min_length=1,
+            max_length=256,
+            description="the same key with the same body gives the same id again",
+        ),
+    ] = None,
+) -> MessageAccepted:
+    if idempotency_key and data.idempotency_key and idempotency_key != data.idempotency_key:
+        detail = "the Idempotency-Key header and the body's idempotency_key differ"
+        raise Problem(422, "idempotency-key-mismatch", detail)
+    if problem := _template_known(rt, data.template):
+        raise Problem(422, "invalid-command", problem)
+    key = idempotency_key or data.idempotency_key
+    message_id = data.message_id or new_id()
+    if key:
+        command = data.model_copy(update={"idempotency_key": key})
+        held = await rt.bus.claim(key, message_id, command.body_hash())
+        if not held.same_body:
+            raise Problem(409, "idempotency-conflict",
+                          f"idempotency key already used with a different body "
+                          f"(message {held.message_id})", message_id=held.message_id)  # fmt: skip
+        message_id = held.message_id
+    payload: dict[str, Any] = {**await request.json(), "message_id": message_id}
+    if key:
+        payload["idempotency_key"] = key
+    # Published even when the key was held already: a crash between the claim and the
+    # publish must not lose the message; intake deduplicates the repeat.
+    await rt.bus.publish(CMD_SEND, payload, message_id)
+    return MessageAccepted(id=message_id)
+
+
+def _batch_ids(rt: Runtime, entries: list[dict[str, Any]]) -> list[str]:
+    """An id per entry (the caller's or a new one), or a 422 naming every bad entry."""
+    ids: list[str] = []
+    errors: list[dict[str, Any]] = []
+    for index, entry in enumerate(entries):
+        try:
+            command = SendCommand.model_validate(entry)
+        except ValidationError as exc:
+            errors.append({"index": index, "detail": errors_of(exc)})
+            continue
+        message_id = command.message_id or new_id()
+        if problem := _template_known(rt, command.template):
+            errors.append({"index": index, "detail": problem})
+        elif message_id in ids:
+            errors.append({"index": index, "detail": f"message_id: {message_id!r} repeats"})
+        ids.append(message_id)
+    if not entries:
+        raise Problem(422, "invalid-batch", "the batch has no entries")
+    if errors:
+        raise Problem(422, "invalid-batch",
+                      f"{len(errors)} of {len(entries)} entries are invalid: " + "; ".join(
+                          f"[{e['index']}] {e['detail']}" for e in errors[:10]),
+                      errors=errors)  # fmt: skip
+    return ids
+
+
+@post(
+    "/v1/messages/batch",
+    summary="Send up to 1000 messages at once",
+    status_code=202,
+    guards=SEND,
+    security=SECURITY,
+    tags=TAGS,
+)
+async def send_batch(
+    rt: NamedDependency[Runtime], request: Request[Any, Any, Any], data: JSONBody[SendBatchCommand]
+) -> BatchAccepted:
+    ids = _batch_ids(rt, data.expand())
+    payload: dict[str, Any] = await request.json()
+    listed = payload["messages"] if data.messages is not None else payload["recipients"]
+    for entry, message_id in zip(listed, ids, strict=True):
+        entry["message_id"] = message_id
+    batch_id = new_id()
+    await rt.bus.publish(CMD_SEND_BATCH, payload, batch_id)
+    return BatchAccepted(batch_id=batch_id, ids=ids)
+
+
+@post(
+    "/v1/messages/{message_id:str}/resend",
+    summary="Send a message again",
+    status_code=202,
+    guards=SEND,
+    security=SECURITY,
+    tags=TAGS,
+)
+async def resend_message(
+    rt: NamedDependency[Runtime],
+    message_id: FromPath[str],
+    data: JSONBody[ResendRequest | None] = None,
+) -> MessageAccepted:
+    if await message_row(rt, known_id(message_id)) is None:
+        raise Problem(404, "not-found", f"no message {message_id!r}")
+    command = ResendCommand(message_id=message_id, new_message_id=new_id(),
+                            rerender=data.rerender if data else False)  # fmt: skip
+    await rt.bus.publish(CMD_RESEND, command.model_dump(mode="json"), command.new_message_id)
+    return MessageAccepted(id=command.new_message_id)
+
+
+ROUTES = [send_message, send_batch, resend_message]

@@ -1,0 +1,67 @@
+"""Serving the app with uvicorn inside an asyncio loop we own, so the API stops with
+everything else on Ctrl-C (the CLI's stop event), and a test can start it on a
+free port and know which."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+from collections.abc import Iterator
+
+import uvicorn
+from litestar import Litestar
+
+
+class _Server(uvicorn.Server):
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        # Signals belong to the CLI (services.cli.stopping); it sets our stop event.
+        yield
+
+
+class ApiServer:
+    def __init__(self, app: Litestar, host: str, port: int, log_level: str = "warning") -> None:
+        self.host = host
+        self._sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._sock.bind((host, port))
+        self.port: int = self._sock.getsockname()[1]
+        config = uvicorn.Config(app, log_level=log_level.lower(), log_config=None,
+                                lifespan="on", access_log=False)  # fmt: skip
+        self._server = _Server(config)
+        self._task: asyncio.Task[None] | None = None
+
+    @property
+    def url(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+    async def _serve(self) -> None:
+        try:
+            await self._server.serve(sockets=[self._sock])
+        except SystemExit as exc:  # uvicorn's answer to a failed lifespan start-up
+            raise RuntimeError("the API did not start; see the log above") from exc
+
+    async def start(self, timeout: float = 30.0) -> str:
+        """Serve in the background; returns the URL once requests are answered."""
+        self._task = asyncio.create_task(self._serve())
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while not self._server.started:
+            if self._task.done():
+                self._task.result()
+                raise RuntimeError("the API stopped during start-up")
+            if loop.time() > deadline:
+                await self.stop()
+                raise RuntimeError(f"the API did not start within {timeout}s")
+            await asyncio.sleep(0.02)
+        return self.url
+
+    async def stop(self) -> None:
+        self._server.should_exit = True
+        if self._task is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        self._sock.close()
