@@ -1,7 +1,9 @@
 """Replay benchmark: `jetpost replay` of N events against raw Postgres COPY of N rows,
-measured in the same run on the same embedded servers.
+measured in the same run on the same embedded servers; then the latency of
+`GET /v1/messages/{id}` (p50/p99) under concurrent load on the replayed data, with
+the API served by `jetpost run api` in its own process.
 
-    .venv/bin/python -m bench.replay [--n 200000]
+    .venv/bin/python -m bench.replay [--n 200000] [--requests 3000] [--concurrency 16]
 
 The log holds realistic histories (accepted, rendered, attempted, delivered per
 message). The raw limit is one COPY of N timeline-shaped rows (seq, message id,
@@ -14,16 +16,23 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
+import random
 import shutil
+import socket
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
 
+import httpx
 import nats
 import psycopg
 
 from projections.replay import replay
 from projections.runner import PROJECTIONS
+from services.api.keys import create_key
 from shared.embedded import EmbeddedNats, embedded_postgres
 from shared.eventlog import append
 from shared.events import Accepted, Attempted, Delivered, Envelope, Event, Rendered, event_id_for
@@ -81,7 +90,74 @@ async def raw_copy(database_url: str, payloads: list[bytes]) -> float:
         return time.perf_counter() - started
 
 
-async def main(n: int) -> None:
+async def api_latency(
+    server: EmbeddedNats, database_url: str, tmp: Path, n_messages: int, requests: int,
+    concurrency: int,
+) -> tuple[float, float, float]:  # fmt: skip
+    """p50 and p99 latency (ms) and requests/s of GET /v1/messages/{id}."""
+    async with await psycopg.AsyncConnection.connect(database_url) as conn:
+        _, key = await create_key(conn, ["read"], "bench")
+        await conn.commit()
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("JETPOST_")}
+    env.update(
+        JETPOST_NATS_URL=server.url, JETPOST_DATABASE_URL=database_url,
+        JETPOST_API_PORT=str(port), JETPOST_DATA_DIR=str(tmp), JETPOST_LOG_LEVEL="WARNING",
+    )  # fmt: skip
+    api = await asyncio.create_subprocess_exec(
+        str(Path(sys.executable).parent / "jetpost"), "run", "api", env=env,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        headers = {"Authorization": f"Bearer {key}"}
+        limits = httpx.Limits(max_connections=concurrency)
+        base = f"http://127.0.0.1:{port}"
+        async with httpx.AsyncClient(base_url=base, headers=headers, limits=limits) as client:
+            await wait_ready(client, api)
+            ids = [f"bench{random.randrange(n_messages):08d}" for _ in range(requests)]
+            latencies: list[float] = []
+
+            async def worker(mine: list[str]) -> None:
+                for mid in mine:
+                    started = time.perf_counter()
+                    response = await client.get(f"/v1/messages/{mid}")
+                    latencies.append(time.perf_counter() - started)
+                    if response.status_code != 200:
+                        raise RuntimeError(f"GET {mid}: {response.status_code} {response.text}")
+
+            begun = time.perf_counter()
+            await asyncio.gather(*(worker(ids[i::concurrency]) for i in range(concurrency)))
+            elapsed = time.perf_counter() - begun
+    finally:
+        api.terminate()
+        await asyncio.wait_for(api.wait(), 10)
+    latencies.sort()
+    p50 = latencies[len(latencies) // 2] * 1000
+    p99 = latencies[int(len(latencies) * 0.99)] * 1000
+    return p50, p99, requests / elapsed
+
+
+async def wait_ready(client: httpx.AsyncClient, api: asyncio.subprocess.Process) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if api.returncode is not None:
+            raise RuntimeError("jetpost run api exited")
+        try:
+            if (await client.get("/healthz")).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        await asyncio.sleep(0.1)
+    raise RuntimeError("the API did not come up within 30s")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+async def main(n: int, requests: int, concurrency: int) -> None:
     tmp = Path(tempfile.mkdtemp(prefix="jetpost-bench-replay-"))
     server = EmbeddedNats(store_dir=tmp / "nats")
     server.start()
@@ -95,6 +171,9 @@ async def main(n: int) -> None:
             copy_seconds = await raw_copy(database_url, payloads)
             result = await replay(database_url, nc, list(PROJECTIONS.values()))
             await nc.close()
+            p50, p99, rps = await api_latency(
+                server, database_url, tmp, n // 4, requests, concurrency
+            )
     finally:
         server.stop()
         shutil.rmtree(tmp, ignore_errors=True)
@@ -104,9 +183,16 @@ async def main(n: int) -> None:
     print(f"jetpost replay (all models)  {result.rate:>12,.0f} events/s")
     print(f"ratio replay / COPY          {result.rate / copy_rate:>12.2f}")
     print("goal                         replay >= 50,000 events/s")
+    print(
+        f"GET /v1/messages/{{id}}        p50 {p50:.1f} ms, p99 {p99:.1f} ms, {rps:,.0f} req/s "
+        f"({requests} requests, {concurrency} concurrent)"
+    )
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--n", type=int, default=200_000)
-    asyncio.run(main(parser.parse_args().n))
+    parser.add_argument("--requests", type=int, default=3000)
+    parser.add_argument("--concurrency", type=int, default=16)
+    args = parser.parse_args()
+    asyncio.run(main(args.n, args.requests, args.concurrency))
