@@ -31,9 +31,9 @@ def jetpost_services() -> dict[str, dict[str, Any]]:
     }
 
 
-def test_every_pipeline_service_has_a_container() -> None:
+def test_every_service_has_a_container() -> None:
     commands = [spec["command"] for spec in jetpost_services().values()]
-    for service in SERVICES:
+    for service in (*SERVICES, "projections", "api"):
         assert ["jetpost", "run", service] in commands
 
 
