@@ -24,7 +24,7 @@ COUNTED = frozenset({
     "deferred", "bounced", "failed", "cancelled", "complained", "opened", "clicked",
     "unsubscribed",
 })  # fmt: skip
-IGNORED = frozenset({"suppression_added", "suppression_removed"})  # address events
+IGNORED = frozenset({"suppression_added", "suppression_removed", "feedback_unmatched"})
 
 # messages columns, in table order, and how each comes from a state.
 COLUMNS = (

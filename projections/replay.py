@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import psycopg
 from nats.aio.client import Client
@@ -31,6 +31,8 @@ class ReplayResult:
     events: int
     last_seq: int
     seconds: float
+    # dry runs: how the rebuilt suppression set differs from the live one
+    changes: list[str] = field(default_factory=list)
 
     @property
     def rate(self) -> float:
@@ -44,12 +46,33 @@ async def _last_seq(js: JetStreamContext) -> int:
     return int((await js.stream_info(EVT_STREAM)).state.last_seq)
 
 
-async def _prepare(conn: AsyncConnection, projections: Sequence[Projection]) -> None:
+async def _drop(conn: AsyncConnection, projections: Sequence[Projection]) -> None:
     for projection in projections:
         for table in projection.tables:
             await conn.execute(
                 sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(table + SUFFIX))
             )
+
+
+async def _suppression_changes(conn: AsyncConnection) -> list[str]:
+    """`+ address [scope]: reason` for entries the rebuild adds, `-` for ones it drops."""
+    query = (
+        "SELECT '+', n.address, n.scope, n.reason FROM suppressions__replay n"
+        " LEFT JOIN suppressions o USING (address, scope) WHERE o.address IS NULL"
+        " UNION ALL"
+        " SELECT '-', o.address, o.scope, o.reason FROM suppressions o"
+        " LEFT JOIN suppressions__replay n USING (address, scope) WHERE n.address IS NULL"
+        " ORDER BY 2, 3, 1"
+    )
+    rows = await (await conn.execute(query)).fetchall()
+    return [f"{sign} {address}{f' [{scope}]' if scope else ''}: {reason}"
+            for sign, address, scope, reason in rows]  # fmt: skip
+
+
+async def _prepare(conn: AsyncConnection, projections: Sequence[Projection]) -> None:
+    await _drop(conn, projections)
+    for projection in projections:
+        for table in projection.tables:
             await conn.execute(
                 sql.SQL("CREATE TABLE {} (LIKE {} INCLUDING ALL)").format(
                     sql.Identifier(table + SUFFIX), sql.Identifier(table)
@@ -95,7 +118,10 @@ async def replay(
     projections: Sequence[Projection],
     progress: Progress | None = None,
     max_batch: int = 5000,
+    dry_run: bool = False,
 ) -> ReplayResult:
+    """Rebuild and swap in; with `dry_run`, rebuild up to now, report what differs in
+    the suppression set, and drop the rebuilt tables again."""
     js = nc.jetstream()
     names = [p.name for p in projections]
     tables = Tables(SUFFIX)
@@ -125,6 +151,12 @@ async def replay(
             while max(positions.values(), default=0) < target:
                 async with conn.transaction():
                     await build_until(min(target, max(positions.values()) + max_batch))
+            if dry_run:
+                changes = await _suppression_changes(conn) if "suppressions" in names else []
+                async with conn.transaction():
+                    await _drop(conn, projections)
+                seconds = time.perf_counter() - started
+                return ReplayResult(done, max(positions.values(), default=0), seconds, changes)
             async with conn.transaction():
                 await checkpoints(conn, names, lock=True)  # live projections wait here
                 await build_until(await _last_seq(js))

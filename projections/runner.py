@@ -24,12 +24,20 @@ from projections.messages import MessagesProjection
 from projections.reader import EventReader
 from projections.suppressions import SuppressionsProjection
 from projections.timeline import TimelineProjection
+from shared.suppression_rules import Rules
 
 log = logging.getLogger("jetpost.projections")
 
-PROJECTIONS: dict[str, Projection] = {
-    p.name: p for p in (MessagesProjection(), TimelineProjection(), SuppressionsProjection())
-}
+
+def build_projections(rules: Rules | None = None) -> dict[str, Projection]:
+    """Every projection by name; the suppression rules come from the configuration."""
+    built: tuple[Projection, ...] = (
+        MessagesProjection(), TimelineProjection(), SuppressionsProjection(rules),
+    )  # fmt: skip
+    return {p.name: p for p in built}
+
+
+PROJECTIONS = build_projections()  # with the default rules
 
 
 async def checkpoints(
@@ -84,8 +92,10 @@ async def run_projections(
     stop: asyncio.Event,
     started: asyncio.Event | None = None,
     names: Sequence[str] = tuple(PROJECTIONS),
+    rules: Rules | None = None,
 ) -> None:
-    projections = [PROJECTIONS[n] for n in names]
+    registry = build_projections(rules)
+    projections = [registry[n] for n in names]
     nc = await nats.connect(nats_url, max_reconnect_attempts=-1, reconnect_time_wait=1)
     try:
         while not stop.is_set():

@@ -1,33 +1,103 @@
-"""`suppressions`: the addresses not to mail, each with the event that put it there."""
+"""`suppressions`: the addresses not to mail, each with the event that put it there.
+
+Manual changes arrive as suppression_added / suppression_removed events; bounces and
+complaints go through the suppression rules, so a replay with changed rules gives
+the set those rules would have built (`jetpost replay suppressions --dry-run`).
+"""
 
 from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
 
 from psycopg import AsyncConnection, sql
 
 from projections.base import Stored, Tables
 from shared.events import SuppressionAdded, SuppressionRemoved
+from shared.suppression_rules import Entry, Rules, SoftHistory, affected, decide
 
-Row = tuple[str, str, str, str | None, str, int, object, object]
+FEEDBACK = frozenset({"bounced", "complained"})
+
+
+def manual_entry(e: SuppressionAdded) -> Entry:
+    return Entry(address=e.address, scope=e.scope, reason=e.reason, source=e.source,
+                 message_id=e.cause_message_id, event_id=e.event_id, created_at=e.occurred_at,
+                 expires_at=e.expires_at)  # fmt: skip
 
 
 class SuppressionsProjection:
     name = "suppressions"
-    tables: tuple[str, ...] = ("suppressions",)
+    tables: tuple[str, ...] = ("suppressions", "suppression_soft_bounces")
+
+    def __init__(self, rules: Rules | None = None) -> None:
+        self.rules = rules or Rules()
 
     async def apply(self, conn: AsyncConnection, batch: list[Stored], tables: Tables) -> None:
-        final: dict[tuple[str, str], Row | None] = {}  # last word per (address, scope)
+        final: dict[tuple[str, str], tuple[Entry, int] | None] = {}  # last word per key
+        addresses = {a for i in batch if i.event.type in FEEDBACK for a in affected(i.event)}
+        histories = await self._histories(conn, tables, addresses)
+        touched: set[str] = set()
         for item in batch:
             e = item.event
             if isinstance(e, SuppressionAdded):
-                final[(e.address, e.scope)] = (
-                    e.address, e.scope, e.reason, e.cause_message_id, e.event_id, item.seq,
-                    e.occurred_at, e.expires_at,
-                )  # fmt: skip
+                final[(e.address, e.scope)] = (manual_entry(e), item.seq)
             elif isinstance(e, SuppressionRemoved):
                 final[(e.address, e.scope)] = None
+            elif e.type in FEEDBACK:
+                for address in affected(e):
+                    entry, histories[address] = decide(e, address, histories.get(address, ()),
+                                                       self.rules)  # fmt: skip
+                    touched.add(address)
+                    if entry is not None:
+                        final[(address, "")] = (entry, item.seq)
+        await self._write(conn, tables, final)
+        await self._save_histories(conn, tables, {a: histories[a] for a in touched})
+
+    async def _histories(
+        self, conn: AsyncConnection, tables: Tables, addresses: set[str]
+    ) -> dict[str, SoftHistory]:
+        if not addresses:
+            return {}
+        cur = await conn.execute(
+            sql.SQL("SELECT address, history FROM {} WHERE address = ANY(%s)").format(
+                tables("suppression_soft_bounces")
+            ),
+            (list(addresses),),
+        )
+        return {
+            address: tuple((eid, datetime.fromisoformat(at)) for eid, at in history)
+            for address, history in await cur.fetchall()
+        }
+
+    async def _save_histories(
+        self, conn: AsyncConnection, tables: Tables, histories: dict[str, SoftHistory]
+    ) -> None:
+        if not histories:
+            return
+        rows = [(a, json.dumps([[eid, at.isoformat()] for eid, at in h]))
+                for a, h in histories.items()]  # fmt: skip
+        async with conn.cursor() as cur:
+            await cur.executemany(
+                sql.SQL(
+                    "INSERT INTO {} (address, history) VALUES (%s, %s)"
+                    " ON CONFLICT (address) DO UPDATE SET history = EXCLUDED.history"
+                ).format(tables("suppression_soft_bounces")),
+                rows,
+            )
+
+    async def _write(
+        self, conn: AsyncConnection, tables: Tables,
+        final: dict[tuple[str, str], tuple[Entry, int] | None],
+    ) -> None:  # fmt: skip
         if not final:
             return
         table = tables("suppressions")
+        rows: list[tuple[Any, ...]] = [
+            (e.address, e.scope, e.reason, e.source, e.message_id, e.event_id, seq, e.created_at,
+             e.expires_at)
+            for value in final.values() if value is not None for e, seq in (value,)
+        ]  # fmt: skip
         async with conn.cursor() as cur:
             await cur.executemany(
                 sql.SQL("DELETE FROM {} WHERE address = %s AND scope = %s").format(table),
@@ -35,8 +105,8 @@ class SuppressionsProjection:
             )
             await cur.executemany(
                 sql.SQL(
-                    "INSERT INTO {} (address, scope, reason, message_id, event_id, seq,"
-                    " created_at, expires_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)"
+                    "INSERT INTO {} (address, scope, reason, source, message_id, event_id, seq,"
+                    " created_at, expires_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)"
                 ).format(table),
-                [row for row in final.values() if row is not None],
+                rows,
             )

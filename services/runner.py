@@ -19,14 +19,17 @@ from services.intake.app import register as register_intake
 from services.renderer.app import register as register_renderer
 from services.renderer.catalog import TemplateCatalog
 from services.sender.app import register as register_sender
+from services.suppression.app import register as register_suppression_set
 from shared.logs import faststream_logger
 from shared.nats_setup import apply_definitions, load_definitions
 from shared.settings import Settings
+from shared.tokens import load_key_ring
 
 REGISTRY: dict[str, Callable[[NatsBroker, Env], Service]] = {
     "intake": register_intake,
     "renderer": register_renderer,
     "sender": register_sender,
+    "suppression_set": register_suppression_set,
 }
 SERVICES = tuple(REGISTRY)
 
@@ -38,7 +41,7 @@ def build_env(settings: Settings) -> Env:
     return Env(
         settings=settings,
         definitions=load_definitions(settings),
-        catalog=TemplateCatalog.load(settings.template_dir),
+        catalog=TemplateCatalog.load(settings.template_dir, keys=load_key_ring(settings)),
     )
 
 

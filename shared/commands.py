@@ -14,6 +14,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from shared.events import Track
 from shared.mailbox import Mailbox, has_line_break, parse_mailbox
 from shared.subjects import MESSAGE_ID_RE
 
@@ -54,6 +55,8 @@ class SendCommand(BaseModel):
     tags: tuple[str, ...] = ()
     message_id: str | None = None
     idempotency_key: str | None = Field(default=None, max_length=256)
+    # Open and click tracking for this message; unset: JETPOST_TRACK_OPENS / _CLICKS.
+    track: Track | None = None
 
     @field_validator("to", "cc", "bcc", "reply_to", mode="before")
     @classmethod
@@ -120,9 +123,9 @@ class SendCommand(BaseModel):
 
     def body_hash(self) -> str:
         """What an idempotency key is bound to: the content, not the key or a fresh id."""
-        data = self.model_dump(
-            mode="json", by_alias=True, exclude={"idempotency_key", "message_id"}
-        )
+        # Without `track`, the hash is what it was before the field existed.
+        skip = {"idempotency_key", "message_id"} | ({"track"} if self.track is None else set())
+        data = self.model_dump(mode="json", by_alias=True, exclude=skip)
         canonical = json.dumps(data, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode()).hexdigest()
 

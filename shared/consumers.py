@@ -42,7 +42,7 @@ def subscribe(
 
     on_message.__name__ = f"{durable}_handler"
     broker.subscriber(
-        config.filter_subject or "",
+        config.filter_subject or "mail.evt.>",  # filter_subjects: the consumer's own list
         stream=JStream(stream, declare=False),
         durable=durable,
         config=config,

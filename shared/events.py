@@ -54,6 +54,15 @@ class Envelope(BaseModel):
         return self.to + self.cc + self.bcc
 
 
+class Track(BaseModel):
+    """Per-message open and click tracking; None: the JETPOST_TRACK_* default."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    opens: bool | None = None
+    clicks: bool | None = None
+
+
 class Accepted(EventBase):
     type: Literal["accepted"] = "accepted"
     envelope: Envelope
@@ -70,6 +79,9 @@ class Accepted(EventBase):
     # renderer copies that message's rendered content instead of rendering again.
     resend_of: str | None = None
     rerender: bool = False
+    track: Track | None = None
+    # Recipients left out because they are on the suppression set.
+    suppressed: tuple[str, ...] = ()
 
 
 class Rejected(EventBase):
@@ -127,6 +139,7 @@ class Delivered(EventBase):
     smtp_code: int | None = None
     response: str = ""
     refused: dict[str, str] = Field(default_factory=dict)
+    provider_event_id: str | None = None  # set when a provider's webhook reported it
 
 
 class Deferred(EventBase):
@@ -148,6 +161,7 @@ class Bounced(EventBase):
     response: str = ""
     recipients: tuple[str, ...] = ()
     source: Literal["smtp", "dsn", "webhook"] = "smtp"
+    provider_event_id: str | None = None  # the webhook provider's id for the report
 
 
 class Failed(EventBase):
@@ -164,6 +178,7 @@ class Complained(EventBase):
     recipient: str
     feedback_type: str = "abuse"
     source: Literal["arf", "webhook"] = "arf"
+    provider_event_id: str | None = None  # the webhook provider's id for the report
 
 
 class Cancelled(EventBase):
@@ -213,6 +228,19 @@ class SuppressionRemoved(EventBase):
     reason: str = "manual"
 
 
+class FeedbackUnmatched(EventBase):
+    """A bounce or complaint report (or any other mail) that reached the feedback
+    receiver but could not be tied to a message: kept, never dropped. `message_id` is
+    the report's own aggregate id (`fb-<hash>`, services.feedback.logic)."""
+
+    type: Literal["feedback_unmatched"] = "feedback_unmatched"
+    kind: Literal["dsn", "arf", "webhook", "unknown"]
+    reason: str
+    raw_excerpt: str = ""  # the mail's first 4 KB
+    mail_from: str = ""
+    rcpt_tos: tuple[str, ...] = ()
+
+
 Event = Annotated[
     Accepted
     | Rejected
@@ -232,7 +260,8 @@ Event = Annotated[
     | Unsubscribed
     | Resent
     | SuppressionAdded
-    | SuppressionRemoved,
+    | SuppressionRemoved
+    | FeedbackUnmatched,
     Field(discriminator="type"),
 ]
 

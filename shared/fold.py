@@ -46,6 +46,7 @@ STATUS_RANK = {
     "sending": 3,
     "deferred": 3,
     "delivered": 4,
+    "soft_bounced": 4,  # a transient bounce report: the latest of it and delivered shows
     "failed": 5,
     "cancelled": 5,
     "suppressed": 5,
@@ -107,6 +108,8 @@ class MessageState(BaseModel):
 
 def _status(current: str, last_at: datetime | None, event: Event) -> str:
     new = STATUS_OF.get(event.type)
+    if isinstance(event, Bounced) and event.kind == "soft":
+        new = "soft_bounced"
     if new is None:
         return current
     rank, held = STATUS_RANK[new], STATUS_RANK[current]

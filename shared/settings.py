@@ -7,16 +7,18 @@ Nothing reads the environment at import time: the composition root calls
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 from email.utils import parseaddr
 from pathlib import Path
 from typing import Literal
 from urllib.parse import unquote, urlsplit
 
-from pydantic import BaseModel, Field, ValidationError, field_validator
+from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from shared.mailbox import parse_mailbox
 from shared.paths import MIGRATIONS_DIR, NATS_DIR, TEMPLATES_DIR
+from shared.suppression_rules import Rules
 
 
 class SmtpTarget(BaseModel):
@@ -46,6 +48,38 @@ class SmtpTarget(BaseModel):
             username=unquote(parts.username) if parts.username else None,
             password=unquote(parts.password) if parts.password else None,
         )
+
+
+_HOST_LABEL = r"(?:\*|[a-z0-9](?:[a-z0-9-]*[a-z0-9])?)"
+_HOST_PATTERN_RE = re.compile(rf"^{_HOST_LABEL}(?:\.{_HOST_LABEL})+$")  # sns.*.amazonaws.com
+_CHANNEL_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
+_TEMPLATE_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]*$")  # a catalog folder name
+
+
+def parse_template_map(raw: str) -> dict[str, str]:
+    """`activation=welcome,reset=password_reset` -> {action: template}."""
+    mapping: dict[str, str] = {}
+    for pair in filter(None, (p.strip() for p in raw.split(","))):
+        action, sep, template = (part.strip() for part in pair.partition("="))
+        if not sep or not action or not _TEMPLATE_NAME_RE.match(template):
+            raise ValueError(f"expected action=template pairs separated by commas, got {pair!r}")
+        if action in mapping:
+            raise ValueError(f"action {action!r} is mapped twice")
+        mapping[action] = template
+    return mapping
+
+
+MIN_TOKEN_KEY_LENGTH = 16
+
+
+def parse_token_keys(raw: str) -> list[str]:
+    """JETPOST_TOKEN_KEYS: comma-separated secrets, the signing key first."""
+    keys = [k.strip() for k in raw.split(",") if k.strip()]
+    if not keys:
+        raise ValueError("expected one or more comma-separated secrets")
+    if any(len(k.encode()) < MIN_TOKEN_KEY_LENGTH for k in keys):
+        raise ValueError(f"every key is at least {MIN_TOKEN_KEY_LENGTH} characters")
+    return keys
 
 
 class Settings(BaseSettings):
@@ -91,6 +125,34 @@ class Settings(BaseSettings):
     api_key_cache_ttl: float = Field(default=10.0, ge=0, le=3600)  # a revoked key works this long
     # /readyz fails while a projection is more than this many events behind MAIL_EVT.
     ready_max_lag: int = Field(default=1000, ge=0)
+    # POST /v1/webhooks/<provider>: `generic` bodies are signed with this secret
+    # (X-Jetpost-Signature: sha256=<hex HMAC-SHA256 of the body>); unset: refused.
+    webhook_secret: SecretStr | None = None
+    # `ses` (SES via SNS): the topics trusted (comma-separated ARNs; none: refused), the
+    # hosts signing certificates may come from (`*` is one DNS label), and whether a
+    # SubscriptionConfirmation is confirmed by visiting its SubscribeURL.
+    sns_topic_arns: str = ""
+    sns_cert_hosts: str = "sns.*.amazonaws.com"
+    sns_auto_confirm: bool = False
+    # Links in mail (services/renderer/tracking.py, shared/tokens.py): tracking, one-click
+    # unsubscribe and signed action links point at `public_url`; `jetpost run public`
+    # serves only those routes on public_host:public_port.
+    public_url: str | None = None  # default http://127.0.0.1:<api_port>
+    public_host: str = Field(default="127.0.0.1", min_length=1)
+    public_port: int = Field(default=8026, ge=0, le=65535)
+    token_keys: SecretStr | None = None  # signing key first; unset: <data_dir>/token.key
+    track_opens: bool = False  # defaults for a send command without `track`
+    track_clicks: bool = False
+    unsubscribe_mailto: str | None = None  # adds <mailto:...> to List-Unsubscribe
+    # `jetpost run pg-bridge`: mail for the rows an application inserts into
+    # jetpost_outbox (sql/pg_bridge.sql) in ITS database.
+    bridge_database_url: str | None = None
+    bridge_channel: str = "jetpost_outbox"
+    bridge_templates: str = ""  # action=template,...; an unmapped action names its template
+    bridge_source: str | None = None  # names the database in message ids; default its name
+    bridge_batch_size: int = Field(default=100, ge=1, le=1000)
+    bridge_batch_wait: float = Field(default=0.5, ge=0, le=60)
+    bridge_poll_interval: float = Field(default=10.0, gt=0, le=3600)
 
     @field_validator("smtp_url")
     @classmethod
@@ -106,16 +168,104 @@ class Settings(BaseSettings):
             raise ValueError("expected a domain name, like bounces.example.com")
         return value.lower() if value else None
 
+    @field_validator("bridge_channel")
+    @classmethod
+    def _bridge_channel(cls, value: str) -> str:
+        if not _CHANNEL_RE.match(value):
+            raise ValueError("a channel is 1-63 letters, digits or '_', not starting with a digit")
+        return value
+
+    @field_validator("bridge_templates")
+    @classmethod
+    def _bridge_templates(cls, value: str) -> str:
+        parse_template_map(value)
+        return value
+
+    @field_validator("bridge_source")
+    @classmethod
+    def _bridge_source(cls, value: str | None) -> str | None:
+        if value is not None and not 1 <= len(value) <= 128:
+            raise ValueError("1-128 characters")
+        return value or None
+
+    @field_validator("public_url")
+    @classmethod
+    def _public_url(cls, value: str | None) -> str | None:
+        if not value:
+            return None
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.netloc or parts.query:
+            raise ValueError(
+                "expected an http(s) URL without a query, like https://mail.example.com"
+            )
+        return value.rstrip("/")
+
+    @field_validator("token_keys")
+    @classmethod
+    def _token_keys(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value().strip():
+            return None
+        parse_token_keys(value.get_secret_value())
+        return value
+
+    @field_validator("unsubscribe_mailto")
+    @classmethod
+    def _unsubscribe_mailto(cls, value: str | None) -> str | None:
+        if not value:
+            return None
+        return parse_mailbox(value.removeprefix("mailto:"), operator=True).email
+
+    @field_validator("sns_cert_hosts")
+    @classmethod
+    def _sns_cert_hosts(cls, value: str) -> str:
+        hosts = [h.strip().lower() for h in value.split(",") if h.strip()]
+        if not hosts or not all(_HOST_PATTERN_RE.match(h) for h in hosts):
+            raise ValueError("expected host names separated by commas, `*` for one label")
+        return ",".join(hosts)
+
     @field_validator("sender_from")
     @classmethod
     def _sender(cls, value: str) -> str:
         parse_mailbox(value, operator=True)
         return value
 
+    # Suppression rules (shared/suppression_rules.py): soft bounces within a window
+    # add up to a suppression; bounce suppressions may expire.
+    soft_bounce_limit: int = Field(default=3, ge=1, le=100)
+    soft_bounce_window: float = Field(default=7 * 86400.0, gt=0)
+    bounce_ttl: float | None = Field(default=None, gt=0)
+    suppress_complaints: bool = True
+
+    @property
+    def suppression_rules(self) -> Rules:
+        return Rules(
+            soft_bounce_limit=self.soft_bounce_limit,
+            soft_bounce_window=timedelta(seconds=self.soft_bounce_window),
+            suppress_complaints=self.suppress_complaints,
+            bounce_ttl=timedelta(seconds=self.bounce_ttl) if self.bounce_ttl else None,
+        )
+
+    @property
+    def public_base_url(self) -> str:
+        """Where the links in mail point: JETPOST_PUBLIC_URL, else the local API."""
+        return self.public_url or f"http://127.0.0.1:{self.api_port}"
+
     @property
     def nats_address(self) -> str:
         """Where clients connect: JETPOST_NATS_URL, else the embedded server's port."""
         return self.nats_url or f"nats://127.0.0.1:{self.nats_port}"
+
+    @property
+    def bridge_template_map(self) -> dict[str, str]:
+        return parse_template_map(self.bridge_templates)
+
+    @property
+    def sns_topics(self) -> tuple[str, ...]:
+        return tuple(t.strip() for t in self.sns_topic_arns.split(",") if t.strip())
+
+    @property
+    def sns_cert_host_patterns(self) -> tuple[str, ...]:
+        return tuple(h for h in self.sns_cert_hosts.split(",") if h)
 
     @property
     def smtp(self) -> SmtpTarget | None:

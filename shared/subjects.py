@@ -17,6 +17,7 @@ EVT_PREFIX = "mail.evt"
 
 IDEMPOTENCY_BUCKET = "mail_idempotency"
 SUPPRESSION_BUCKET = "mail_suppressions"
+SOFT_BOUNCE_BUCKET = "mail_soft_bounces"
 
 # A message id is one subject token: letters, digits, '-' and '_' only.
 MESSAGE_ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,128}$")

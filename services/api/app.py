@@ -1,5 +1,7 @@
 """Composition root of the HTTP API: `create_app(settings)` builds the Litestar app;
 its lifespan opens the Postgres pool and the NATS connection and closes them.
+`create_public_app(settings)` builds only the keyless endpoints that links in mail
+point at (tracking, unsubscribe), over NATS alone, for `jetpost run public`.
 
 Nothing is built at import time; everything a handler needs arrives as `rt`.
 """
@@ -11,6 +13,7 @@ from collections.abc import AsyncIterator
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
+import httpx
 import psycopg
 from litestar import Litestar
 from litestar.datastructures import State
@@ -21,7 +24,18 @@ from litestar.openapi.plugins import SwaggerRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
-from services.api import health, messages, sending, stats, suppressions, templates
+from services.api import (
+    actions,
+    health,
+    messages,
+    sending,
+    stats,
+    suppressions,
+    templates,
+    tracking,
+    unsubscribe,
+    webhooks,
+)
 from services.api.asyncapi import asyncapi_document
 from services.api.bus import Bus
 from services.api.metrics import Metrics, MetricsMiddleware
@@ -36,15 +50,18 @@ from services.api.problems import (
     on_unavailable,
     on_validation,
 )
+from services.api.public import Public
 from services.api.runtime import KeyCache, Runtime
 from services.api.templates_info import describe_catalog
 from services.renderer.catalog import TemplateCatalog
 from shared.nats_setup import load_definitions
 from shared.settings import ConfigError, Settings
+from shared.tokens import load_key_ring
 
+PUBLIC_ROUTES = [*tracking.ROUTES, *unsubscribe.ROUTES]
 ROUTES = [
     *sending.ROUTES, *messages.ROUTES, *suppressions.ROUTES, *templates.ROUTES,
-    *stats.ROUTES, *health.ROUTES,
+    *stats.ROUTES, *health.ROUTES, *actions.ROUTES, *PUBLIC_ROUTES, *webhooks.ROUTES,
 ]  # fmt: skip
 
 
@@ -71,12 +88,33 @@ def _openapi(app_version: str) -> OpenAPIConfig:
     )
 
 
-def create_app(settings: Settings, *, catalog: TemplateCatalog | None = None) -> Litestar:
+def _exception_handlers() -> dict[Any, Any]:
+    return {
+        Problem: on_problem,
+        ValidationException: on_validation,
+        HTTPException: on_http,
+        TooLarge: on_too_large,
+        Unavailable: on_unavailable,
+        PoolTimeout: on_unavailable,
+        psycopg.OperationalError: on_unavailable,
+        Exception: on_internal,
+    }
+
+
+def create_app(
+    settings: Settings,
+    *,
+    catalog: TemplateCatalog | None = None,
+    webhook_http: httpx.AsyncClient | None = None,
+) -> Litestar:
+    """`webhook_http`: the client SNS certificates are fetched with (default: a new one)."""
     if not settings.database_url:
         raise ConfigError("JETPOST_DATABASE_URL: required for the API")
     database_url = settings.database_url
     definitions = load_definitions(settings)
-    catalog = catalog or TemplateCatalog.load(settings.template_dir)
+    keys = load_key_ring(settings)
+    catalog = catalog or TemplateCatalog.load(settings.template_dir, keys=keys)
+    public = Public(settings, keys)
     app_version = _version()
     metrics = Metrics()
     rt = Runtime(
@@ -87,6 +125,7 @@ def create_app(settings: Settings, *, catalog: TemplateCatalog | None = None) ->
         asyncapi=asyncapi_document(settings, definitions, catalog, app_version),
         keys=KeyCache(settings.api_key_cache_ttl),
     )
+    hooks = webhooks.Webhooks(settings, webhook_http)
 
     @contextlib.asynccontextmanager
     async def lifespan(_: Litestar) -> AsyncIterator[None]:
@@ -99,9 +138,11 @@ def create_app(settings: Settings, *, catalog: TemplateCatalog | None = None) ->
         try:
             rt.bus_ = await Bus.connect(settings.nats_address, definitions, settings.api_timeout)
             rt.pool_ = pool
+            public.bus_ = rt.bus_
             try:
                 yield
             finally:
+                public.bus_ = None
                 await rt.bus_.close()
                 rt.bus_ = None
         finally:
@@ -111,24 +152,50 @@ def create_app(settings: Settings, *, catalog: TemplateCatalog | None = None) ->
     def provide_runtime() -> Runtime:
         return rt
 
-    handlers: dict[Any, Any] = {
-        Problem: on_problem,
-        ValidationException: on_validation,
-        HTTPException: on_http,
-        TooLarge: on_too_large,
-        Unavailable: on_unavailable,
-        PoolTimeout: on_unavailable,
-        psycopg.OperationalError: on_unavailable,
-        Exception: on_internal,
-    }
+    def provide_public() -> Public:
+        return public
+
     return Litestar(
         route_handlers=ROUTES,
-        dependencies={"rt": Provide(provide_runtime, sync_to_thread=False)},
-        state=State({"runtime": rt}),
-        lifespan=[lifespan],
-        exception_handlers=handlers,
+        dependencies={
+            "rt": Provide(provide_runtime, sync_to_thread=False),
+            "pub": Provide(provide_public, sync_to_thread=False),
+        },
+        state=State({"runtime": rt, "webhooks": hooks}),
+        lifespan=[lifespan, hooks.lifespan],
+        exception_handlers=_exception_handlers(),
         middleware=[MetricsMiddleware(metrics)],
         openapi_config=_openapi(app_version),
+        logging_config=None,
+        debug=False,
+    )
+
+
+def create_public_app(settings: Settings) -> Litestar:
+    """Tracking and unsubscribe (and /healthz) only: no API key, no Postgres, no docs,
+    so it can face the internet while the API stays inside."""
+    definitions = load_definitions(settings)
+    public = Public(settings, load_key_ring(settings))
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: Litestar) -> AsyncIterator[None]:
+        bus = await Bus.connect(settings.nats_address, definitions, settings.api_timeout)
+        public.bus_ = bus
+        try:
+            yield
+        finally:
+            public.bus_ = None
+            await bus.close()
+
+    def provide_public() -> Public:
+        return public
+
+    return Litestar(
+        route_handlers=[*PUBLIC_ROUTES, health.healthz],
+        dependencies={"pub": Provide(provide_public, sync_to_thread=False)},
+        lifespan=[lifespan],
+        exception_handlers=_exception_handlers(),
+        openapi_config=None,
         logging_config=None,
         debug=False,
     )

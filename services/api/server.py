@@ -12,6 +12,9 @@ from collections.abc import Iterator
 import uvicorn
 from litestar import Litestar
 
+from services.api.app import create_public_app
+from shared.settings import Settings
+
 
 class _Server(uvicorn.Server):
     @contextlib.contextmanager
@@ -65,3 +68,16 @@ class ApiServer:
                 await self._task
             self._task = None
         self._sock.close()
+
+
+async def serve_public(settings: Settings, stop: asyncio.Event) -> None:
+    """`jetpost run public`: the tracking and unsubscribe endpoints alone, on
+    JETPOST_PUBLIC_HOST:JETPOST_PUBLIC_PORT, until `stop`."""
+    level = "debug" if settings.log_level.upper() == "DEBUG" else "warning"
+    server = ApiServer(create_public_app(settings), settings.public_host, settings.public_port,
+                       level)  # fmt: skip
+    try:
+        await server.start()
+        await stop.wait()
+    finally:
+        await server.stop()

@@ -63,6 +63,7 @@ async def run_dev(settings: Settings, console: Console) -> None:
         )
         api = api_server(running)  # bound now: its URL is printed with the rest
         where["API"] = f"{api.url}  (docs {api.url}/schema/swagger)"
+        where["bounces"] = f"smtp://{settings.bounce_host}:{settings.bounce_port} (DSN/ARF in)"
         console.print("[bold green]jetpost dev[/] is up:")
         for name, value in where.items():
             console.print(f"  {name:15} {value}", soft_wrap=True, highlight=False)
@@ -78,5 +79,8 @@ async def run_dev(settings: Settings, console: Console) -> None:
             soft_wrap=True,
         )
         console.print("Ctrl-C stops everything.")
-        await serve_beside(api, stop, run_all(running, RUNNABLE, stop))
+        # the API serves the public links; pg-bridge only when it has a database to watch
+        skip = {"public"} | (set() if settings.bridge_database_url else {"pg-bridge"})
+        jobs = [name for name in RUNNABLE if name not in skip]
+        await serve_beside(api, stop, run_all(running, jobs, stop))
     console.print("stopped.")

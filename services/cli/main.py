@@ -45,6 +45,10 @@ def parser() -> argparse.ArgumentParser:
     sub.add_parser("migrate", help="apply database migrations to JETPOST_DATABASE_URL")
     replay = sub.add_parser("replay", help="rebuild read models from MAIL_EVT, then swap them in")
     replay.add_argument("projections", nargs="*", metavar="NAME")
+    replay.add_argument(
+        "--dry-run", action="store_true",
+        help="rebuild beside the live models and show what changes in suppressions",
+    )  # fmt: skip
     sub.add_parser("streams", help="apply nats/ definitions and show stream state")
     add_tap_arguments(sub.add_parser("tap", help="print MAIL_EVT events as they happen"))
     add_inspect_arguments(sub.add_parser("inspect", help="print one message's timeline"))
@@ -109,7 +113,7 @@ def dispatch(args: argparse.Namespace, settings: Settings, console: Console) -> 
         applied = asyncio.run(migrate(settings.database_url, settings.migrations_dir))
         console.print(f"applied {len(applied)} migration(s): {', '.join(applied) or '-'}")
     elif args.command == "replay":
-        asyncio.run(run_replay(settings, args.projections, console))
+        asyncio.run(run_replay(settings, args.projections, console, args.dry_run))
     elif args.command == "streams":
         asyncio.run(_streams(settings, console))
     elif args.command == "tap":

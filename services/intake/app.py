@@ -8,7 +8,7 @@ from nats.js import JetStreamContext
 from services.component import Env, Service, register_service
 from services.intake.handlers import Intake
 from shared.mailbox import parse_mailbox
-from shared.subjects import IDEMPOTENCY_BUCKET
+from shared.subjects import IDEMPOTENCY_BUCKET, SUPPRESSION_BUCKET
 
 
 def register(broker: NatsBroker, env: Env) -> Service:
@@ -18,6 +18,7 @@ def register(broker: NatsBroker, env: Env) -> Service:
             idempotency=await js.key_value(IDEMPOTENCY_BUCKET),
             default_sender=parse_mailbox(env.settings.sender_from, operator=True),
             templates=env.catalog.names(),
+            suppressions=await js.key_value(SUPPRESSION_BUCKET),
         )
 
     return register_service(broker, env, "intake", build)

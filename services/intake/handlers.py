@@ -14,7 +14,14 @@ from faststream.nats import NatsMessage
 from nats.js import JetStreamContext
 from nats.js.kv import KeyValue
 
-from services.intake.logic import CommandContext, Decision, accept, decide, reject
+from services.intake.logic import (
+    CommandContext,
+    Decision,
+    accept,
+    decide,
+    reject,
+    without_suppressed,
+)
 from services.intake.other_commands import (
     decide_batch,
     decide_suppression,
@@ -23,7 +30,7 @@ from services.intake.other_commands import (
 )
 from shared.consumers import TRANSIENT_ERRORS, retry_delay
 from shared.eventlog import append, has_event, last_event
-from shared.events import Accepted, Rejected
+from shared.events import Accepted, Rejected, utcnow
 from shared.idempotency import claim
 from shared.mailbox import Mailbox
 from shared.subjects import (
@@ -33,6 +40,7 @@ from shared.subjects import (
     CMD_SUPPRESS,
     CMD_UNSUPPRESS,
 )
+from shared.suppression_set import suppressed
 
 log = logging.getLogger("jetpost.intake")
 
@@ -43,6 +51,7 @@ class Intake:
     idempotency: KeyValue
     default_sender: Mailbox
     templates: frozenset[str]
+    suppressions: KeyValue
 
     async def handle(self, msg: NatsMessage) -> None:
         raw = msg.raw_message
@@ -94,6 +103,12 @@ class Intake:
             check_log = True  # the key may have been claimed by an earlier delivery
         elif decision.command and decision.command.message_id:
             check_log = True  # a caller-chosen id may have been sent before
+        if isinstance(event, Accepted):
+            hits = await suppressed(
+                self.suppressions, (m.email for m in event.envelope.recipients), event.tags,
+                utcnow(),
+            )  # fmt: skip
+            event = without_suppressed(event, hits)
         if check_log and await has_event(self.js, event.message_id, event.type):
             log.info("command seq=%s already recorded as %s", ctx.seq, event.message_id)
             return

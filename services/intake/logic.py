@@ -15,9 +15,10 @@ from typing import Any
 from pydantic import ValidationError
 
 from shared.commands import SendCommand
-from shared.events import Accepted, Envelope, Event, Rejected, event_id_for
+from shared.events import Accepted, Envelope, Event, Rejected, Suppressed, event_id_for
 from shared.mailbox import Mailbox
 from shared.subjects import MESSAGE_ID_RE
+from shared.suppression_rules import Entry
 
 _COMMAND_NS = uuid.UUID("0c6b7e5e-51c4-4c1f-b0a8-7f3f4f1c2a90")
 RAW_KEEP = 4096  # bytes of a rejected command kept in its event
@@ -135,4 +136,30 @@ def accept(command: SendCommand, ctx: CommandContext, message_id: str) -> Accept
         tags=command.tags,
         idempotency_key=command.idempotency_key,
         command_seq=ctx.seq,
+        track=command.track,
     )
+
+
+def without_suppressed(accepted: Accepted, hits: dict[str, Entry]) -> Accepted | Suppressed:
+    """Leave suppressed recipients out; with no `to` recipient left, the message is
+    `suppressed` (terminal: nothing is sent)."""
+    if not hits:
+        return accepted
+    envelope = accepted.envelope
+
+    def keep(boxes: tuple[Mailbox, ...]) -> tuple[Mailbox, ...]:
+        return tuple(m for m in boxes if m.email.lower() not in hits)
+
+    if not keep(envelope.to):
+        reasons = sorted({f"{a}: {e.reason}" for a, e in hits.items()})
+        return Suppressed(
+            event_id=event_id_for(accepted.message_id, "suppressed"),
+            message_id=accepted.message_id,
+            correlation_id=accepted.correlation_id,
+            addresses=tuple(sorted(hits)),
+            reason="; ".join(reasons)[:1000],
+        )
+    trimmed = envelope.model_copy(
+        update={"to": keep(envelope.to), "cc": keep(envelope.cc), "bcc": keep(envelope.bcc)}
+    )
+    return accepted.model_copy(update={"envelope": trimmed, "suppressed": tuple(sorted(hits))})

@@ -5,23 +5,36 @@ service with a `file:line: message` pointing at it instead of failing each send.
 Templates run in Jinja2's immutable sandbox with StrictUndefined: a missing
 variable is an error, never an empty string. A template's version is a hash of
 its files, so every rendered message records exactly which content produced it.
+
+One global helper: `signed_url(base_url, action, subject, ttl_seconds)`, a link with
+a signed, expiring action token (shared/tokens.py) for activation or password reset.
 """
 
 from __future__ import annotations
 
 import hashlib
 import re
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from jinja2 import DictLoader, StrictUndefined, Template, TemplateSyntaxError, meta
+from jinja2 import DictLoader, StrictUndefined, Template, TemplateSyntaxError, meta, pass_context
+from jinja2.exceptions import TemplateRuntimeError
+from jinja2.runtime import Context
 from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+from shared.tokens import KeyRing, action_url
 
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 SUBJECT_FILE = "subject.j2"
 HTML_FILE = "html.j2"
 TEXT_FILE = "text.j2"
 _FILES = (SUBJECT_FILE, HTML_FILE, TEXT_FILE)
+# The render variable holding the accepted event's time (render.py sets it): action
+# links expire relative to it, so rendering the same message twice gives the same link.
+ISSUED_AT = "jetpost_issued_at"
 
 
 class CatalogError(Exception):
@@ -37,15 +50,32 @@ class CatalogTemplate:
     text: Template | None
 
 
-def _environment(*, autoescape: bool) -> ImmutableSandboxedEnvironment:
+def signed_url_helper(keys: KeyRing | None) -> Callable[..., str]:
+    @pass_context
+    def signed_url(
+        context: Context, base_url: str, action: str, subject: Any, ttl_seconds: int = 86400
+    ) -> str:
+        if keys is None:
+            raise TemplateRuntimeError("signed_url: no token keys were given to the catalog")
+        issued = context.get(ISSUED_AT)
+        start = issued if isinstance(issued, int | float) else time.time()
+        expires_at = int(start) + int(ttl_seconds)
+        return action_url(keys, str(base_url), str(action), str(subject), expires_at=expires_at)
+
+    return signed_url
+
+
+def _environment(*, autoescape: bool, keys: KeyRing | None) -> ImmutableSandboxedEnvironment:
     # An empty loader: include/extends are refused at load time, and would fail
     # as a TemplateNotFound (not a TypeError) if one ever slipped through.
-    return ImmutableSandboxedEnvironment(
+    env = ImmutableSandboxedEnvironment(
         loader=DictLoader({}),
         undefined=StrictUndefined,
         autoescape=autoescape,
         keep_trailing_newline=False,
     )
+    env.globals["signed_url"] = signed_url_helper(keys)
+    return env
 
 
 def _version(sources: dict[str, str]) -> str:
@@ -60,11 +90,12 @@ class TemplateCatalog:
         self._templates = dict(templates)
 
     @classmethod
-    def load(cls, root: Path) -> TemplateCatalog:
+    def load(cls, root: Path, *, keys: KeyRing | None = None) -> TemplateCatalog:
+        """`keys` sign the links of `signed_url()`; without them it fails the render."""
         if not root.is_dir():
             raise CatalogError(f"{root}: template directory not found")
-        html_env = _environment(autoescape=True)
-        plain_env = _environment(autoescape=False)
+        html_env = _environment(autoescape=True, keys=keys)
+        plain_env = _environment(autoescape=False, keys=keys)
         templates: dict[str, CatalogTemplate] = {}
         for folder in sorted(root.iterdir()):
             if folder.name.startswith(".") or not folder.is_dir():

@@ -11,6 +11,7 @@ from pydantic import ValidationError
 
 from services.renderer.catalog import TemplateCatalog
 from services.renderer.render import render, reuse
+from services.renderer.tracking import Tracking
 from shared.consumers import TRANSIENT_ERRORS, retry_delay
 from shared.eventlog import append, first_of, last_event
 from shared.events import Accepted, Rendered, RenderFailed, event_id_for, parse_event
@@ -33,6 +34,7 @@ class Renderer:
     js: JetStreamContext
     catalog: TemplateCatalog
     mail_domain: str
+    tracking: Tracking | None = None
 
     async def handle(self, msg: NatsMessage) -> None:
         raw = msg.raw_message
@@ -65,5 +67,7 @@ class Renderer:
         if accepted.resend_of and not accepted.rerender:
             original = await last_event(self.js, accepted.resend_of, "rendered")
             if isinstance(original, Rendered):
-                return reuse(accepted, original, mail_domain=self.mail_domain)
-        return render(accepted, self.catalog, mail_domain=self.mail_domain)
+                return reuse(
+                    accepted, original, mail_domain=self.mail_domain, tracking=self.tracking
+                )
+        return render(accepted, self.catalog, mail_domain=self.mail_domain, tracking=self.tracking)

@@ -17,7 +17,8 @@ import html2text
 from jinja2 import Template, TemplateError, UndefinedError
 from jinja2.exceptions import SecurityError
 
-from services.renderer.catalog import CatalogTemplate, TemplateCatalog
+from services.renderer.catalog import ISSUED_AT, CatalogTemplate, TemplateCatalog
+from services.renderer.tracking import Tracking
 from shared.events import Accepted, Rendered, RenderFailed, event_id_for
 
 _UNDEFINED_RE = re.compile(r"^'([^']+)' is undefined$")
@@ -52,7 +53,8 @@ def _run(template: Template, variables: dict[str, Any], part: str) -> str:
 def _parts(accepted: Accepted, found: CatalogTemplate | None) -> tuple[str, str | None, str | None]:
     if found is None:
         return accepted.subject or "", accepted.html, accepted.text
-    variables = dict(accepted.vars)
+    # signed_url() links expire relative to the accepted time: the same mail again
+    variables = {**accepted.vars, ISSUED_AT: accepted.occurred_at.timestamp()}
     subject = _run(found.subject, variables, "subject")
     html = _run(found.html, variables, "html") if found.html else None
     text = _run(found.text, variables, "text") if found.text else None
@@ -74,7 +76,9 @@ def _html_to_text(html: str) -> str:
     return str(converter.handle(html)).strip() + "\n"
 
 
-def _headers(accepted: Accepted, mail_domain: str) -> dict[str, str]:
+def _headers(
+    accepted: Accepted, mail_domain: str, tracking: Tracking | None = None
+) -> dict[str, str]:
     ours = {"Message-ID": f"<{accepted.message_id}@{mail_domain}>"}
     if accepted.envelope.reply_to:
         ours["Reply-To"] = ", ".join(str(m) for m in accepted.envelope.reply_to)
@@ -83,11 +87,16 @@ def _headers(accepted: Accepted, mail_domain: str) -> dict[str, str]:
         ours["X-Jetpost-Tags"] = ", ".join(accepted.tags)
     taken = {name.lower() for name in ours}
     custom = {k: v for k, v in accepted.headers.items() if k.lower() not in taken}
-    return {**ours, **custom}
+    headers = {**ours, **custom}
+    return tracking.headers(accepted, headers) if tracking else headers
 
 
 def render(
-    accepted: Accepted, catalog: TemplateCatalog, *, mail_domain: str
+    accepted: Accepted,
+    catalog: TemplateCatalog,
+    *,
+    mail_domain: str,
+    tracking: Tracking | None = None,
 ) -> Rendered | RenderFailed:
     known = accepted.template in catalog.names()
     found = catalog.get(accepted.template) if accepted.template and known else None
@@ -122,6 +131,8 @@ def render(
         text = _html_to_text(html)
     if html is not None:
         html = _inline_css(html)
+        if tracking is not None:  # after the text part: it keeps the real links
+            html = tracking.html(accepted, html)
     return Rendered(
         event_id=event_id_for(accepted.message_id, "rendered"),
         message_id=accepted.message_id,
@@ -131,14 +142,20 @@ def render(
         subject=subject,
         html=html,
         text=text,
-        headers=_headers(accepted, mail_domain),
+        headers=_headers(accepted, mail_domain, tracking),
         template=accepted.template,
         template_version=version,
         tags=accepted.tags,
     )
 
 
-def reuse(accepted: Accepted, original: Rendered, *, mail_domain: str) -> Rendered:
+def reuse(
+    accepted: Accepted,
+    original: Rendered,
+    *,
+    mail_domain: str,
+    tracking: Tracking | None = None,
+) -> Rendered:
     """A resend without re-rendering: the earlier message's content as it was sent,
     with this message's own Message-ID and headers."""
     return original.model_copy(
@@ -149,7 +166,7 @@ def reuse(accepted: Accepted, original: Rendered, *, mail_domain: str) -> Render
             "causation_id": accepted.event_id,
             "correlation_id": accepted.correlation_id or accepted.message_id,
             "envelope": accepted.envelope,
-            "headers": _headers(accepted, mail_domain),
+            "headers": _headers(accepted, mail_domain, tracking),
             "tags": accepted.tags,
         }
     )

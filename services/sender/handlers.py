@@ -68,7 +68,9 @@ class Sender:
             await self._settle(msg, [unsendable(message_id, attempt, exc)], None)
             return
         outcome = await self.mailer.send(
-            message, envelope_sender(rendered), envelope_recipients(rendered)
+            message,
+            envelope_sender(rendered, self.settings.bounce_domain),
+            envelope_recipients(rendered),
         )
         events, delay = decide_outcome(rendered, outcome, attempt, self.mailer.name, self.settings)
         await self._settle(msg, events, delay)

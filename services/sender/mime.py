@@ -11,10 +11,12 @@ from __future__ import annotations
 import email.policy
 import re
 from datetime import UTC, datetime
-from email.headerregistry import HeaderRegistry
+from email.headerregistry import HeaderRegistry, UnstructuredHeader
 from email.message import EmailMessage
+from email.policy import Policy
 from email.utils import format_datetime
 
+from services.feedback.matching import verp_address
 from shared.events import Rendered
 from shared.mailbox import Mailbox
 
@@ -29,12 +31,27 @@ _OWNED = frozenset(
 )
 
 
+class _UriListHeader(UnstructuredHeader):
+    """RFC 2369 `<uri>, <uri>` (List-Unsubscribe): folded only between its URIs. The
+    default folding would RFC 2047-encode a URI longer than a line, which no mail
+    client reads there. Anything else (non-ASCII, a URI past 900 characters) folds as usual."""
+
+    name: str  # BaseHeader's, which the registry mixes in
+
+    def fold(self, *, policy: Policy) -> str:
+        uris = [uri.strip() for uri in re.split(r",\s*(?=<)", str(self))]
+        if not str(self).isascii() or any(len(uri) > 900 for uri in uris):
+            return str(super().fold(policy=policy))  # type: ignore[misc]
+        return f"{self.name}: " + f",{policy.linesep} ".join(uris) + policy.linesep
+
+
 class _CachedRegistry(HeaderRegistry):
     """The standard registry makes a new header class on every lookup (a `type()` call
     per header set); the classes only depend on the name, so make each one once."""
 
     def __init__(self) -> None:
         super().__init__()
+        self.map_to_type("list-unsubscribe", _UriListHeader)  # type: ignore[arg-type]
         self._made: dict[str, type] = {}
 
     def __getitem__(self, name: str) -> type:
@@ -88,8 +105,11 @@ def _set_addresses(msg: EmailMessage, name: str, mailboxes: tuple[Mailbox, ...])
         msg[name] = [mailbox.as_address() for mailbox in mailboxes]
 
 
-def envelope_sender(rendered: Rendered) -> str:
-    """The MAIL FROM address."""
+def envelope_sender(rendered: Rendered, bounce_domain: str | None = None) -> str:
+    """The MAIL FROM address: with a bounce domain, a VERP address that carries the
+    message id, so a bounce names the mail it is about (services/feedback)."""
+    if bounce_domain:
+        return verp_address(rendered.message_id, bounce_domain)
     return rendered.envelope.sender.email
 
 

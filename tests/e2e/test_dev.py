@@ -41,6 +41,7 @@ def dev_env(tmp_path: Path) -> dict[str, str]:
         JETPOST_NATS_PORT=str(free_port()),
         JETPOST_CAPTURE_PORT="0",
         JETPOST_API_PORT="0",
+        JETPOST_BOUNCE_PORT=str(free_port()),
         JETPOST_FROM="jetpost <noreply@example.com>",
     )
     return env

@@ -130,6 +130,10 @@ async def test_header_injection_is_refused(changes: dict[str, object]) -> None:
 
 async def test_envelope_addresses() -> None:
     assert envelope_sender(rendered()) == "noreply@jetpost.test"
+    mid = rendered().message_id
+    assert (
+        envelope_sender(rendered(), "Bounces.Example.com") == f"bounces+{mid}@bounces.example.com"
+    )
     envelope = Envelope(
         sender=Mailbox(email="a@b.c"),
         to=(Mailbox(email="x@y.z"), Mailbox(email="w@y.z")),

@@ -1,0 +1,1 @@
+"""suppression_set: the NATS KV suppression set, kept from the log."""

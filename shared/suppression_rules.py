@@ -1,0 +1,99 @@
+"""When feedback puts an address on the suppression set. Pure.
+
+The same rules run live (the `suppression_set` service keeps the NATS KV set that
+intake checks) and in the `suppressions` projection, which `jetpost replay
+suppressions --dry-run` re-runs over every past bounce and complaint to show what
+changed rules would do before they are applied.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from pydantic import BaseModel, ConfigDict
+
+from shared.events import Bounced, Complained, Event
+
+
+@dataclass(frozen=True)
+class Rules:
+    soft_bounce_limit: int = 3  # this many soft bounces...
+    soft_bounce_window: timedelta = timedelta(days=7)  # ...within this window suppress
+    # 5.x.x statuses that say nothing about the address (mailbox full, too big,
+    # expired, policy, SPF/DMARC): they count as soft bounces
+    soft_statuses: frozenset[str] = frozenset(
+        {"5.2.2", "5.2.3", "5.3.4", "5.4.7", "5.7.1", "5.7.23", "5.7.24", "5.7.25", "5.7.26"}
+    )
+    suppress_complaints: bool = True
+    bounce_ttl: timedelta | None = None  # None: bounce suppressions never expire
+
+
+class Entry(BaseModel):
+    """One address (and scope) on the suppression set, with its cause."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    address: str
+    scope: str = ""
+    reason: str
+    source: str
+    message_id: str | None = None  # the mail whose feedback caused it
+    event_id: str | None = None
+    created_at: datetime
+    expires_at: datetime | None = None
+
+    def active(self, now: datetime) -> bool:
+        return self.expires_at is None or self.expires_at > now
+
+
+# per address: (event id, time) of recent soft bounces
+SoftHistory = tuple[tuple[str, datetime], ...]
+
+
+def is_hard(bounce: Bounced, rules: Rules) -> bool:
+    status = bounce.status
+    if status is None and bounce.smtp_code is not None:
+        status = f"{bounce.smtp_code // 100}.0.0"
+    if status is None:
+        return bounce.kind == "hard"
+    return status.startswith("5") and status not in rules.soft_statuses
+
+
+def affected(event: Event) -> tuple[str, ...]:
+    """The addresses a feedback event is about."""
+    if isinstance(event, Bounced):
+        return tuple(a.lower() for a in event.recipients)
+    if isinstance(event, Complained):
+        return (event.recipient.lower(),) if event.recipient else ()
+    return ()
+
+
+def decide(
+    event: Event, address: str, history: SoftHistory, rules: Rules
+) -> tuple[Entry | None, SoftHistory]:
+    """The entry this feedback adds for `address` (or None), and its new soft history."""
+    at = event.occurred_at
+    cause = {"address": address, "message_id": event.message_id, "event_id": event.event_id,
+             "created_at": at}  # fmt: skip
+    if isinstance(event, Complained):
+        # a redacted recipient is nobody to suppress; "not-spam" is the opposite of a complaint
+        if not rules.suppress_complaints or not address or event.feedback_type == "not-spam":
+            return None, history
+        return Entry(reason=f"complaint ({event.feedback_type})", source="complaint",
+                     **cause), history  # fmt: skip
+    if not isinstance(event, Bounced):
+        return None, history
+    expires = at + rules.bounce_ttl if rules.bounce_ttl else None
+    detail = f"{event.status or event.smtp_code or ''} {event.response}".strip()[:300]
+    if is_hard(event, rules):
+        return Entry(reason=f"hard bounce: {detail}", source="bounce", expires_at=expires,
+                     **cause), history  # fmt: skip
+    if any(seen == event.event_id for seen, _ in history):
+        return None, history  # the same bounce again (a redelivery)
+    recent = tuple(h for h in history if h[1] > at - rules.soft_bounce_window)
+    recent += ((event.event_id, at),)
+    if len(recent) < rules.soft_bounce_limit:
+        return None, recent
+    reason = f"{len(recent)} soft bounces within {rules.soft_bounce_window}: {detail}"
+    return Entry(reason=reason, source="bounce", expires_at=expires, **cause), ()
