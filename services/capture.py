@@ -11,18 +11,15 @@ from __future__ import annotations
 import asyncio
 import itertools
 import os
-import weakref
 from collections import deque
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from aiosmtpd.smtp import SMTP, AuthResult
+from aiosmtpd.smtp import AuthResult
 
-# Given explicitly: aiosmtpd would otherwise call the blocking socket.getfqdn() for
-# every connection it accepts.
-_HOSTNAME = "jetpost-capture"
+from shared.smtp_listener import SmtpListener
 
 
 @dataclass(frozen=True)
@@ -32,8 +29,10 @@ class CapturedMail:
     data: bytes  # the DATA exactly as received (CRLF, dot-unstuffed)
 
 
-class CaptureSink:
+class CaptureSink(SmtpListener):
     """Accepts every mail (unless scripted otherwise); `.eml` files go to `folder`."""
+
+    hostname = "jetpost-capture"
 
     def __init__(
         self,
@@ -42,49 +41,22 @@ class CaptureSink:
         port: int = 0,
         credentials: tuple[str, str] | None = None,
     ) -> None:
+        super().__init__(host, port)
         self.folder = folder  # None: keep mail in memory only
         # (user, password) to require AUTH (over plain TCP: a local test double only)
         self.credentials = credentials
-        self.host = host
-        self.port = port
         self.received: list[CapturedMail] = []
         self.attempts = 0  # DATA commands, accepted or not
-        self.connections = 0  # SMTP sessions accepted
         self._script: deque[str] = deque()
         self._counter = itertools.count(1)
         self._changed = asyncio.Condition()
-        self._sessions: weakref.WeakSet[Any] = weakref.WeakSet()
-        self._server: asyncio.Server | None = None
 
     async def start(self) -> int:
-        """Listen; returns the bound port (useful with port=0)."""
         if self.folder is not None:
             self.folder.mkdir(parents=True, exist_ok=True)
-        loop = asyncio.get_running_loop()
+        return await super().start()
 
-        def session() -> asyncio.BaseProtocol:
-            self.connections += 1
-            protocol = SMTP(self, hostname=_HOSTNAME, enable_SMTPUTF8=True, loop=loop,
-                            **self._auth_options())  # fmt: skip
-            self._sessions.add(protocol)
-            return protocol
-
-        self._server = await loop.create_server(session, self.host, self.port)
-        self.port = self._server.sockets[0].getsockname()[1]
-        return self.port
-
-    async def stop(self) -> None:
-        """Stop listening and drop every open session (clients see a disconnect)."""
-        server, self._server = self._server, None
-        if server is None:
-            return
-        server.close()
-        for protocol in list(self._sessions):
-            if protocol.transport is not None:
-                protocol.transport.close()
-        await server.wait_closed()
-
-    def _auth_options(self) -> dict[str, Any]:
+    def smtp_options(self) -> dict[str, Any]:
         if self.credentials is None:
             return {}
         return {

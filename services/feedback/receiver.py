@@ -14,11 +14,9 @@ import asyncio
 import contextlib
 import json
 import logging
-import weakref
 from typing import Any
 
 import nats
-from aiosmtpd.smtp import SMTP
 from nats.js import JetStreamContext
 from nats.js.errors import NotFoundError
 
@@ -28,16 +26,18 @@ from shared.eventlog import append, last_event
 from shared.events import Accepted, Event, Rendered
 from shared.nats_setup import apply_definitions, load_definitions
 from shared.settings import Settings
+from shared.smtp_listener import SmtpListener
 from shared.subjects import EVT_STREAM, event_subject
 
 log = logging.getLogger("jetpost.feedback")
 
-_HOSTNAME = "jetpost-feedback"  # given, so aiosmtpd does not call socket.getfqdn()
 DATA_SIZE_LIMIT = 10 * 1024 * 1024  # reports carry the returned message; keep it bounded
 TRY_LATER = "451 4.3.0 cannot store the report now, try again later"
 
 
-class FeedbackReceiver:
+class FeedbackReceiver(SmtpListener):
+    hostname = "jetpost-feedback"
+
     def __init__(
         self,
         js: JetStreamContext,
@@ -50,36 +50,10 @@ class FeedbackReceiver:
         self.js = js
         self.bounce_domain = bounce_domain.lower()
         self.mail_domain = mail_domain.lower()
-        self.host = host
-        self.port = port
-        self._sessions: weakref.WeakSet[Any] = weakref.WeakSet()
-        self._server: asyncio.Server | None = None
+        super().__init__(host, port)
 
-    async def start(self) -> int:
-        """Listen; returns the bound port (useful with port=0)."""
-        loop = asyncio.get_running_loop()
-
-        def session() -> asyncio.BaseProtocol:
-            protocol = SMTP(self, hostname=_HOSTNAME, enable_SMTPUTF8=True, loop=loop,
-                            data_size_limit=DATA_SIZE_LIMIT)  # fmt: skip
-            self._sessions.add(protocol)
-            return protocol
-
-        self._server = await loop.create_server(session, self.host, self.port)
-        self.port = self._server.sockets[0].getsockname()[1]
-        return self.port
-
-    async def stop(self) -> None:
-        """Stop listening and drop open sessions (a report in flight is not answered
-        250, so its sender retries)."""
-        server, self._server = self._server, None
-        if server is None:
-            return
-        server.close()
-        for protocol in list(self._sessions):
-            if protocol.transport is not None:
-                protocol.transport.close()
-        await server.wait_closed()
+    def smtp_options(self) -> dict[str, Any]:
+        return {"data_size_limit": DATA_SIZE_LIMIT}
 
     # aiosmtpd handler hooks.
     async def handle_RCPT(
