@@ -8,7 +8,7 @@ the set those rules would have built (`jetpost replay suppressions --dry-run`).
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from psycopg import AsyncConnection, sql
@@ -18,17 +18,23 @@ from shared.events import SuppressionAdded, SuppressionRemoved
 from shared.suppression_rules import Entry, Rules, SoftHistory, affected, decide
 
 FEEDBACK = frozenset({"bounced", "complained"})
+MANUAL = (SuppressionAdded, SuppressionRemoved)
 
 
-def manual_entry(e: SuppressionAdded) -> Entry:
+def manual_entry(e: SuppressionAdded | SuppressionRemoved) -> Entry:
+    """A manual change as an entry; a removal is an entry marked `removed`."""
+    if isinstance(e, SuppressionRemoved):
+        return Entry(address=e.address, scope=e.scope, reason=e.reason, source="manual",
+                     event_id=e.event_id, created_at=e.occurred_at, command_seq=e.command_seq,
+                     removed=True)  # fmt: skip
     return Entry(address=e.address, scope=e.scope, reason=e.reason, source=e.source,
                  message_id=e.cause_message_id, event_id=e.event_id, created_at=e.occurred_at,
-                 expires_at=e.expires_at)  # fmt: skip
+                 expires_at=e.expires_at, command_seq=e.command_seq)  # fmt: skip
 
 
 class SuppressionsProjection:
     name = "suppressions"
-    tables: tuple[str, ...] = ("suppressions", "suppression_soft_bounces")
+    tables: tuple[str, ...] = ("suppressions", "suppression_soft_bounces", "suppression_changes")
 
     def __init__(self, rules: Rules | None = None) -> None:
         self.rules = rules or Rules()
@@ -37,21 +43,28 @@ class SuppressionsProjection:
         final: dict[tuple[str, str], tuple[Entry, int] | None] = {}  # last word per key
         addresses = {a for i in batch if i.event.type in FEEDBACK for a in affected(i.event)}
         histories = await self._histories(conn, tables, addresses)
+        manual = [
+            i.event for i in batch if isinstance(i.event, SuppressionAdded | SuppressionRemoved)
+        ]
+        changes = await self._changes(conn, tables, {(e.address, e.scope) for e in manual})
         touched: set[str] = set()
         for item in batch:
             e = item.event
-            if isinstance(e, SuppressionAdded):
-                final[(e.address, e.scope)] = (manual_entry(e), item.seq)
-            elif isinstance(e, SuppressionRemoved):
-                final[(e.address, e.scope)] = None
+            if isinstance(e, MANUAL):
+                key, entry = (e.address, e.scope), manual_entry(e)
+                if not entry.supersedes(changes.get(key)):
+                    continue  # an older command, appended after a newer one
+                changes[key] = entry
+                final[key] = None if entry.removed else (entry, item.seq)
             elif e.type in FEEDBACK:
                 for address in affected(e):
-                    entry, histories[address] = decide(e, address, histories.get(address, ()),
+                    found, histories[address] = decide(e, address, histories.get(address, ()),
                                                        self.rules)  # fmt: skip
                     touched.add(address)
-                    if entry is not None:
-                        final[(address, "")] = (entry, item.seq)
+                    if found is not None:
+                        final[(address, "")] = (found, item.seq)
         await self._write(conn, tables, final)
+        await self._save_changes(conn, tables, changes)
         await self._save_histories(conn, tables, {a: histories[a] for a in touched})
 
     async def _histories(
@@ -69,6 +82,43 @@ class SuppressionsProjection:
             address: tuple((eid, datetime.fromisoformat(at)) for eid, at in history)
             for address, history in await cur.fetchall()
         }
+
+    async def _changes(
+        self, conn: AsyncConnection, tables: Tables, keys: set[tuple[str, str]]
+    ) -> dict[tuple[str, str], Entry]:
+        """The last applied manual change per key, as bare entries carrying command_seq."""
+        if not keys:
+            return {}
+        addresses = [a for a, _ in keys]
+        cur = await conn.execute(
+            sql.SQL("SELECT address, scope, command_seq FROM {} WHERE address = ANY(%s)").format(
+                tables("suppression_changes")
+            ),
+            (addresses,),
+        )
+        epoch = datetime.fromtimestamp(0, UTC)
+        return {
+            (a, s): Entry(
+                address=a, scope=s, reason="", source="manual", created_at=epoch, command_seq=seq
+            )
+            for a, s, seq in await cur.fetchall()
+        }
+
+    async def _save_changes(
+        self, conn: AsyncConnection, tables: Tables, changes: dict[tuple[str, str], Entry]
+    ) -> None:
+        rows = [(a, s, e.command_seq) for (a, s), e in changes.items() if e.command_seq]
+        if not rows:
+            return
+        async with conn.cursor() as cur:
+            await cur.executemany(
+                sql.SQL(
+                    "INSERT INTO {} (address, scope, command_seq) VALUES (%s, %s, %s)"
+                    " ON CONFLICT (address, scope) DO UPDATE SET command_seq = EXCLUDED.command_seq"
+                    " WHERE {}.command_seq < EXCLUDED.command_seq"
+                ).format(tables("suppression_changes"), tables("suppression_changes")),
+                rows,
+            )
 
     async def _save_histories(
         self, conn: AsyncConnection, tables: Tables, histories: dict[str, SoftHistory]

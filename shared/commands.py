@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -57,6 +57,9 @@ class SendCommand(BaseModel):
     idempotency_key: str | None = Field(default=None, max_length=256)
     # Open and click tracking for this message; unset: JETPOST_TRACK_OPENS / _CLICKS.
     track: Track | None = None
+    # Transactional mail (a password reset, a receipt) is not a list: no
+    # List-Unsubscribe, and only global suppressions apply, not per-list ones.
+    transactional: bool = False
 
     @field_validator("to", "cc", "bcc", "reply_to", mode="before")
     @classmethod
@@ -125,6 +128,7 @@ class SendCommand(BaseModel):
         """What an idempotency key is bound to: the content, not the key or a fresh id."""
         # Without `track`, the hash is what it was before the field existed.
         skip = {"idempotency_key", "message_id"} | ({"track"} if self.track is None else set())
+        skip |= {"transactional"} if not self.transactional else set()
         data = self.model_dump(mode="json", by_alias=True, exclude=skip)
         canonical = json.dumps(data, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode()).hexdigest()
@@ -202,6 +206,8 @@ class SuppressCommand(BaseModel):
     address: str
     scope: str = Field(default="", max_length=64)
     reason: str = Field(default="manual", max_length=500)
+    source: Literal["manual", "unsubscribe"] = "manual"
+    cause_message_id: str | None = Field(default=None, pattern=MESSAGE_ID_RE.pattern)
 
     @field_validator("address")
     @classmethod

@@ -80,6 +80,7 @@ class Accepted(EventBase):
     resend_of: str | None = None
     rerender: bool = False
     track: Track | None = None
+    transactional: bool = False
     # Recipients left out because they are on the suppression set.
     suppressed: tuple[str, ...] = ()
 
@@ -219,6 +220,9 @@ class SuppressionAdded(EventBase):
     source: Literal["manual", "bounce", "complaint", "unsubscribe"] = "manual"
     cause_message_id: str | None = None
     expires_at: datetime | None = None
+    # The command's MAIL_CMD sequence: manual changes to one address take effect in
+    # command order, whatever order intake's concurrent workers appended them in.
+    command_seq: int | None = None
 
 
 class SuppressionRemoved(EventBase):
@@ -226,6 +230,9 @@ class SuppressionRemoved(EventBase):
     address: str
     scope: str = ""
     reason: str = "manual"
+    # The command's MAIL_CMD sequence: manual changes to one address take effect in
+    # command order, whatever order intake's concurrent workers appended them in.
+    command_seq: int | None = None
 
 
 class FeedbackUnmatched(EventBase):

@@ -42,9 +42,17 @@ class Entry(BaseModel):
     event_id: str | None = None
     created_at: datetime
     expires_at: datetime | None = None
+    command_seq: int | None = None  # manual changes: the command that made them
+    removed: bool = False  # a manual removal, kept so an older add cannot undo it
 
     def active(self, now: datetime) -> bool:
-        return self.expires_at is None or self.expires_at > now
+        return not self.removed and (self.expires_at is None or self.expires_at > now)
+
+    def supersedes(self, current: Entry | None) -> bool:
+        """Manual changes apply in command order; feedback always applies."""
+        if current is None or self.command_seq is None or current.command_seq is None:
+            return True
+        return self.command_seq > current.command_seq
 
 
 # per address: (event id, time) of recent soft bounces

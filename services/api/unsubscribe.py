@@ -92,7 +92,8 @@ def _claims(pub: Public, token: str) -> tuple[Unsubscribe, SuppressCommand] | No
     try:
         claims = read_unsubscribe(pub.keys, token)
         command = SuppressCommand(address=claims.recipient, scope=claims.scope,
-                                  reason="unsubscribed")  # fmt: skip
+                                  reason="unsubscribed", source="unsubscribe",
+                                  cause_message_id=claims.message_id)  # fmt: skip
     except (TokenError, ValidationError):
         return None
     return claims, command

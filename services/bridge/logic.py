@@ -89,6 +89,7 @@ def to_command(row: OutboxRow, templates: Mapping[str, str], source: str) -> dic
         "message_id": mid,
         "idempotency_key": mid,
         "tags": ["lifecycle", row.action] if _valid_tag(row.action) else ["lifecycle"],
+        "transactional": True,  # account mail: no unsubscribe link, no per-list suppression
     }
 
 

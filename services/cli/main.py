@@ -16,6 +16,8 @@ from services.cli.processes import RUNNABLE
 from services.cli.replay import run_replay
 from services.cli.send import build_command, publish_command
 from services.cli.stopping import stop_on_signals
+from services.cli.suppress import add_arguments as add_suppress_arguments
+from services.cli.suppress import publish_suppression
 from services.cli.tap import add_inspect_arguments, add_tap_arguments, inspect_command, tap_command
 from services.renderer.catalog import CatalogError
 from services.runner import build_env
@@ -41,6 +43,12 @@ def parser() -> argparse.ArgumentParser:
     send.add_argument("--from", dest="sender")
     send.add_argument("--tag", action="append", default=[])
     send.add_argument("--idempotency-key")
+    add_suppress_arguments(sub.add_parser("suppress", help="add an address to the suppression set"),
+                           reason=True)  # fmt: skip
+    add_suppress_arguments(
+        sub.add_parser("unsuppress", help="remove an address from the suppression set"),
+        reason=False,
+    )
     sub.add_parser("capture", help="run the SMTP capture sink alone (.eml files)")
     sub.add_parser("migrate", help="apply database migrations to JETPOST_DATABASE_URL")
     replay = sub.add_parser("replay", help="rebuild read models from MAIL_EVT, then swap them in")
@@ -105,6 +113,10 @@ def dispatch(args: argparse.Namespace, settings: Settings, console: Console) -> 
         )  # fmt: skip
         asyncio.run(publish_command(settings.nats_address, command))
         print(command["message_id"])
+    elif args.command in ("suppress", "unsuppress"):
+        remove = args.command == "unsuppress"
+        asyncio.run(publish_suppression(settings.nats_address, args, remove=remove))
+        console.print(f"{args.command}: {args.address} (command published)")
     elif args.command == "capture":
         asyncio.run(_capture(settings, console))
     elif args.command == "migrate":

@@ -105,7 +105,8 @@ class Intake:
             check_log = True  # a caller-chosen id may have been sent before
         if isinstance(event, Accepted):
             hits = await suppressed(
-                self.suppressions, (m.email for m in event.envelope.recipients), event.tags,
+                self.suppressions, (m.email for m in event.envelope.recipients),
+                () if event.transactional else event.tags,  # lists are tags
                 utcnow(),
             )  # fmt: skip
             event = without_suppressed(event, hits)

@@ -137,6 +137,7 @@ def accept(command: SendCommand, ctx: CommandContext, message_id: str) -> Accept
         idempotency_key=command.idempotency_key,
         command_seq=ctx.seq,
         track=command.track,
+        transactional=command.transactional,
     )
 
 

@@ -96,11 +96,13 @@ def decide_suppression(raw: bytes, ctx: CommandContext, *, remove: bool) -> Deci
         event: SuppressionAdded | SuppressionRemoved = SuppressionRemoved(
             event_id=event_id_for(aggregate, "suppression_removed", n), message_id=aggregate,
             address=command.address, scope=command.scope, reason=command.reason,
+            command_seq=ctx.seq,
         )  # fmt: skip
     else:
         event = SuppressionAdded(
             event_id=event_id_for(aggregate, "suppression_added", n), message_id=aggregate,
             address=command.address, scope=command.scope, reason=command.reason,
-            source="manual",
+            source=command.source, cause_message_id=command.cause_message_id,
+            command_seq=ctx.seq,
         )  # fmt: skip
     return Decision(event, n=n)

@@ -133,7 +133,7 @@ class Tracking:
         """`headers` plus List-Unsubscribe when the message belongs to a list (and the
         caller did not set their own)."""
         recipients = accepted.envelope.recipients
-        if not accepted.tags or len(recipients) != 1:
+        if accepted.transactional or not accepted.tags or len(recipients) != 1:
             return headers
         if any(name.lower().startswith("list-unsubscribe") for name in headers):
             return headers

@@ -5,6 +5,7 @@ twice (a redelivery) is counted once."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from dataclasses import dataclass
 from datetime import datetime
@@ -47,17 +48,36 @@ class SuppressionSet:
         await msg.ack()
 
     async def apply(self, event: Event) -> None:
-        if isinstance(event, SuppressionAdded):
-            await self.put(manual_entry(event))
-        elif isinstance(event, SuppressionRemoved):
-            await self.entries.delete(kv_key(event.address, event.scope))
+        if isinstance(event, SuppressionAdded | SuppressionRemoved):
+            await self.put(manual_entry(event))  # a removal is kept as a marked entry
         else:
             for address in affected(event):
                 await self.feedback(event, address)
 
     async def put(self, entry: Entry) -> None:
-        await self.entries.put(kv_key(entry.address, entry.scope), entry.model_dump_json().encode())
-        log.info("suppressed %s (%s)", entry.address, entry.reason)
+        """Store an entry unless a newer manual change is there (compare-and-set)."""
+        key, data = kv_key(entry.address, entry.scope), entry.model_dump_json().encode()
+        while True:
+            try:
+                stored = await self.entries.get(key)
+            except KeyNotFoundError:
+                stored = None
+            current = None
+            if stored is not None and stored.value:
+                with contextlib.suppress(ValidationError):
+                    current = Entry.model_validate_json(stored.value)
+            if not entry.supersedes(current):
+                return
+            try:
+                if stored is None:
+                    await self.entries.create(key, data)
+                else:
+                    await self.entries.update(key, data, last=stored.revision)
+            except KeyWrongLastSequenceError:
+                continue
+            verb = "unsuppressed" if entry.removed else "suppressed"
+            log.info("%s %s (%s)", verb, entry.address, entry.reason)
+            return
 
     async def feedback(self, event: Event, address: str) -> None:
         key = kv_key(address)

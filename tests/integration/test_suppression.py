@@ -10,6 +10,7 @@ import json
 import uuid
 from typing import Any
 
+import psycopg
 from nats.aio.client import Client
 from nats.js import JetStreamContext
 
@@ -17,11 +18,18 @@ from projections.replay import replay
 from projections.runner import build_projections
 from services.capture import CaptureSink
 from shared.eventlog import append
-from shared.events import Bounced, event_id_for
-from shared.subjects import CMD_SEND, CMD_STREAM, CMD_SUPPRESS, SUPPRESSION_BUCKET
+from shared.events import Bounced, SuppressionAdded, SuppressionRemoved, event_id_for
+from shared.settings import Settings
+from shared.subjects import (
+    CMD_SEND,
+    CMD_STREAM,
+    CMD_SUPPRESS,
+    SUPPRESSION_BUCKET,
+    suppression_aggregate,
+)
 from shared.suppression_rules import Entry, Rules
 from shared.suppression_set import kv_key
-from tests.conftest import Pipeline, Projector
+from tests.conftest import JETPOST, Pipeline, Projector, service_env
 from tests.eventlog_reader import wait_for_any, wait_for_event
 
 DONE = ("delivered", "suppressed", "bounced", "rejected")
@@ -34,9 +42,11 @@ async def send(js: JetStreamContext, to: Any, **extra: Any) -> str:
     return mid
 
 
-async def listed(js: JetStreamContext, address: str, scope: str = "") -> Entry:
-    """Wait (bounded) for the suppression_set service to list an address: a KV watch
-    gives the current value, then every change."""
+async def listed(
+    js: JetStreamContext, address: str, scope: str = "", *, until_removed: bool = False
+) -> Entry:
+    """Wait (bounded) for the suppression_set service to list an address (or to mark it
+    removed): a KV watch gives the current value, then every change."""
     kv = await js.key_value(SUPPRESSION_BUCKET)
     watcher = await kv.watch(kv_key(address, scope))
     try:
@@ -44,7 +54,9 @@ async def listed(js: JetStreamContext, address: str, scope: str = "") -> Entry:
             while True:
                 update = await watcher.updates(timeout=20)  # type: ignore[no-untyped-call]
                 if update is not None and update.value:
-                    return Entry.model_validate_json(update.value)
+                    entry = Entry.model_validate_json(update.value)
+                    if entry.removed == until_removed:
+                        return entry
     finally:
         await watcher.stop()  # type: ignore[no-untyped-call]
 
@@ -116,3 +128,42 @@ async def test_soft_bounces_add_up_and_rules_replay_dry_run(
     assert [c[:19] for c in (await replay(database_url, nc, [laxer], dry_run=True)).changes] == [
         "- full@example.com:"
     ]
+
+
+async def test_cli_suppress_and_unsuppress(
+    pipeline: Pipeline, js: JetStreamContext, settings: Settings
+) -> None:
+    async def cli(*args: str) -> None:
+        proc = await asyncio.create_subprocess_exec(JETPOST, *args, env=service_env(settings))
+        assert await asyncio.wait_for(proc.wait(), 30) == 0
+
+    await cli("suppress", "Erin@Example.com", "--reason", "asked by phone")
+    entry = await listed(js, "erin@example.com")
+    assert (entry.reason, entry.source) == ("asked by phone", "manual")
+    assert (await wait_for_any(js, await send(js, "erin@example.com"), DONE)).type == "suppressed"
+
+    await cli("unsuppress", "erin@example.com")
+    assert (await listed(js, "erin@example.com", until_removed=True)).removed
+    assert (await wait_for_any(js, await send(js, "erin@example.com"), DONE)).type == "delivered"
+
+
+async def test_manual_changes_apply_in_command_order(
+    pipeline: Pipeline, projector: Projector, js: JetStreamContext, database_url: str
+) -> None:
+    """An unsuppress (command 6) appended before the suppress it follows (command 5), as
+    intake's concurrent workers may do: the address stays off the set."""
+    aggregate = suppression_aggregate("late@example.com")
+    removed = SuppressionRemoved(event_id=event_id_for(aggregate, "suppression_removed", 6),
+                                 message_id=aggregate, address="late@example.com",
+                                 command_seq=6)  # fmt: skip
+    added = SuppressionAdded(event_id=event_id_for(aggregate, "suppression_added", 5),
+                             message_id=aggregate, address="late@example.com", reason="old",
+                             command_seq=5)  # fmt: skip
+    await append(js, removed, 6)
+    await append(js, added, 5)
+    assert (await listed(js, "late@example.com", until_removed=True)).command_seq == 6
+    await projector.caught_up(js)
+    async with await psycopg.AsyncConnection.connect(database_url) as conn:
+        cur = await conn.execute("SELECT count(*) FROM suppressions WHERE address = %s",
+                                 ("late@example.com",))  # fmt: skip
+        assert await cur.fetchone() == (0,)

@@ -26,7 +26,7 @@ from shared.events import Clicked, Opened, Unsubscribed
 from shared.settings import Settings
 from shared.tokens import KeyRing, action_url, click_token, load_key_ring, open_token
 from tests.conftest import Pipeline, Projector
-from tests.eventlog_reader import read_all, wait_for_event
+from tests.eventlog_reader import read_all, wait_for_any, wait_for_event
 from tests.integration.test_api_support import Api, assert_problem, eventually
 
 CLICK = re.compile(r'href="(http://127\.0\.0\.1:\d+/t/c/[^"]+)"')
@@ -228,6 +228,18 @@ async def test_one_click_unsubscribe_suppresses_once(
     assert await count(js, "unsubscribed") == 1
     assert await count(js, "suppression_added") == 1
     assert await suppressed() == [("ada@example.org", "newsletter", "unsubscribed")]
+
+    # the next newsletter to her is `suppressed`, and nothing is sent
+    sender = await api.as_("send")
+    weekly = {"to": "ada@example.org", "subject": "Weekly", "text": "news", "tags": ["newsletter"]}
+    nxt = await api.client.post("/v1/messages", headers=sender, json=weekly)
+    assert nxt.status_code == 202, nxt.text
+    blocked = await wait_for_any(js, nxt.json()["id"], ("suppressed", "delivered"))
+    assert blocked.type == "suppressed"
+    added = await read_all(js, "mail.evt.*.suppression_added")
+    assert [(getattr(e, "source", ""), getattr(e, "cause_message_id", "")) for e in added] == [
+        ("unsubscribe", message_id)
+    ]
 
     untagged = await send(api, js, sink, to="bob@example.org", subject="Receipt", text="Thanks")
     assert untagged["List-Unsubscribe"] is None  # transactional mail: no list to leave

@@ -40,6 +40,7 @@ def test_a_row_becomes_a_valid_send_command() -> None:
         "message_id": message_id("shop", 7),
         "idempotency_key": message_id("shop", 7),
         "tags": ["lifecycle", "activation"],
+        "transactional": True,
     }  # fmt: skip
     parsed = SendCommand.model_validate(command)
     assert parsed.message_id == command["message_id"]
