@@ -80,6 +80,13 @@ class EmbeddedNats:
                 self.process.wait()
         self.process = None
 
+    def restart(self) -> str:
+        """Stop and start again on the same port and store, as an operator would."""
+        if self.url:
+            self.port = int(self.url.rsplit(":", 1)[1])
+        self.stop()
+        return self.start()
+
     def kill(self) -> None:
         """Hard stop, as a crash would."""
         if self.process and self.process.poll() is None:

@@ -28,10 +28,7 @@ async def test_services_ride_out_a_nats_restart(
     await js.publish(CMD_SEND, json.dumps(before).encode(), stream=CMD_STREAM)
     await wait_for_event(js, str(before["message_id"]), "delivered")
 
-    port = int(nats_server.url.rsplit(":", 1)[1])
-    nats_server.stop()
-    nats_server.port = port
-    nats_server.start()
+    nats_server.restart()
 
     nc = await nats.connect(nats_server.url)
     try:

@@ -165,10 +165,7 @@ async def test_tap_from_now_does_not_replay_history_after_a_nats_restart(
     tap = await start("tap", "--json", "--limit", "2")
     await wait_tapping(tap)
 
-    port = int(nats_server.url.rsplit(":", 1)[1])
-    nats_server.stop()
-    nats_server.port = port
-    nats_server.start()
+    nats_server.restart()
 
     nc = await nats.connect(nats_server.url)
     try:
