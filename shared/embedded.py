@@ -5,8 +5,10 @@ PostgreSQL (from pgserver). Used by `jetpost dev` and by the integration tests.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import json
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -15,6 +17,14 @@ import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+
+
+def _die_with_parent() -> None:
+    """Linux: the child gets SIGTERM when the process that started it dies, even by
+    SIGKILL, so a crashed `jetpost dev` or test leaves no nats-server behind."""
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
 def nats_server_binary() -> str:
@@ -50,6 +60,10 @@ class EmbeddedNats:
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
+            # Its own session: Ctrl-C in the terminal reaches jetpost, which drains its
+            # services and then stops the server, instead of the server dying first.
+            start_new_session=True,
+            preexec_fn=_die_with_parent,
         )  # fmt: skip
         ports_file = ports_dir / f"nats-server_{self.process.pid}.ports"
         deadline = time.monotonic() + timeout

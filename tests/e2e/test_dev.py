@@ -63,10 +63,14 @@ def dev(tmp_path: Path, dev_env: dict[str, str]) -> Iterator[Callable[[], subpro
         return proc
 
     yield start
-    for proc in started:
+    for proc in started:  # a failed test still stops everything it started, cleanly
         if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+            proc.send_signal(signal.SIGINT)
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
 
 
 def status_of(db_url: str, message_id: str) -> str | None:
