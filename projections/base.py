@@ -7,7 +7,7 @@ also moves the projection's checkpoint, so rows and position move together.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from psycopg import AsyncConnection, sql
 
@@ -38,3 +38,9 @@ class Projection(Protocol):
     tables: tuple[str, ...]
 
     async def apply(self, conn: AsyncConnection, batch: list[Stored], tables: Tables) -> None: ...
+
+
+def pg_text(value: Any) -> Any:
+    """PostgreSQL text cannot hold NUL; events may (a remote server's reply, a raw
+    report). The log keeps the original; the read model shows U+FFFD instead."""
+    return value.replace("\0", "\ufffd") if isinstance(value, str) else value

@@ -15,7 +15,7 @@ from typing import Any
 from psycopg import AsyncConnection, sql
 from psycopg.rows import dict_row
 
-from projections.base import Stored, Tables
+from projections.base import Stored, Tables, pg_text
 from shared.fold import MessageState, fold
 
 # Events counted in daily_stats (by the day they happened).
@@ -42,9 +42,9 @@ def to_row(state: MessageState, last_seq: int) -> tuple[Any, ...]:
     domains = sorted({a.rpartition("@")[2].lower() for a in recipients})
     return (
         state.message_id, state.status, state.created_at, state.updated_at, state.sender,
-        list(state.to), list(state.cc), list(state.bcc), domains, state.subject,
+        list(state.to), list(state.cc), list(state.bcc), domains, pg_text(state.subject),
         state.template, state.template_version, list(state.tags), state.attempts,
-        state.last_smtp_code, state.last_error, state.accepted_at, state.rendered_at,
+        state.last_smtp_code, pg_text(state.last_error), state.accepted_at, state.rendered_at,
         state.delivered_at, state.bounced_at, state.failed_at, state.opens,
         state.first_opened_at, state.clicks, state.first_clicked_at, state.complained_at,
         state.unsubscribed_at, list(state.resent_as), state.last_event_at, last_seq,

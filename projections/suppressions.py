@@ -13,7 +13,7 @@ from typing import Any
 
 from psycopg import AsyncConnection, sql
 
-from projections.base import Stored, Tables
+from projections.base import Stored, Tables, pg_text
 from shared.events import SuppressionAdded, SuppressionRemoved
 from shared.suppression_rules import Entry, Rules, SoftHistory, affected, decide
 
@@ -144,7 +144,8 @@ class SuppressionsProjection:
             return
         table = tables("suppressions")
         rows: list[tuple[Any, ...]] = [
-            (e.address, e.scope, e.reason, e.source, e.message_id, e.event_id, seq, e.created_at,
+            (e.address, e.scope, pg_text(e.reason), e.source, e.message_id, e.event_id, seq,
+             e.created_at,
              e.expires_at)
             for value in final.values() if value is not None for e, seq in (value,)
         ]  # fmt: skip

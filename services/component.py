@@ -28,6 +28,9 @@ class Env:
 class Handling(Protocol):
     async def handle(self, msg: NatsMessage) -> None: ...
 
+    async def give_up(self, msg: NatsMessage, exc: BaseException) -> None:
+        """Record a terminal failure for a message that keeps failing unexpectedly."""
+
 
 @dataclass
 class Service:
@@ -42,6 +45,10 @@ class Service:
     async def handle(self, msg: NatsMessage) -> None:
         assert self.handler is not None, f"{self.durable} got a message before it started"
         await self.handler.handle(msg)
+
+    async def give_up(self, msg: NatsMessage, exc: BaseException) -> None:
+        assert self.handler is not None, f"{self.durable} got a message before it started"
+        await self.handler.give_up(msg, exc)
 
     async def close(self) -> None:
         if self.closer is not None:
@@ -60,5 +67,6 @@ def register_service(
 ) -> Service:
     service = Service(durable, build, closer)
     batch = batch or env.settings.fetch_batch
-    subscribe(broker, env.definitions, durable, service.handle, batch=batch)
+    subscribe(broker, env.definitions, durable, service.handle, batch=batch,
+              give_up=service.give_up)  # fmt: skip
     return service

@@ -22,7 +22,7 @@ from services.sender.app import register as register_sender
 from services.suppression.app import register as register_suppression_set
 from shared.logs import faststream_logger
 from shared.nats_setup import apply_definitions, load_definitions
-from shared.settings import Settings
+from shared.settings import Settings, redact_url
 from shared.tokens import load_key_ring
 
 REGISTRY: dict[str, Callable[[NatsBroker, Env], Service]] = {
@@ -78,7 +78,7 @@ async def run_services(
         # Start-up objects (templates, settings, FastStream's graph) live for the whole
         # run: keep the cyclic GC from walking them again on every collection.
         gc.freeze()
-        log.info("running %s on %s", ", ".join(names), nats_url)
+        log.info("running %s on %s", ", ".join(names), redact_url(nats_url))
         if started is not None:
             started.set()
         if started is not None:

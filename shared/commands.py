@@ -34,6 +34,17 @@ def _as_list(value: Any) -> Any:
     return [value] if isinstance(value, str) else value
 
 
+def _has_nul(value: Any) -> bool:
+    """A NUL anywhere in a JSON value: PostgreSQL text and jsonb cannot store one."""
+    if isinstance(value, str):
+        return "\0" in value
+    if isinstance(value, dict):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    if isinstance(value, list | tuple):
+        return any(_has_nul(v) for v in value)
+    return False
+
+
 def _mailboxes(values: list[str]) -> tuple[Mailbox, ...]:
     return tuple(parse_mailbox(v) for v in values)
 
@@ -65,13 +76,16 @@ class SendCommand(BaseModel):
     @classmethod
     def _addresses(cls, value: Any) -> Any:
         value = _as_list(value)
-        if isinstance(value, list) and all(isinstance(v, str) for v in value):
-            return _mailboxes(value)
-        return value
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            # objects would skip parse_mailbox: its validation, normalising and CR/LF check
+            raise ValueError("addresses are strings: 'Name <addr>' or 'addr', or a list of them")
+        return _mailboxes(value)
 
     @field_validator("from_", mode="before")
     @classmethod
     def _from(cls, value: Any) -> Any:
+        if value is not None and not isinstance(value, str):
+            raise ValueError("an address is a string: 'Name <addr>' or 'addr'")
         return parse_mailbox(value) if isinstance(value, str) else value
 
     @field_validator("subject")
@@ -106,6 +120,13 @@ class SendCommand(BaseModel):
     def _message_id(cls, value: str | None) -> str | None:
         if value is not None and not MESSAGE_ID_RE.match(value):
             raise ValueError("message_id must be 1-128 characters of [A-Za-z0-9_-]")
+        return value
+
+    @field_validator("html", "text", "vars")
+    @classmethod
+    def _no_nul(cls, value: Any) -> Any:
+        if _has_nul(value):
+            raise ValueError("contains a NUL character")
         return value
 
     @model_validator(mode="after")

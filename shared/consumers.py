@@ -8,7 +8,9 @@ nak with a delay on transient errors, and never let FastStream's default
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 import nats.errors
 from faststream import AckPolicy
@@ -17,6 +19,11 @@ from faststream.nats import JStream, NatsBroker, NatsMessage, PullSub
 from shared.nats_setup import Definitions
 
 Handler = Callable[[NatsMessage], Awaitable[None]]
+# Records a terminal failure for a message that keeps failing (e.g. `failed`).
+GiveUp = Callable[[NatsMessage, BaseException], Awaitable[None]]
+
+log = logging.getLogger("jetpost.consumers")
+GIVE_UP_AFTER = 5  # deliveries of a message whose handler raised something unexpected
 
 # Errors worth a retry: the server or the connection, not the input.
 TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (nats.errors.Error, TimeoutError, OSError)
@@ -27,6 +34,36 @@ def retry_delay(num_delivered: int, base: float = 0.5, cap: float = 30.0) -> flo
     return float(min(base * 2.0 ** max(num_delivered - 1, 0), cap))
 
 
+def raw_body(msg: Any) -> Any:
+    """Handlers parse the bytes themselves: FastStream's own decoding (by the
+    content-type header) would raise on a malformed body before a handler could
+    record it as `rejected`."""
+    return msg.body
+
+
+async def on_failure(
+    msg: NatsMessage, exc: BaseException, durable: str, give_up: GiveUp | None
+) -> None:
+    """A handler raised what it did not expect (a bug, a permanent server refusal).
+    Under MANUAL acks FastStream would leave the message to come back forever: retry
+    it a few times with a back-off, then record its failure and let it go."""
+    delivered = msg.raw_message.metadata.num_delivered
+    if give_up is not None and delivered >= GIVE_UP_AFTER:
+        log.error("%s: giving up on %s after %d tries", durable, msg.raw_message.subject,
+                  delivered, exc_info=exc)  # fmt: skip
+        try:
+            await give_up(msg, exc)
+        except Exception:
+            log.exception("%s: could not record the failure; will retry", durable)
+            await msg.nack(delay=retry_delay(delivered, cap=300.0))
+            return
+        await msg.ack()
+        return
+    log.error("%s: unexpected error on %s (try %d)", durable, msg.raw_message.subject,
+              delivered, exc_info=exc)  # fmt: skip
+    await msg.nack(delay=retry_delay(delivered, base=2.0, cap=300.0))
+
+
 def subscribe(
     broker: NatsBroker,
     definitions: Definitions,
@@ -34,11 +71,15 @@ def subscribe(
     handler: Handler,
     *,
     batch: int,
+    give_up: GiveUp | None = None,
 ) -> None:
     stream, config = definitions.consumer(durable)
 
     async def on_message(msg: NatsMessage) -> None:
-        await handler(msg)
+        try:
+            await handler(msg)
+        except Exception as exc:  # deliberately broad: see on_failure
+            await on_failure(msg, exc, durable, give_up)
 
     on_message.__name__ = f"{durable}_handler"
     broker.subscriber(
@@ -48,5 +89,6 @@ def subscribe(
         config=config,
         pull_sub=PullSub(batch_size=batch, timeout=1.0),
         ack_policy=AckPolicy.MANUAL,
+        decoder=raw_body,
         description=config.description,
     )(on_message)

@@ -11,23 +11,32 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 
+import nats.errors
 from nats.js import JetStreamContext
 from nats.js.api import PubAck
-from nats.js.errors import NotFoundError
+from nats.js.errors import BadRequestError, NotFoundError
 from pydantic import ValidationError
 
 from shared.events import Event, parse_event
 from shared.subjects import EVT_STREAM, event_msg_id, event_subject
 
 
+class AppendRefused(Exception):
+    """The server refused the event itself (too large, invalid): retrying cannot help.
+    Deliberately not a nats error, so handlers' transient-error paths do not retry it."""
+
+
 async def append(js: JetStreamContext, event: Event, n: int = 1) -> PubAck:
     """Append one event and wait for the stream's ack (durably stored)."""
-    return await js.publish(
-        event_subject(event.message_id, event.type),
-        event.model_dump_json().encode(),
-        stream=EVT_STREAM,
-        headers={"Nats-Msg-Id": event_msg_id(event.message_id, event.type, n)},
-    )
+    try:
+        return await js.publish(
+            event_subject(event.message_id, event.type),
+            event.model_dump_json().encode(),
+            stream=EVT_STREAM,
+            headers={"Nats-Msg-Id": event_msg_id(event.message_id, event.type, n)},
+        )
+    except (nats.errors.MaxPayloadError, BadRequestError) as exc:
+        raise AppendRefused(f"{event.type} for {event.message_id}: {exc!r}") from exc
 
 
 async def append_all(js: JetStreamContext, events: Sequence[tuple[Event, int]]) -> list[PubAck]:

@@ -281,6 +281,15 @@ class Settings(BaseSettings):
         return self.bounce_domain or self.mail_domain
 
 
+def redact_url(url: str) -> str:
+    """A URL fit for logs and the console: any password replaced by `***`."""
+    parts = urlsplit(url)
+    if not parts.password:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return parts._replace(netloc=netloc).geturl()
+
+
 class ConfigError(Exception):
     """A bad JETPOST_* variable, with a one-line message naming it."""
 

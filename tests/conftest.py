@@ -7,6 +7,7 @@ import contextlib
 import os
 import subprocess
 import sys
+import tempfile
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
@@ -17,6 +18,8 @@ from urllib.parse import urlsplit, urlunsplit
 import nats
 import psycopg
 import pytest
+from hypothesis import settings as hypothesis_settings
+from hypothesis.configuration import set_hypothesis_home_dir
 from nats.aio.client import Client
 from nats.js import JetStreamContext
 from psycopg import sql
@@ -29,6 +32,18 @@ from shared.migrate import migrate
 from shared.nats_setup import apply_definitions, load_definitions
 from shared.paths import MIGRATIONS_DIR
 from shared.settings import Settings, load_settings
+
+# Hypothesis keeps nothing in the repository tree (no example database, no cache).
+set_hypothesis_home_dir(tempfile.mkdtemp(prefix="jetpost-hypothesis-"))
+hypothesis_settings.register_profile("jetpost", database=None)
+hypothesis_settings.load_profile("jetpost")
+
+
+@pytest.fixture(autouse=True)
+def _no_developer_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tests see only the settings they give: a developer's JETPOST_* are cleared."""
+    for name in [n for n in os.environ if n.startswith("JETPOST_")]:
+        monkeypatch.delenv(name)
 
 
 @pytest.fixture

@@ -43,6 +43,7 @@ from services.api.problems import (
     Problem,
     TooLarge,
     Unavailable,
+    on_bad_value,
     on_http,
     on_internal,
     on_problem,
@@ -97,6 +98,8 @@ def _exception_handlers() -> dict[Any, Any]:
         Unavailable: on_unavailable,
         PoolTimeout: on_unavailable,
         psycopg.OperationalError: on_unavailable,
+        psycopg.DataError: on_bad_value,
+        OverflowError: on_bad_value,
         Exception: on_internal,
     }
 

@@ -93,6 +93,13 @@ def on_http(_: Request[Any, Any, Any], exc: HTTPException) -> Response[dict[str,
     return problem(status, kind, exc.detail, exc.headers)
 
 
+def on_bad_value(_: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
+    """A value the database cannot take (a NUL in a filter, a date out of range):
+    the request's fault, so a 400, not a 500."""
+    return problem(400, "invalid-request", f"a parameter has a value that cannot be used: "
+                   f"{type(exc).__name__}")  # fmt: skip
+
+
 def on_unavailable(_: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
     log.warning("service unavailable: %r", exc)
     detail = str(exc) if isinstance(exc, Unavailable) else "the database is unavailable"

@@ -20,7 +20,7 @@ from services.cli.stopping import stop_on_signals
 from services.runner import build_env
 from shared.embedded import EmbeddedNats, embedded_postgres
 from shared.migrate import migrate
-from shared.settings import Settings
+from shared.settings import Settings, redact_url
 
 
 @contextlib.asynccontextmanager
@@ -66,7 +66,7 @@ async def run_dev(settings: Settings, console: Console) -> None:
         where["bounces"] = f"smtp://{settings.bounce_host}:{settings.bounce_port} (DSN/ARF in)"
         console.print("[bold green]jetpost dev[/] is up:")
         for name, value in where.items():
-            console.print(f"  {name:15} {value}", soft_wrap=True, highlight=False)
+            console.print(f"  {name:15} {redact_url(value)}", soft_wrap=True, highlight=False)
         console.print(
             f"  an API key:     JETPOST_DATABASE_URL='{where['database']}' "
             "jetpost keys create --scope send,read",

@@ -56,6 +56,12 @@ class FeedbackReceiver(SmtpListener):
         return {"data_size_limit": DATA_SIZE_LIMIT}
 
     # aiosmtpd handler hooks.
+    async def handle_exception(self, error: Exception) -> str:
+        """A bug must not answer 5xx (the sender would drop the report) nor show our
+        internals to a peer: log it and ask the MTA to try again later."""
+        log.error("feedback receiver error", exc_info=error)
+        return TRY_LATER
+
     async def handle_RCPT(
         self, server: Any, session: Any, envelope: Any, address: str, rcpt_options: Any
     ) -> str:

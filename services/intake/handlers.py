@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass
+from typing import Any
 
 from faststream.nats import NatsMessage
 from nats.js import JetStreamContext
@@ -56,13 +57,7 @@ class Intake:
     async def handle(self, msg: NatsMessage) -> None:
         raw = msg.raw_message
         meta = raw.metadata
-        ctx = CommandContext(
-            subject=raw.subject,
-            seq=meta.sequence.stream,
-            stored_at=meta.timestamp,
-            default_sender=self.default_sender,
-            templates=self.templates,
-        )
+        ctx = self.context(raw.subject, meta)
         try:
             decisions = await self.decide(raw.subject, raw.data, ctx)
             await asyncio.gather(
@@ -74,6 +69,22 @@ class Intake:
             await msg.nack(delay=retry_delay(meta.num_delivered))
             return
         await msg.ack()
+
+    def context(self, subject: str, meta: Any) -> CommandContext:
+        return CommandContext(
+            subject=subject,
+            seq=meta.sequence.stream,
+            stored_at=meta.timestamp,
+            default_sender=self.default_sender,
+            templates=self.templates,
+        )
+
+    async def give_up(self, msg: NatsMessage, exc: BaseException) -> None:
+        """A command that keeps failing is recorded as rejected, not retried forever."""
+        raw = msg.raw_message
+        ctx = self.context(raw.subject, raw.metadata)
+        reason = f"internal error: {type(exc).__name__}: {str(exc)[:300]}"
+        await append(self.js, reject(ctx, raw.data, reason).event)
 
     async def decide(self, subject: str, data: bytes, ctx: CommandContext) -> list[Decision]:
         if subject == CMD_SEND:

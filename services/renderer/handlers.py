@@ -19,13 +19,15 @@ from shared.events import Accepted, Rendered, RenderFailed, event_id_for, parse_
 log = logging.getLogger("jetpost.renderer")
 
 
-def unreadable(message_id: str, exc: Exception) -> RenderFailed:
-    """An `accepted` event this version cannot read still ends its message."""
+def unreadable(
+    message_id: str, exc: BaseException, what: str = "unreadable accepted event"
+) -> RenderFailed:
+    """An `accepted` event this version cannot read (or render) still ends its message."""
     return RenderFailed(
         event_id=event_id_for(message_id, "render_failed"),
         message_id=message_id,
         correlation_id=message_id,
-        reason=f"unreadable accepted event: {exc}",
+        reason=f"{what}: {type(exc).__name__}: {str(exc)[:300]}",
     )
 
 
@@ -71,3 +73,8 @@ class Renderer:
                     accepted, original, mail_domain=self.mail_domain, tracking=self.tracking
                 )
         return render(accepted, self.catalog, mail_domain=self.mail_domain, tracking=self.tracking)
+
+    async def give_up(self, msg: NatsMessage, exc: BaseException) -> None:
+        """An accepted message that keeps failing to render ends as render_failed."""
+        message_id = msg.raw_message.subject.split(".")[2]
+        await append(self.js, unreadable(message_id, exc, "rendering failed"))

@@ -105,3 +105,10 @@ class Sender:
             attempt=attempt,
             provider=self.mailer.name,
         )
+
+    async def give_up(self, msg: NatsMessage, exc: BaseException) -> None:
+        """A rendered message that keeps failing unexpectedly ends as `failed`."""
+        raw = msg.raw_message
+        message_id = raw.subject.split(".")[2]
+        failed, n = unsendable(message_id, raw.metadata.num_delivered, exc)
+        await append(self.js, failed, n)

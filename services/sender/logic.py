@@ -21,7 +21,7 @@ def enhanced_status(response: str) -> str | None:
     return found.group(1) if found else None
 
 
-def unsendable(message_id: str, attempt: int, exc: Exception) -> tuple[Event, int]:
+def unsendable(message_id: str, attempt: int, exc: BaseException) -> tuple[Event, int]:
     failed = Failed(
         event_id=event_id_for(message_id, "failed"),
         message_id=message_id,

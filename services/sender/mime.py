@@ -18,7 +18,7 @@ from email.utils import format_datetime
 
 from services.feedback.matching import verp_address
 from shared.events import Rendered
-from shared.mailbox import Mailbox
+from shared.mailbox import Mailbox, has_line_break
 
 # RFC 5322 field-name: printable US-ASCII except the colon.
 _FIELD_NAME = re.compile(r"[!-9;-~]+\Z")
@@ -70,9 +70,13 @@ def build_message(rendered: Rendered, *, now: datetime | None = None) -> EmailMe
     """The message as sent. ValueError if a header name or value would inject headers."""
     envelope = rendered.envelope
     extra = rendered.headers
-    for name in extra:
+    for name, value in extra.items():
         if not _FIELD_NAME.match(name):
             raise ValueError(f"invalid header name {name!r}")
+        if has_line_break(value):  # email.policy lets a trailing CRLF through
+            raise ValueError(f"header {name!r} contains a line break")
+    if has_line_break(rendered.subject):
+        raise ValueError("subject contains a line break")
     present = {name.lower() for name in extra}
 
     msg = EmailMessage(policy=POLICY)

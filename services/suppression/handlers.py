@@ -47,6 +47,12 @@ class SuppressionSet:
             return
         await msg.ack()
 
+    async def give_up(self, msg: NatsMessage, exc: BaseException) -> None:
+        """Nothing to record: the KV set is derived from the log and `jetpost replay` /
+        a restart from the log can rebuild it; say so loudly."""
+        log.error("suppression set: skipped %s after repeated failures: %r",
+                  msg.raw_message.subject, exc)  # fmt: skip
+
     async def apply(self, event: Event) -> None:
         if isinstance(event, SuppressionAdded | SuppressionRemoved):
             await self.put(manual_entry(event))  # a removal is kept as a marked entry
