@@ -47,6 +47,8 @@ class EventReader:
         self._consumer = ""
         self._outstanding = 0  # events asked for and not yet received
         self._asked_at = 0.0
+        self._consumer_seq = 0  # the consumer's delivery count seen so far
+        self._gap = False  # a delivery went missing: start over from what we have
 
     async def start(self) -> None:
         self._inbox = self.nc.new_inbox()
@@ -77,15 +79,27 @@ class EventReader:
         )
         self._consumer = info.name
         self._outstanding = 0
+        self._consumer_seq = 0
+        self._gap = False
 
     async def _on_msg(self, msg: Msg) -> None:
         if not msg.data and msg.headers and "Status" in msg.headers:
             self._outstanding = 0  # the pull request ended (expired or nothing left)
             self._ready.set()
             return
+        meta = msg.metadata
+        if meta.consumer != self._consumer or self._gap:
+            return  # from a consumer we replaced, or after a gap we are about to mend
+        if meta.sequence.consumer != self._consumer_seq + 1:
+            # deliveries are lost on a connection blip (no acks, core-NATS inbox): never
+            # hand out events past a hole; recreate the consumer after what we have
+            self._gap = True
+            self._ready.set()
+            return
+        self._consumer_seq = meta.sequence.consumer
         self._outstanding -= 1
         try:
-            stored = Stored(msg.metadata.sequence.stream, msg.data, parse_event(msg.data))
+            stored = Stored(meta.sequence.stream, msg.data, parse_event(msg.data))
         except (ValidationError, ValueError) as exc:
             self._error = UnreadableEvent(f"{msg.subject}: {exc}")
         else:
@@ -96,12 +110,12 @@ class EventReader:
         """Ask for more when the buffer has room and no request is under way; a request
         that went quiet past its expiry (a lost connection) is replaced."""
         stale = self._outstanding > 0 and time.monotonic() - self._asked_at > PULL_EXPIRES + 2
-        if stale:
-            try:
-                await self.js.consumer_info(EVT_STREAM, self._consumer)
-            except NotFoundError:
-                await self._create_consumer()
-            self._outstanding = 0
+        if stale or self._gap:
+            # a request gone quiet may have lost events too: start over after the last
+            # event we have, on a fresh consumer
+            with contextlib.suppress(NotFoundError):
+                await self.js.delete_consumer(EVT_STREAM, self._consumer)
+            await self._create_consumer()
         if self._outstanding > 0 or len(self._buffer) >= self.max_batch * 2:
             return
         want = self.max_batch * 2
