@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from faststream.nats import NatsMessage
@@ -53,6 +53,7 @@ class Intake:
     default_sender: Mailbox
     templates: frozenset[str]
     suppressions: KeyValue
+    slots: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(64))
 
     async def handle(self, msg: NatsMessage) -> None:
         raw = msg.raw_message
@@ -61,7 +62,7 @@ class Intake:
         try:
             decisions = await self.decide(raw.subject, raw.data, ctx)
             await asyncio.gather(
-                *(self.record(d, ctx, raw.data, redelivered=meta.num_delivered > 1)
+                *(self.bounded_record(d, ctx, raw.data, redelivered=meta.num_delivered > 1)
                   for d in decisions)
             )  # fmt: skip
         except TRANSIENT_ERRORS as exc:
@@ -103,6 +104,13 @@ class Intake:
                 return [reject(ctx, data, reason, command.new_message_id)]
             return resend(original, command, ctx)
         return [reject(ctx, data, f"unsupported command subject {subject!r}")]
+
+    async def bounded_record(
+        self, decision: Decision, ctx: CommandContext, raw: bytes, *, redelivered: bool
+    ) -> None:
+        """A batch of 1000 entries must not fire 1000 x recipients KV lookups at once."""
+        async with self.slots:
+            await self.record(decision, ctx, raw, redelivered=redelivered)
 
     async def record(
         self, decision: Decision, ctx: CommandContext, raw: bytes, *, redelivered: bool
