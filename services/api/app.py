@@ -9,6 +9,7 @@ Nothing is built at import time; everything a handler needs arrives as `rt`.
 from __future__ import annotations
 
 import contextlib
+import secrets
 from collections.abc import AsyncIterator
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
@@ -57,7 +58,7 @@ from services.api.templates_info import describe_catalog
 from services.renderer.catalog import TemplateCatalog
 from shared.nats_setup import load_definitions
 from shared.settings import ConfigError, Settings
-from shared.tokens import load_key_ring
+from shared.tokens import KeyRing, load_key_ring
 
 PUBLIC_ROUTES = [*tracking.ROUTES, *unsubscribe.ROUTES]
 ROUTES = [
@@ -127,6 +128,9 @@ def create_app(
         metrics=metrics,
         asyncapi=asyncapi_document(settings, definitions, catalog, app_version),
         keys=KeyCache(settings.api_key_cache_ttl),
+        preview_catalog=TemplateCatalog.load(
+            settings.template_dir, keys=KeyRing([secrets.token_bytes(32)])
+        ),
     )
     hooks = webhooks.Webhooks(settings, webhook_http)
 

@@ -48,6 +48,9 @@ class Runtime:
     metrics: Metrics
     asyncapi: dict[str, Any]
     keys: KeyCache
+    # The catalog previews render with: signed links carry a throwaway key, so a
+    # preview can never mint a working activation or reset link.
+    preview_catalog: TemplateCatalog | None = None
     pool_: AsyncConnectionPool | None = None
     bus_: Bus | None = None
 

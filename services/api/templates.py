@@ -51,7 +51,8 @@ async def preview_template(
         template=name,
         vars=data.vars if data else {},
     )
-    result = render(accepted, rt.catalog, mail_domain=rt.settings.mail_domain)
+    catalog = rt.preview_catalog or rt.catalog
+    result = render(accepted, catalog, mail_domain=rt.settings.mail_domain)
     if isinstance(result, RenderFailed):
         if result.missing_variable:
             raise Problem(422, "missing-variable",
