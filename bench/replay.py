@@ -19,7 +19,6 @@ import asyncio
 import os
 import random
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -33,7 +32,7 @@ import psycopg
 from projections.replay import replay
 from projections.runner import PROJECTIONS
 from services.api.keys import create_key
-from shared.embedded import EmbeddedNats, embedded_postgres
+from shared.embedded import EmbeddedNats, embedded_postgres, free_port
 from shared.eventlog import append
 from shared.events import Accepted, Attempted, Delivered, Envelope, Event, Rendered, event_id_for
 from shared.mailbox import Mailbox
@@ -149,12 +148,6 @@ async def wait_ready(client: httpx.AsyncClient, api: asyncio.subprocess.Process)
             pass
         await asyncio.sleep(0.1)
     raise RuntimeError("the API did not come up within 30s")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 async def main(n: int, requests: int, concurrency: int) -> None:

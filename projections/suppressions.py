@@ -8,7 +8,7 @@ the set those rules would have built (`jetpost replay suppressions --dry-run`).
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from psycopg import AsyncConnection, sql
@@ -54,7 +54,8 @@ class SuppressionsProjection:
                 key, entry = (e.address, e.scope), manual_entry(e)
                 if not entry.supersedes(changes.get(key)):
                     continue  # an older command, appended after a newer one
-                changes[key] = entry
+                if entry.command_seq is not None:
+                    changes[key] = entry.command_seq
                 final[key] = None if entry.removed else (entry, item.seq)
             elif e.type in FEEDBACK:
                 for address in affected(e):
@@ -85,39 +86,31 @@ class SuppressionsProjection:
 
     async def _changes(
         self, conn: AsyncConnection, tables: Tables, keys: set[tuple[str, str]]
-    ) -> dict[tuple[str, str], Entry]:
-        """The last applied manual change per key, as bare entries carrying command_seq."""
+    ) -> dict[tuple[str, str], int]:
+        """The command sequence of the last manual change applied, per key."""
         if not keys:
             return {}
-        addresses = [a for a, _ in keys]
         cur = await conn.execute(
             sql.SQL("SELECT address, scope, command_seq FROM {} WHERE address = ANY(%s)").format(
                 tables("suppression_changes")
             ),
-            (addresses,),
+            ([a for a, _ in keys],),
         )
-        epoch = datetime.fromtimestamp(0, UTC)
-        return {
-            (a, s): Entry(
-                address=a, scope=s, reason="", source="manual", created_at=epoch, command_seq=seq
-            )
-            for a, s, seq in await cur.fetchall()
-        }
+        return {(a, s): seq for a, s, seq in await cur.fetchall()}
 
     async def _save_changes(
-        self, conn: AsyncConnection, tables: Tables, changes: dict[tuple[str, str], Entry]
+        self, conn: AsyncConnection, tables: Tables, changes: dict[tuple[str, str], int]
     ) -> None:
-        rows = [(a, s, e.command_seq) for (a, s), e in changes.items() if e.command_seq]
-        if not rows:
+        if not changes:
             return
         async with conn.cursor() as cur:
             await cur.executemany(
                 sql.SQL(
-                    "INSERT INTO {} (address, scope, command_seq) VALUES (%s, %s, %s)"
+                    "INSERT INTO {0} (address, scope, command_seq) VALUES (%s, %s, %s)"
                     " ON CONFLICT (address, scope) DO UPDATE SET command_seq = EXCLUDED.command_seq"
-                    " WHERE {}.command_seq < EXCLUDED.command_seq"
-                ).format(tables("suppression_changes"), tables("suppression_changes")),
-                rows,
+                    " WHERE {0}.command_seq < EXCLUDED.command_seq"
+                ).format(tables("suppression_changes")),
+                [(a, s, seq) for (a, s), seq in changes.items()],
             )
 
     async def _save_histories(

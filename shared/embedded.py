@@ -9,6 +9,7 @@ import ctypes
 import json
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -101,23 +102,6 @@ class EmbeddedNats:
         self.stop()
         return self.start()
 
-    def kill(self) -> None:
-        """Hard stop, as a crash would."""
-        if self.process and self.process.poll() is None:
-            self.process.kill()
-            self.process.wait()
-        self.process = None
-
-
-@contextlib.contextmanager
-def embedded_nats(store_dir: Path, port: int = 0) -> Iterator[EmbeddedNats]:
-    server = EmbeddedNats(store_dir=store_dir, port=port)
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
-
 
 @contextlib.contextmanager
 def embedded_postgres(data_dir: Path) -> Iterator[str]:
@@ -133,3 +117,10 @@ def embedded_postgres(data_dir: Path) -> Iterator[str]:
         yield server.get_uri()
     finally:
         server._cleanup()
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A port free now, for a child process that must be told its port up front."""
+    with socket.socket() as probe:
+        probe.bind((host, 0))
+        return int(probe.getsockname()[1])

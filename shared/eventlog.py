@@ -39,11 +39,6 @@ async def append(js: JetStreamContext, event: Event, n: int = 1) -> PubAck:
         raise AppendRefused(f"{event.type} for {event.message_id}: {exc!r}") from exc
 
 
-async def append_all(js: JetStreamContext, events: Sequence[tuple[Event, int]]) -> list[PubAck]:
-    """Append several events with their publishes in flight at once."""
-    return list(await asyncio.gather(*(append(js, e, n) for e, n in events)))
-
-
 async def has_event(js: JetStreamContext, message_id: str, event_type: str) -> bool:
     try:
         await js.get_last_msg(EVT_STREAM, event_subject(message_id, event_type), direct=True)

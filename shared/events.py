@@ -274,10 +274,6 @@ Event = Annotated[
 
 EVENT_ADAPTER: TypeAdapter[Event] = TypeAdapter(Event)
 
-TERMINAL_TYPES = frozenset(
-    {"delivered", "bounced", "failed", "cancelled", "suppressed", "rejected", "render_failed"}
-)
-
 
 Upcaster = Callable[[dict[str, Any]], dict[str, Any]]
 # (type, v) -> the step lifting that version one up. Every event is at v1 today; a v2

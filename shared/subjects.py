@@ -6,7 +6,6 @@ import re
 CMD_STREAM = "MAIL_CMD"
 EVT_STREAM = "MAIL_EVT"
 
-CMD_PREFIX = "mail.cmd"
 CMD_SEND = "mail.cmd.send"
 CMD_SEND_BATCH = "mail.cmd.send_batch"
 CMD_RESEND = "mail.cmd.resend"

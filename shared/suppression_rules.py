@@ -48,11 +48,12 @@ class Entry(BaseModel):
     def active(self, now: datetime) -> bool:
         return not self.removed and (self.expires_at is None or self.expires_at > now)
 
-    def supersedes(self, current: Entry | None) -> bool:
-        """Manual changes apply in command order; feedback always applies."""
-        if current is None or self.command_seq is None or current.command_seq is None:
+    def supersedes(self, current_seq: int | None) -> bool:
+        """Manual changes apply in command order (`current_seq`: the command of the last
+        change applied); feedback always applies."""
+        if current_seq is None or self.command_seq is None:
             return True
-        return self.command_seq > current.command_seq
+        return self.command_seq > current_seq
 
 
 # per address: (event id, time) of recent soft bounces

@@ -9,8 +9,8 @@ import subprocess
 import sys
 import tempfile
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -32,6 +32,9 @@ from shared.migrate import migrate
 from shared.nats_setup import apply_definitions, load_definitions
 from shared.paths import MIGRATIONS_DIR
 from shared.settings import Settings, load_settings
+
+# (stop, started) -> the job; `started` is set once it serves
+Job = Callable[[asyncio.Event, asyncio.Event], Coroutine[Any, Any, None]]
 
 # Hypothesis keeps nothing in the repository tree (no example database, no cache).
 set_hypothesis_home_dir(tempfile.mkdtemp(prefix="jetpost-hypothesis-"))
@@ -91,28 +94,22 @@ def settings(tmp_path: Path, nats_server: EmbeddedNats, sink: CaptureSink) -> Se
 
 
 @dataclass
-class Pipeline:
-    """The three services running in this process, started and stopped by the test."""
+class Background:
+    """A job of ours in the test's event loop: started with its start-up checked (a
+    failure raises here, not as a later timeout) and stopped cleanly."""
 
-    settings: Settings
-    task: asyncio.Task[None] | None = None
-    stop_event: asyncio.Event | None = None
+    task: asyncio.Task[None] | None = field(default=None, init=False)
+    stop_event: asyncio.Event | None = field(default=None, init=False)
 
-    async def start(self, names: tuple[str, ...] = SERVICES, **overrides: Any) -> None:
-        settings = self.settings.model_copy(update=overrides) if overrides else self.settings
-        self.stop_event = asyncio.Event()
-        started = asyncio.Event()
-        self.task = asyncio.create_task(
-            run_services(
-                build_env(settings), names, settings.nats_address, self.stop_event, started
-            )
-        )
+    async def launch(self, job: Job, what: str) -> None:
+        self.stop_event, started = asyncio.Event(), asyncio.Event()
+        self.task = asyncio.create_task(job(self.stop_event, started))
         ready = asyncio.create_task(started.wait())
         await asyncio.wait([self.task, ready], timeout=30, return_when=asyncio.FIRST_COMPLETED)
         ready.cancel()
         if self.task.done():
             self.task.result()  # start-up failed: raise its error here
-        assert started.is_set(), "services did not start within 30s"
+        assert started.is_set(), f"{what} did not start within 30s"
 
     async def stop(self) -> None:
         if self.task is not None and self.stop_event is not None:
@@ -120,6 +117,21 @@ class Pipeline:
             with contextlib.suppress(asyncio.CancelledError):
                 await asyncio.wait_for(self.task, 20)
         self.task = None
+
+
+@dataclass
+class Pipeline(Background):
+    """The services running in this process, started and stopped by the test."""
+
+    settings: Settings
+
+    async def start(self, names: tuple[str, ...] = SERVICES, **overrides: Any) -> None:
+        settings = self.settings.model_copy(update=overrides) if overrides else self.settings
+        env = build_env(settings)
+        await self.launch(
+            lambda stop, started: run_services(env, names, settings.nats_address, stop, started),
+            "services",
+        )
 
 
 @pytest.fixture
@@ -200,31 +212,17 @@ def with_database(url: str, name: str) -> str:
 
 
 @dataclass
-class Projector:
+class Projector(Background):
     """The projection runner in this process, folding MAIL_EVT into `database_url`."""
 
     database_url: str
     nats_url: str
-    task: asyncio.Task[None] | None = None
-    stop_event: asyncio.Event | None = None
 
     async def start(self) -> None:
-        self.stop_event, started = asyncio.Event(), asyncio.Event()
-        self.task = asyncio.create_task(
-            run_projections(self.database_url, self.nats_url, self.stop_event, started)
+        await self.launch(
+            lambda stop, started: run_projections(self.database_url, self.nats_url, stop, started),
+            "projections",
         )
-        ready = asyncio.create_task(started.wait())
-        await asyncio.wait([self.task, ready], timeout=30, return_when=asyncio.FIRST_COMPLETED)
-        ready.cancel()
-        if self.task.done():
-            self.task.result()
-        assert started.is_set(), "projections did not start within 30s"
-
-    async def stop(self) -> None:
-        if self.task is not None and self.stop_event is not None:
-            self.stop_event.set()
-            await asyncio.wait_for(self.task, 20)
-        self.task = None
 
     async def caught_up(self, js: JetStreamContext, timeout: float = 30.0) -> None:
         """Bounded wait until every checkpoint reaches the stream's last sequence."""

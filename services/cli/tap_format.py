@@ -33,7 +33,7 @@ from shared.events import (
     Unsubscribed,
     parse_event,
 )
-from shared.subjects import EVT_PREFIX, MESSAGE_ID_RE
+from shared.subjects import EVT_PREFIX, MESSAGE_ID_RE, event_subject, message_filter
 
 DETAIL_MAX = 160
 RAW_MAX = 200
@@ -100,8 +100,8 @@ def tap_filters(
         raise ValueError(f"not a message id: {message_id!r} (letters, digits, '-', '_')")
     mid = message_id or "*"
     if not types:
-        return [f"{EVT_PREFIX}.{mid}.*" if message_id else f"{EVT_PREFIX}.>"]
-    return [f"{EVT_PREFIX}.{mid}.{t}" for t in dict.fromkeys(types)]
+        return [message_filter(message_id) if message_id else f"{EVT_PREFIX}.>"]
+    return [event_subject(mid, t) for t in dict.fromkeys(types)]
 
 
 # --- one event, one line ---------------------------------------------------------

@@ -72,7 +72,7 @@ class SuppressionSet:
             if stored is not None and stored.value:
                 with contextlib.suppress(ValidationError):
                     current = Entry.model_validate_json(stored.value)
-            if not entry.supersedes(current):
+            if not entry.supersedes(current.command_seq if current else None):
                 return
             try:
                 if stored is None:

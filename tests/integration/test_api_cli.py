@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import signal
-import socket
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
@@ -13,15 +12,10 @@ from pathlib import Path
 import httpx
 from nats.js import JetStreamContext
 
+from shared.embedded import free_port
 from shared.settings import Settings
 from tests.conftest import service_env
 from tests.integration.test_api_support import eventually
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 async def test_run_api_serves_and_stops_on_ctrl_c(

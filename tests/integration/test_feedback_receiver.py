@@ -21,7 +21,7 @@ from services.capture import CaptureSink
 from services.feedback.logic import Inbound, Known, analyse, decide
 from services.feedback.matching import verp_address
 from services.feedback.receiver import FeedbackReceiver, run_feedback
-from shared.embedded import EmbeddedNats
+from shared.embedded import EmbeddedNats, free_port
 from shared.eventlog import append
 from shared.events import Bounced, Complained, Event, FeedbackUnmatched
 from shared.settings import Settings
@@ -259,12 +259,6 @@ async def test_nats_away_means_451_and_the_retry_is_stored(
         ]
     finally:
         await receiver.stop()
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 async def test_run_feedback_serves_until_stopped(js: JetStreamContext, settings: Settings) -> None:
