@@ -143,7 +143,7 @@ def create_app(
         )  # fmt: skip
         await pool.open(wait=False)  # Postgres may come later; /readyz tells
         try:
-            rt.bus_ = await Bus.connect(settings.nats_address, definitions, settings.api_timeout)
+            rt.bus_ = await Bus.connect(settings, definitions, settings.api_timeout)
             rt.pool_ = pool
             public.bus_ = rt.bus_
             try:
@@ -186,7 +186,7 @@ def create_public_app(settings: Settings) -> Litestar:
 
     @contextlib.asynccontextmanager
     async def lifespan(_: Litestar) -> AsyncIterator[None]:
-        bus = await Bus.connect(settings.nats_address, definitions, settings.api_timeout)
+        bus = await Bus.connect(settings, definitions, settings.api_timeout)
         public.bus_ = bus
         try:
             yield

@@ -24,13 +24,13 @@ async def run_all(settings: Settings, names: Sequence[str], stop: asyncio.Event)
     jobs = []
     pipeline = [n for n in names if n in SERVICES]
     if pipeline:
-        jobs.append(run_services(build_env(settings), pipeline, settings.nats_address, stop))
+        jobs.append(run_services(build_env(settings), pipeline, settings, stop))
     if "projections" in names:
         if not settings.database_url:
             raise ConfigError("JETPOST_DATABASE_URL: required to run projections")
         jobs.append(
             run_projections(
-                settings.database_url, settings.nats_address, stop,
+                settings.database_url, settings, stop,
                 rules=settings.suppression_rules,
             )
         )  # fmt: skip
