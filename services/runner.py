@@ -21,7 +21,7 @@ from services.renderer.catalog import TemplateCatalog
 from services.sender.app import register as register_sender
 from services.suppression.app import register as register_suppression_set
 from shared.logs import faststream_logger
-from shared.nats_connect import NatsTarget, bounded, connect_options
+from shared.nats_connect import NatsTarget, bounded, broker_options
 from shared.nats_setup import apply_definitions, load_definitions
 from shared.settings import Settings, redact_url
 from shared.tokens import load_key_ring
@@ -56,7 +56,7 @@ def make_broker(nats: NatsTarget, errors: list[BaseException] | None = None) -> 
         del seen[:-5]
 
     return NatsBroker(
-        **connect_options(nats),  # a service waits for NATS to come back
+        **broker_options(nats),  # a service waits for NATS to come back
         error_cb=on_error,
         log_level=logging.DEBUG,  # per-message lines only when asked for
         graceful_timeout=10.0,

@@ -11,11 +11,13 @@ servers it tried, instead of hanging until one comes back.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import ssl
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
+from faststream.nats.security import NatsCredentials, NatsNKey, NatsSecurity, NatsUserPassword
 from nats.aio.client import Client
 
 from shared.settings import Settings, load_settings, parse_nats_servers, redact_url
@@ -26,6 +28,7 @@ T = TypeVar("T")
 
 log = logging.getLogger("jetpost.nats")
 
+TRANSIENT = (OSError, TimeoutError)
 RECONNECT_WAIT = 0.5  # seconds between two tries of one server
 
 
@@ -70,6 +73,26 @@ def connect_options(target: NatsTarget) -> dict[str, Any]:
     return options
 
 
+def broker_options(target: NatsTarget) -> dict[str, Any]:
+    """The same for FastStream's `NatsBroker`, which takes auth and TLS as one `security`."""
+    options = connect_options(target)
+    context = options.pop("tls", None)
+    creds, seed = options.pop("user_credentials", None), options.pop("nkeys_seed", None)
+    user, password = options.pop("user", None), options.pop("password", None)
+    security: NatsSecurity | None = None
+    if creds:
+        security = NatsCredentials.from_file(creds, ssl_context=context)
+    elif seed:
+        security = NatsNKey.from_file(seed, ssl_context=context)
+    elif user is not None:
+        security = NatsUserPassword(user, password or "", ssl_context=context)
+    elif context is not None:
+        security = NatsSecurity(ssl_context=context)
+    if security is not None:
+        options["security"] = security
+    return options
+
+
 def _unreachable(target: NatsTarget, waited: float, errors: list[BaseException]) -> NatsUnreachable:
     servers = ", ".join(redact_url(s) for s in connect_options(target)["servers"])
     last = f"; last error: {errors[-1]!r}" if errors else ""
@@ -103,11 +126,15 @@ async def connect(
         elif nc.is_connected or nc.is_reconnecting:
             log.warning("NATS: %r", exc)
 
+    options = connect_options(target)
     nc = Client()
     try:
-        await bounded(target, nc.connect(**connect_options(target), name=name,
-                                         error_cb=on_error, **callbacks), errors)  # fmt: skip
+        await bounded(target, nc.connect(**options, name=name, error_cb=on_error, **callbacks),
+                      errors)  # fmt: skip
     except BaseException:
-        await nc.close()
+        # what a cancelled first connect left open; a client that never got as far as a
+        # server refuses to close (an assertion), which leaves nothing to close
+        with contextlib.suppress(AssertionError, *TRANSIENT):
+            await nc.close()
         raise
     return nc

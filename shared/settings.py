@@ -213,8 +213,11 @@ class Settings(BaseSettings):
     def _nats_auth(self) -> Settings:
         if (self.nats_tls_cert is None) != (self.nats_tls_key is None):
             raise ValueError("JETPOST_NATS_TLS_CERT and JETPOST_NATS_TLS_KEY go together")
-        if self.nats_creds is not None and self.nats_nkey_seed is not None:
-            raise ValueError("JETPOST_NATS_CREDS and JETPOST_NATS_NKEY_SEED: set one")
+        ways = [self.nats_creds, self.nats_nkey_seed, self.nats_user]
+        if sum(way is not None for way in ways) > 1:
+            raise ValueError(
+                "JETPOST_NATS_CREDS, JETPOST_NATS_NKEY_SEED, JETPOST_NATS_USER: set one of them"
+            )
         return self
 
     @field_validator("smtp_url")
