@@ -47,6 +47,7 @@ class NatsCluster:
     root: Path
     size: int = 3
     extra: str = ""  # more server configuration, the same on every node
+    jetstream: str = ""  # more of the jetstream block (`sync_interval: always`)
     nodes: list[Node] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -65,7 +66,7 @@ class NatsCluster:
         conf.write_text(
             f"server_name: {node.name}\nlisten: 127.0.0.1:{node.port}\n"
             f"http: 127.0.0.1:{node.http_port}\n"
-            f'jetstream {{ store_dir: "{node.folder / "store"}" }}\n'
+            f'jetstream {{ store_dir: "{node.folder / "store"}"\n{self.jetstream} }}\n'
             f"cluster {{ name: jetpost-test, listen: 127.0.0.1:{node.cluster_port}, "
             f"routes: [{routes}] }}\n{self.extra}\n"
         )
@@ -197,7 +198,9 @@ class FlowMeter:
 
 
 @contextlib.contextmanager
-def single_server(folder: Path, extra: str, timeout: float = 30.0) -> Iterator[int]:
+def single_server(
+    folder: Path, extra: str, jetstream: str = "", timeout: float = 30.0
+) -> Iterator[int]:
     """One nats-server with JetStream and `extra` configuration (auth, TLS); yields
     its client port."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -205,7 +208,7 @@ def single_server(folder: Path, extra: str, timeout: float = 30.0) -> Iterator[i
     conf = folder / "server.conf"
     conf.write_text(
         f"listen: 127.0.0.1:{port}\nhttp: 127.0.0.1:{http_port}\n"
-        f'jetstream {{ store_dir: "{folder / "store"}" }}\n{extra}\n'
+        f'jetstream {{ store_dir: "{folder / "store"}"\n{jetstream} }}\n{extra}\n'
     )
     process = subprocess.Popen(
         [nats_server_binary(), "-c", str(conf), "-l", str(folder / "server.log")],
