@@ -40,7 +40,7 @@ def asyncapi_document(
     # The sender's registration builds (does not open) a mailer: describe it with the
     # log provider so the document needs no SMTP configuration.
     env = Env(settings.model_copy(update={"provider": "log"}), definitions, catalog)
-    broker = NatsBroker(settings.nats_address)
+    broker = NatsBroker(settings.nats_servers)
     for register in REGISTRY.values():
         register(broker, env)
     for subject, schema, description in COMMANDS:

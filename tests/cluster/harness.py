@@ -174,22 +174,28 @@ class FlowMeter:
 
     count: Callable[[], int]
     samples: list[tuple[float, int]] = field(default_factory=list)
+    arrivals: list[float] = field(default_factory=list)  # when the n-th item was seen
     _task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._sample())
 
+    def _take(self) -> None:
+        value, now = self.count(), time.monotonic()
+        if not self.samples or value != self.samples[-1][1]:
+            self.samples.append((now, value))
+            self.arrivals += [now] * (value - len(self.arrivals))
+
     async def _sample(self) -> None:
         while True:
-            value = self.count()
-            if not self.samples or value != self.samples[-1][1]:
-                self.samples.append((time.monotonic(), value))
+            self._take()
             await asyncio.sleep(0.05)
 
     async def stop(self) -> None:
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
+        self._take()
 
     def longest_pause(self, start: float, end: float) -> float:
         """The longest time without growth between `start` and `end`."""

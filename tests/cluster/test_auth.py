@@ -1,5 +1,6 @@
 """Production NATS has auth: jetpost connects with TLS (its own CA, a client
-certificate the server verifies) plus user and password, and with an NKEY, to a real
+certificate the server verifies) plus user and password, with an NKEY and with a
+creds file (operator mode, JWTs made in tests/cluster/nats_jwt.py), to a real
 nats-server configured for them, through the same settings every process reads.
 The certificates are made here, with `cryptography`."""
 
@@ -24,6 +25,7 @@ from shared.nats_setup import apply_definitions, load_definitions
 from shared.settings import load_settings
 from tests.cluster.conftest import jetpost
 from tests.cluster.harness import single_server
+from tests.cluster.nats_jwt import operator_setup
 
 
 def _key_and_cert(
@@ -136,3 +138,22 @@ async def test_nkey(tmp_path: Path) -> None:
             await connect(
                 settings.model_copy(update={"nats_nkey_seed": None, "nats_connect_timeout": 1.5})
             )
+
+
+async def test_creds_file(tmp_path: Path) -> None:
+    conf, creds = operator_setup(tmp_path)
+    with single_server(tmp_path / "nats", conf) as port:
+        settings = load_settings(nats_url=f"nats://127.0.0.1:{port}", nats_creds=creds,
+                                 nats_connect_timeout=3)  # fmt: skip
+        nc = await connect(settings)
+        try:
+            await apply_definitions(nc.jetstream(), load_definitions(settings))
+        finally:
+            await nc.close()
+        errors: list[BaseException] = []
+        broker = make_broker(settings, errors)
+        await bounded(settings, broker.connect(), errors)
+        await broker.stop()
+        with pytest.raises(NatsUnreachable):
+            await connect(settings.model_copy(update={"nats_creds": None,
+                                                      "nats_connect_timeout": 1.5}))  # fmt: skip

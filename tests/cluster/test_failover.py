@@ -8,6 +8,7 @@ stall after each kill is printed."""
 from __future__ import annotations
 
 import asyncio
+import email
 import time
 import uuid
 from collections.abc import Callable
@@ -87,9 +88,12 @@ async def test_leader_and_follower_killed_mid_run(
     meter.start()
     ids = [uuid.uuid4().hex for _ in range(N)]
 
+    published: dict[str, float] = {}
+
     async def publish_paced() -> None:
         for i, mid in enumerate(ids):
             await publish_send(js, mid)
+            published[mid] = time.monotonic()
             if i % 10 == 9:
                 await asyncio.sleep(0.4)  # ~25 commands/s: mail flows through both kills
 
@@ -147,6 +151,11 @@ async def test_leader_and_follower_killed_mid_run(
     redelivered = sum(1 for n in attempted.values() if n > 1)
     for mid, n in twice.items():  # a mail sent twice shows two attempts in the log
         assert attempted[mid] >= n, f"{mid}: {n} copies, {attempted[mid]} attempted in the log"
+    first_seen: dict[str, float] = {}
+    for index, mail in enumerate(sink.received):
+        mid = str(email.message_from_bytes(mail.data)["X-Jetpost-Message-Id"])
+        first_seen.setdefault(mid, meter.arrivals[index])
+    latency = sorted(first_seen[mid] - published[mid] for mid in ids)
     stalls = {  # the longest time without a mail reaching the sink after each kill
         f"leader {leader} killed": meter.longest_pause(killed_leader_at, killed_follower_at),
         f"follower {follower} killed": meter.longest_pause(killed_follower_at, finished),
@@ -154,6 +163,8 @@ async def test_leader_and_follower_killed_mid_run(
     print(
         f"\n{N} mails in {finished - begun:.1f}s; "
         + "; ".join(f"{what}: longest stall {s:.2f}s" for what, s in stalls.items())
+        + f"; publish-to-mail latency p50 {latency[len(latency) // 2]:.2f}s, "
+        f"max {latency[-1]:.2f}s, over 10s: {sum(t > 10 for t in latency)}"
         + f"; duplicates: {sum(twice.values()) - len(twice)} (messages sent twice: {len(twice)}),"
         f" messages attempted more than once: {redelivered}"
     )
