@@ -19,10 +19,10 @@ from nats.js import JetStreamContext
 from services.capture import CaptureSink
 from shared.consumers import TRANSIENT_ERRORS
 from shared.nats_connect import connect
-from shared.settings import Settings, load_settings
+from shared.settings import Settings
 from shared.subjects import CMD_SEND, CMD_STREAM, EVT_STREAM
 from tests.cluster.harness import NatsCluster
-from tests.conftest import JETPOST, service_env
+from tests.conftest import JETPOST, base_settings, service_env
 
 
 @pytest.fixture
@@ -37,17 +37,7 @@ def cluster(tmp_path: Path) -> Iterator[NatsCluster]:
 
 @pytest.fixture
 def cluster_settings(tmp_path: Path, cluster: NatsCluster, sink: CaptureSink) -> Settings:
-    return load_settings(
-        nats_url=cluster.urls,
-        nats_replicas=3,
-        data_dir=tmp_path / "data",
-        smtp_url=f"smtp://127.0.0.1:{sink.port}",
-        sender_from="jetpost tests <noreply@jetpost.test>",
-        retry_base=0.2,
-        retry_max=1.0,
-        max_attempts=3,
-        smtp_pool_size=4,
-    )
+    return base_settings(cluster.urls, tmp_path, sink, nats_replicas=3)
 
 
 def cluster_env(settings: Settings, **extra: str) -> dict[str, str]:

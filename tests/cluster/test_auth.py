@@ -22,7 +22,7 @@ from pydantic import SecretStr
 from services.runner import make_broker
 from shared.nats_connect import NatsUnreachable, bounded, connect
 from shared.nats_setup import apply_definitions, load_definitions
-from shared.settings import load_settings
+from shared.settings import Settings, load_settings
 from tests.cluster.conftest import jetpost
 from tests.cluster.harness import single_server
 from tests.cluster.nats_jwt import operator_setup
@@ -60,6 +60,21 @@ def _key_and_cert(
     return key, cert
 
 
+async def assert_usable(settings: Settings) -> None:
+    """The client every process builds, and the services' FastStream broker, get in."""
+    nc = await connect(settings)
+    try:
+        js = nc.jetstream()
+        await apply_definitions(js, load_definitions(settings))
+        assert (await js.publish("mail.cmd.send", b"{}")).stream == "MAIL_CMD"
+    finally:
+        await nc.close()
+    errors: list[BaseException] = []
+    broker = make_broker(settings, errors)
+    await bounded(settings, broker.connect(), errors)
+    await broker.stop()
+
+
 @pytest.fixture
 def certs(tmp_path: Path) -> Path:
     folder = tmp_path / "certs"
@@ -94,19 +109,7 @@ async def test_tls_with_client_certificate_and_password(certs: Path, tmp_path: P
             nats_tls_cert=certs / "client.pem", nats_tls_key=certs / "client.key",
             nats_user="jetpost", nats_password="s3cret-pass", nats_connect_timeout=3,
         )  # fmt: skip
-        nc = await connect(settings)
-        try:
-            js = nc.jetstream()
-            await apply_definitions(js, load_definitions(settings))
-            assert (await js.publish("mail.cmd.send", b"{}")).stream == "MAIL_CMD"
-        finally:
-            await nc.close()
-
-        errors: list[BaseException] = []
-        broker = make_broker(settings, errors)  # the services' FastStream broker
-        await bounded(settings, broker.connect(), errors)
-        await broker.stop()
-
+        await assert_usable(settings)
         wrong = settings.model_copy(
             update={"nats_password": SecretStr("wrong-password"), "nats_connect_timeout": 1.5}
         )
@@ -129,11 +132,7 @@ async def test_nkey(tmp_path: Path) -> None:
     ) as port:
         settings = load_settings(nats_url=f"nats://127.0.0.1:{port}", nats_nkey_seed=seed_file,
                                  nats_connect_timeout=3)  # fmt: skip
-        nc = await connect(settings)
-        try:
-            await apply_definitions(nc.jetstream(), load_definitions(settings))
-        finally:
-            await nc.close()
+        await assert_usable(settings)
         with pytest.raises(NatsUnreachable):
             await connect(
                 settings.model_copy(update={"nats_nkey_seed": None, "nats_connect_timeout": 1.5})
@@ -145,15 +144,7 @@ async def test_creds_file(tmp_path: Path) -> None:
     with single_server(tmp_path / "nats", conf) as port:
         settings = load_settings(nats_url=f"nats://127.0.0.1:{port}", nats_creds=creds,
                                  nats_connect_timeout=3)  # fmt: skip
-        nc = await connect(settings)
-        try:
-            await apply_definitions(nc.jetstream(), load_definitions(settings))
-        finally:
-            await nc.close()
-        errors: list[BaseException] = []
-        broker = make_broker(settings, errors)
-        await bounded(settings, broker.connect(), errors)
-        await broker.stop()
+        await assert_usable(settings)
         with pytest.raises(NatsUnreachable):
             await connect(settings.model_copy(update={"nats_creds": None,
                                                       "nats_connect_timeout": 1.5}))  # fmt: skip

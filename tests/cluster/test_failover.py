@@ -97,32 +97,31 @@ async def test_leader_and_follower_killed_mid_run(
             if i % 10 == 9:
                 await asyncio.sleep(0.4)  # ~25 commands/s: mail flows through both kills
 
+    async def kill_and_restart(name: str, what: str) -> float:
+        """kill -9 `name`; once mail flows again, start it again. Returns the kill's time."""
+        killed_at = time.monotonic()
+        mark(f"killing the {what} {name}")
+        cluster.kill(name)
+        await sink.wait_for(len(sink.received) + 10, timeout=60)
+        mark("flowing again; restarting it")
+        cluster.start_node(name)
+        await cluster.wait_healthy([name])
+        return killed_at
+
     publisher = asyncio.create_task(publish_paced())
     begun = time.monotonic()
     try:
         await sink.wait_for(N // 5, timeout=60)
         leader = await stream_leader(js, EVT_STREAM)
-        killed_leader_at = time.monotonic()
-        mark(f"killing the leader {leader}")
-        cluster.kill(leader)
-        await sink.wait_for(len(sink.received) + 10, timeout=60)
-        mark("flowing again; restarting it")
-        cluster.start_node(leader)
-        await cluster.wait_healthy([leader])
+        killed_leader_at = await kill_and_restart(leader, "leader")
         await wait_current(js, EVT_STREAM, 3, timeout=60)
 
         mark("it is current")
         await sink.wait_for(N // 2, timeout=60)
         leader_now = await stream_leader(js, EVT_STREAM)
         follower = next(n.name for n in cluster.nodes if n.name != leader_now)
-        killed_follower_at = time.monotonic()
         at_second_kill = len(sink.received)
-        mark(f"killing the follower {follower}")
-        cluster.kill(follower)
-        await sink.wait_for(len(sink.received) + 10, timeout=60)
-        mark("flowing again; restarting it")
-        cluster.start_node(follower)
-        await cluster.wait_healthy([follower])
+        killed_follower_at = await kill_and_restart(follower, "follower")
 
         await publisher
         mark("all published")

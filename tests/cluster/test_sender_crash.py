@@ -6,7 +6,6 @@ definitions' own values are under test."""
 
 from __future__ import annotations
 
-import json
 import signal
 import time
 import uuid
@@ -20,8 +19,7 @@ from nats.js import JetStreamContext
 from services.capture import CaptureSink
 from shared.nats_setup import load_definitions
 from shared.settings import Settings
-from shared.subjects import CMD_SEND, CMD_STREAM
-from tests.cluster.conftest import stop_all
+from tests.cluster.conftest import publish_send, stop_all
 from tests.cluster.harness import FlowMeter, wait_logged
 from tests.conftest import Pipeline, service_env
 
@@ -53,10 +51,7 @@ async def test_killed_sender_mail_resumes_after_the_short_ack_wait(
         for log in ("sender-1.log", "sender-2.log"):
             await wait_logged(tmp_path / log, "running ")
         for _ in range(N):
-            mid = uuid.uuid4().hex
-            command = {"to": f"u-{mid[:6]}@example.com", "template": "welcome",
-                       "vars": {"name": mid[:6]}, "message_id": mid}  # fmt: skip
-            await js.publish(CMD_SEND, json.dumps(command).encode(), stream=CMD_STREAM)
+            await publish_send(js, uuid.uuid4().hex)
         meter.start()
         await sink.wait_for(N // 5, timeout=90)
         first.send_signal(signal.SIGKILL)  # mid-batch: it holds un-acked mail
