@@ -31,7 +31,7 @@ from tests.cluster.harness import (
     wait_logged,
 )
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]  # a cluster, processes, kills
 
 N = 300
 STREAMS = (CMD_STREAM, EVT_STREAM, "KV_mail_idempotency", "KV_mail_suppressions")

@@ -23,7 +23,7 @@ from tests.cluster.conftest import publish_send, stop_all
 from tests.cluster.harness import FlowMeter, wait_logged
 from tests.conftest import Pipeline, service_env
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]  # processes, a kill
 
 N = 200
 

@@ -20,7 +20,7 @@ from shared.subjects import EVT_STREAM
 from tests.cluster.conftest import cluster_env, copies, jetpost, publish_send, stop_all
 from tests.cluster.harness import NatsCluster
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]  # a cluster, processes, kills
 
 
 async def test_one_node_down(
