@@ -66,14 +66,14 @@ async def _show(js: JetStreamContext, definitions: Definitions, console: Console
         info = await js.stream_info(name)
         cluster = info.cluster
         where = ""
-        if cluster is not None and cluster.leader:
+        if cluster is not None and cluster.leader and cluster.name:  # a cluster's stream
             peers = [f"{r.name}{'' if r.current else ' (behind)'}"
                      f"{' (offline)' if r.offline else ''}"
                      for r in cluster.replicas or []]  # fmt: skip
             where = f" leader={cluster.leader} peers={','.join(peers) or '-'}"
         console.print(
-            f"{name:22} R{info.config.num_replicas} messages={info.state.messages} "
-            f"bytes={info.state.bytes} last_seq={info.state.last_seq}{where}",
+            f"{name:22} messages={info.state.messages} bytes={info.state.bytes} "
+            f"last_seq={info.state.last_seq} replicas={info.config.num_replicas}{where}",
             soft_wrap=True, highlight=False,
         )  # fmt: skip
 

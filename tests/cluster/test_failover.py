@@ -1,9 +1,9 @@
-"""jetpost on a 3-node NATS cluster with R3, every service its own process given all
-three URLs: the MAIL_EVT stream leader is killed (-9) mid-run and restarted, then a
-node that is not the leader. Every mail arrives, the streams stay R3 through every
-start-up (one of them a copy started with the default JETPOST_NATS_REPLICAS=1), no
-process is restarted by hand, duplicates are counted and each is in the log, and the
-stall after each kill is printed."""
+"""jetpost on a 3-node NATS cluster with R3, every service (projections included) its
+own process given all three URLs: the MAIL_EVT stream leader is killed (-9) mid-run
+and restarted, then a node that is not the leader. Every mail arrives, the read models
+catch up, the streams stay R3 through every start-up (one of them a copy started with
+the default JETPOST_NATS_REPLICAS=1), no process is restarted by hand, duplicates are
+counted and each is in the log, and the stall after each kill is printed."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from subprocess import Popen
 
+import psycopg
 import pytest
 from nats.aio.client import Client
 from nats.js import JetStreamContext
@@ -49,11 +50,29 @@ async def assert_r3(js: JetStreamContext, when: str) -> None:
         assert replicas == 3, f"{stream}/{durable} is R{replicas} {when}"
 
 
+async def read_models_caught_up(js: JetStreamContext, database_url: str) -> int:
+    """Bounded wait until every projection checkpoint is at the head of MAIL_EVT; then
+    the number of `delivered` rows in `messages`."""
+    async with asyncio.timeout(60), await psycopg.AsyncConnection.connect(database_url) as conn:
+        while True:
+            head = (await js.stream_info(EVT_STREAM)).state.last_seq
+            cur = await conn.execute("SELECT min(last_seq), count(*) FROM projection_checkpoints")
+            row = await cur.fetchone()
+            await conn.commit()
+            if row is not None and row[1] and row[0] >= head:
+                break
+            await asyncio.sleep(0.2)
+        cur = await conn.execute("SELECT count(*) FROM messages WHERE status = 'delivered'")
+        row = await cur.fetchone()
+        return int(row[0]) if row else 0
+
+
 async def test_leader_and_follower_killed_mid_run(
     cluster: NatsCluster,
     cluster_settings: Settings,
     cnc: Client,
     sink: CaptureSink,
+    database_url: str,
     spawn: Callable[..., Popen[bytes]],
     tmp_path: Path,
 ) -> None:
@@ -65,7 +84,8 @@ async def test_leader_and_follower_killed_mid_run(
 
     env = cluster_env(cluster_settings)
     logs = {name: tmp_path / f"{name}.log" for name in ("intake", "renderer", "sender-1",
-                                                       "sender-2", "renderer-r1")}  # fmt: skip
+                                                       "sender-2", "renderer-r1",
+                                                       "projections")}  # fmt: skip
     processes = [spawn(["run", "intake", "suppression_set"], env, logs["intake"])]
     await wait_logged(logs["intake"], "running ")
     await assert_r3(js, "after the first start-up")
@@ -76,6 +96,8 @@ async def test_leader_and_follower_killed_mid_run(
         # the defect of issue 13: one more copy with the default replicas scaled R3 to R1
         spawn(["run", "renderer"], cluster_env(cluster_settings, JETPOST_NATS_REPLICAS="1"),
               logs["renderer-r1"]),
+        spawn(["run", "projections"], cluster_env(cluster_settings,
+              JETPOST_DATABASE_URL=database_url), logs["projections"]),
     ]  # fmt: skip
     for name in ("renderer", "sender-1", "sender-2", "renderer-r1"):
         await wait_logged(logs[name], "running ")
@@ -135,12 +157,15 @@ async def test_leader_and_follower_killed_mid_run(
     finally:
         publisher.cancel()
         await meter.stop()
+    # the read models follow the log across both failovers
+    delivered_rows = await read_models_caught_up(js, database_url)
     alive = [p.poll() is None for p in processes]
     await stop_all(processes)
     mark("services stopped")
 
     assert at_second_kill < N, "the second kill came too late to prove anything"
     assert set(delivered) == set(ids), f"{len(set(ids) - set(delivered))} mails never arrived"
+    assert delivered_rows == N
     await wait_current(js, EVT_STREAM, 3, timeout=60)
     await assert_r3(js, "at the end")
     assert all(alive), [(p.args, p.returncode) for p in processes]
