@@ -103,8 +103,11 @@ class Worker:
         try:
             while not self._stopping.is_set():
                 free = limit - len(self._inflight)
-                if free <= 0:
-                    await asyncio.wait(self._inflight, return_when=asyncio.FIRST_COMPLETED)
+                if free <= 0:  # all busy: wait for one to finish, or for the stop
+                    stopping = asyncio.ensure_future(self._stopping.wait())
+                    await asyncio.wait({*self._inflight, stopping},
+                                       return_when=asyncio.FIRST_COMPLETED)  # fmt: skip
+                    stopping.cancel()
                     continue
                 try:
                     msgs = await sub.fetch(free, timeout=1.0)
