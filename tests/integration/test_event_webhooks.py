@@ -287,3 +287,77 @@ async def test_endpoint_crud_and_refusals(make_stack: StackFactory) -> None:
     assert_problem(reader, 401)
     assert_problem(await stack.client.get("/v1/webhook-endpoints/whe_nope", headers=stack.admin),
                    404)  # fmt: skip
+
+
+async def test_every_connect_is_checked_so_dns_rebinding_does_not_get_through() -> None:
+    from services.webhooks.post import Poster
+    from services.webhooks.ssrf import check_target
+
+    receiver = Receiver()
+    await receiver.start()
+    answers = iter([["93.184.216.34"], ["127.0.0.1"]])  # public when registered, then not
+
+    async def rebinding(host: str, port: int) -> list[str]:
+        return next(answers)
+
+    port = receiver.url.split(":")[2].split("/")[0]
+    url = f"https://hooks.rebind.test:{port}/hooks"
+    await check_target(url, False, rebinding)  # registration: fine
+    poster = Poster(False, 2.0, rebinding)
+    try:
+        attempt = await poster.post(url, b"{}", {})
+        assert not attempt.ok and attempt.error and "127.0.0.1" in attempt.error
+        metadata = Poster(True, 2.0, _always("169.254.169.254"))
+        attempt = await metadata.post(receiver.url, b"{}", {})
+        await metadata.close()
+        assert not attempt.ok and attempt.error and "link-local" in attempt.error
+        assert receiver.received == []  # nothing ever connected
+    finally:
+        await poster.close()
+        await receiver.stop()
+
+
+def _always(address: str) -> Callable[[str, int], Awaitable[list[str]]]:
+    async def resolve(host: str, port: int) -> list[str]:
+        return [address]
+
+    return resolve
+
+
+async def test_an_endpoint_failing_too_long_is_disabled(
+    make_stack: StackFactory, sink: CaptureSink
+) -> None:
+    stack = await make_stack(webhook_disable_after=0.5)
+    stack.receiver.mode = "fail"
+    endpoint_id, _ = await stack.register(events=["message.delivered"])
+    await stack.send(1)
+
+    async def disabled() -> bool:
+        found = await read_all(stack.js, f"mail.evt.{endpoint_id}.webhook_endpoint_disabled")
+        return bool(found)
+
+    await eventually(disabled, "webhook_endpoint_disabled", timeout=30)
+
+    async def shown() -> bool:
+        got = await stack.client.get(f"/v1/webhook-endpoints/{endpoint_id}", headers=stack.admin)
+        return not got.json()["enabled"] and "failing" in got.json()["disabled_reason"]
+
+    await eventually(shown, "the endpoint shown disabled")
+    # enabled again by hand: delivery resumes on the same consumer
+    stack.receiver.mode = "ok"
+    patched = await stack.client.patch(f"/v1/webhook-endpoints/{endpoint_id}",
+                                       json={"enabled": True}, headers=stack.admin)  # fmt: skip
+    assert patched.status_code == 202, patched.text
+    await eventually(lambda: _count(stack.receiver, 1), "the webhook after re-enabling", 30)
+    # a bad command through NATS is recorded as rejected, not dropped
+    await stack.js.publish("mail.cmd.webhook_update", b'{"endpoint_id": "whe_nope", "url": 1}',
+                           stream=CMD_STREAM)  # fmt: skip
+    await stack.js.publish("mail.cmd.webhook_delete", b'{"endpoint_id": "whe_nope"}',
+                           stream=CMD_STREAM)  # fmt: skip
+
+    async def rejected() -> list[Any] | None:
+        found = await read_all(stack.js, "mail.evt.*.rejected")
+        return found if len(found) >= 2 else None
+
+    reasons = [getattr(e, "reason", "") for e in await eventually(rejected, "two rejections")]
+    assert any("url" in r for r in reasons) and any("no webhook endpoint" in r for r in reasons)
