@@ -76,6 +76,7 @@ class Receiver:
 
     async def start(self) -> str:
         sock = socket.socket()
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # accepted sockets inherit it
         sock.bind(("127.0.0.1", 0))
         config = uvicorn.Config(self, log_config=None, log_level="warning", lifespan="off",
                                 access_log=False, timeout_graceful_shutdown=1)  # fmt: skip
