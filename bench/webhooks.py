@@ -62,17 +62,23 @@ async def raw_rate(url: str, secret: str, count: int) -> float:
 
 async def jetpost_rate(url: str, receiver: Receiver, count: int, data: Path, db: str,
                        nats_url: str) -> float:  # fmt: skip
-    settings = load_settings(nats_url=nats_url, database_url=db, data_dir=data,
-                             webhook_allow_private=True, webhook_concurrency=CONCURRENCY)  # fmt: skip
+    settings = load_settings(
+        nats_url=nats_url,
+        database_url=db,
+        data_dir=data,
+        webhook_allow_private=True,
+        webhook_concurrency=CONCURRENCY,
+    )
     secret = new_secret()
     receiver.secrets.append(secret)
     nc = await nats.connect(nats_url)
     js = nc.jetstream()
     await apply_definitions(js, load_definitions(settings))
     endpoint_id = f"whe_bench{int(time.time() * 1000)}"
+    sealed = SecretBox.from_settings(settings).seal(secret)
     await append(js, WebhookEndpointCreated(
         event_id=event_id_for(endpoint_id, "webhook_endpoint_created"), message_id=endpoint_id,
-        url=url, events=("message.delivered",), secret=SecretBox.from_settings(settings).seal(secret),
+        url=url, events=("message.delivered",), secret=sealed,
     ))  # fmt: skip
     stop, started = asyncio.Event(), asyncio.Event()
     service = asyncio.create_task(run_webhooks(settings, stop, started))
@@ -89,7 +95,7 @@ async def jetpost_rate(url: str, receiver: Receiver, count: int, data: Path, db:
             await asyncio.gather(*pending)
             pending.clear()
     await asyncio.gather(*pending)
-    while len(receiver.delivered()) - before < count:
+    while len(receiver.delivered()) - before < count:  # noqa: ASYNC110 - tight bounded poll
         await asyncio.sleep(0.005)
     rate = count / (time.perf_counter() - start)
     stop.set()

@@ -83,7 +83,7 @@ class Receiver:
         self._server = uvicorn.Server(config)
         self._task = asyncio.create_task(self._server.serve(sockets=[sock]))
         async with asyncio.timeout(10):
-            while not self._server.started:
+            while not self._server.started:  # noqa: ASYNC110 - uvicorn has no event
                 await asyncio.sleep(0.01)
         self.url = f"http://127.0.0.1:{sock.getsockname()[1]}/hooks"
         return self.url

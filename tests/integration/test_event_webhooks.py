@@ -144,7 +144,8 @@ async def test_fifty_mails_fifty_signed_webhooks_each_once(
         assert data["to"][0].startswith("user") and data["tags"] == ["news"]
         assert data["template"] == "welcome" and data["provider"] and "attempt" in data
     rows = await eventually(lambda: _recorded(stack, endpoint_id, 50), "50 recorded attempts")
-    assert {r["outcome"] for r in rows} == {"delivered"} and {r["http_status"] for r in rows} == {200}
+    assert {r["outcome"] for r in rows} == {"delivered"}
+    assert {r["http_status"] for r in rows} == {200}
     assert all(r["response"] == "thanks" and r["latency_ms"] > 0 for r in rows)
     one = await stack.deliveries(endpoint_id, message_id=delivered[0].message_id)
     assert [r["webhook_id"] for r in one] == [delivered[0].event_id]
@@ -167,7 +168,8 @@ async def test_failing_receiver_gets_everything_once_it_recovers(
     stack.receiver.mode = "fail"
     await stack.send(10)
     failed = await eventually(lambda: _recorded(stack, endpoint_id, 30), "retries", timeout=30)
-    assert {r["outcome"] for r in failed} == {"retrying"} and {r["http_status"] for r in failed} == {500}
+    assert {r["outcome"] for r in failed} == {"retrying"}
+    assert {r["http_status"] for r in failed} == {500}
     stack.receiver.mode = "ok"
     events = [*await read_all(stack.js, "mail.evt.*.delivered"),
               *await read_all(stack.js, "mail.evt.*.accepted")]  # fmt: skip
@@ -208,8 +210,11 @@ async def test_replay_from_a_time_sends_again(make_stack: StackFactory, sink: Ca
     await stack.send(5)
     await eventually(lambda: _count(stack.receiver, 5), "5 webhooks")
     first = stack.receiver.delivered_ids()
-    asked = await stack.client.post(f"/v1/webhook-endpoints/{endpoint_id}/replay",
-                                    json={"since": before.isoformat()}, headers=stack.admin)  # fmt: skip
+    asked = await stack.client.post(
+        f"/v1/webhook-endpoints/{endpoint_id}/replay",
+        json={"since": before.isoformat()},
+        headers=stack.admin,
+    )
     assert asked.status_code == 202, asked.text
     replay_id = asked.json()["replay_id"]
 
@@ -217,7 +222,6 @@ async def test_replay_from_a_time_sends_again(make_stack: StackFactory, sink: Ca
         return len(stack.receiver.delivered()) >= 10
 
     await eventually(twice, "the replayed webhooks")
-    assert [r.webhook_id for r in stack.receiver.delivered()[5:]].sort() == sorted(first).sort()
     assert {r.webhook_id for r in stack.receiver.delivered()[5:]} == first
 
     async def finished() -> bool:
@@ -248,8 +252,10 @@ async def test_secret_rotation_signs_with_both(make_stack: StackFactory) -> None
     async def both() -> bool:
         response = await stack.client.post(f"/v1/webhook-endpoints/{endpoint_id}/test",
                                            headers=stack.admin)  # fmt: skip
-        return response.json()["ok"] and len(
-            stack.receiver.received[-1].headers["webhook-signature"].split()) == 2
+        return (
+            response.json()["ok"]
+            and len(stack.receiver.received[-1].headers["webhook-signature"].split()) == 2
+        )
 
     await eventually(both, "a test webhook signed with both secrets")
     last = stack.receiver.received[-1]

@@ -35,8 +35,11 @@ def test_link_local_and_metadata_are_refused_even_when_private_is_allowed(addres
         check_address(ipaddress.ip_address(address), allow_private=True)
 
 
-@pytest.mark.parametrize("address", ["127.0.0.1", "10.0.0.1", "192.168.1.1", "172.16.0.1",
-                                     "100.64.0.1", "::1", "fc00::1", "::ffff:127.0.0.1"])  # fmt: skip
+PRIVATE = ["127.0.0.1", "10.0.0.1", "192.168.1.1", "172.16.0.1", "100.64.0.1", "::1", "fc00::1",
+           "::ffff:127.0.0.1"]  # fmt: skip
+
+
+@pytest.mark.parametrize("address", PRIVATE)
 def test_private_addresses_only_with_the_flag(address: str) -> None:
     with pytest.raises(Refused):
         check_address(ipaddress.ip_address(address), allow_private=False)
@@ -62,8 +65,14 @@ async def test_a_name_is_refused_when_any_of_its_addresses_is() -> None:
 
 
 def _created(**extra: object) -> WebhookEndpointCreated:
-    fields: dict[str, object] = {"event_id": "e1", "message_id": "whe_1", "occurred_at": T0,
-                                 "url": "https://x.test", "events": WEBHOOK_TYPES, "secret": "s1"}
+    fields: dict[str, object] = {
+        "event_id": "e1",
+        "message_id": "whe_1",
+        "occurred_at": T0,
+        "url": "https://x.test",
+        "events": WEBHOOK_TYPES,
+        "secret": "s1",
+    }
     return WebhookEndpointCreated.model_validate(fields | extra)
 
 
@@ -75,8 +84,10 @@ def test_fold_rotation_keeps_the_old_secret_for_the_grace_only() -> None:
     assert endpoint.start_seq == 11
     assert endpoint.signing_secrets(T0 + timedelta(hours=2)) == ("s2", "s1")
     assert endpoint.signing_secrets(T0 + timedelta(hours=26)) == ("s2",)
-    again = rotated.model_copy(update={"secret": "s3", "occurred_at": T0 + timedelta(hours=30),
-                                       "previous_valid_until": T0 + timedelta(hours=54)})  # fmt: skip
+    again = rotated.model_copy(
+        update={"secret": "s3", "occurred_at": T0 + timedelta(hours=30),
+                "previous_valid_until": T0 + timedelta(hours=54)}
+    )  # fmt: skip
     [later] = fold_all([(12, again)], {"whe_1": endpoint}).values()
     assert [s.sealed for s in later.secrets] == ["s3", "s2"]  # s1 had expired
 
