@@ -1,9 +1,9 @@
 """Webhook deliveries per second against raw httpx POSTs to the same receiver, in the
 same run: `python -m bench.webhooks [--count 3000] [--runs 3]`.
 
-Both sides POST to one signature-verifying receiver (tests/webhook_receiver.py) with
-the same concurrency (JETPOST_WEBHOOK_CONCURRENCY, 32). The raw side sends
-pre-signed bodies with one httpx client; jetpost's side is `run_webhooks` on a real
+Both sides POST to one signature-verifying receiver (tests/webhook_receiver.py, its
+own process, as a customer's server would be) with the same concurrency (32). The raw
+side sends pre-signed bodies with one httpx client (same socket options); jetpost's side is `run_webhooks` on a real
 nats-server and PostgreSQL: fetch from the endpoint's durable consumer, look up the
 mail, sign, POST through the SSRF guard, record the attempt (batched COPY), ack.
 Prints each run and the median ratio (goal >= 0.8).
@@ -16,6 +16,8 @@ import asyncio
 import contextlib
 import logging
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from datetime import UTC, datetime
@@ -23,8 +25,10 @@ from pathlib import Path
 
 import httpx
 import nats
+import psycopg
 
 from services.webhooks.catalog import WEBHOOK_TYPES, Mail, body
+from services.webhooks.post import SOCKET_OPTIONS
 from services.webhooks.secrets import SecretBox, Signer, new_secret
 from services.webhooks.service import run_webhooks
 from shared.embedded import EmbeddedNats, embedded_postgres
@@ -34,7 +38,6 @@ from shared.migrate import migrate
 from shared.nats_setup import apply_definitions, load_definitions
 from shared.settings import load_settings
 from shared.subjects import EVT_STREAM
-from tests.webhook_receiver import Receiver
 
 CONCURRENCY = 32
 
@@ -48,7 +51,10 @@ async def raw_rate(url: str, secret: str, count: int) -> float:
         content = body(event, Mail())
         items.append((content, signer.headers(event.event_id, now, content)))
     queue = iter(items)
-    async with httpx.AsyncClient(limits=httpx.Limits(max_keepalive_connections=256)) as client:
+    transport = httpx.AsyncHTTPTransport(
+        limits=httpx.Limits(max_keepalive_connections=256), socket_options=SOCKET_OPTIONS
+    )
+    async with httpx.AsyncClient(transport=transport) as client:
 
         async def worker() -> None:
             for content, headers in queue:
@@ -60,7 +66,7 @@ async def raw_rate(url: str, secret: str, count: int) -> float:
         return count / (time.perf_counter() - started)
 
 
-async def jetpost_rate(url: str, receiver: Receiver, count: int, data: Path, db: str,
+async def jetpost_rate(url: str, secret: str, count: int, data: Path, db: str,
                        nats_url: str) -> float:  # fmt: skip
     settings = load_settings(
         nats_url=nats_url,
@@ -69,8 +75,6 @@ async def jetpost_rate(url: str, receiver: Receiver, count: int, data: Path, db:
         webhook_allow_private=True,
         webhook_concurrency=CONCURRENCY,
     )
-    secret = new_secret()
-    receiver.secrets.append(secret)
     nc = await nats.connect(nats_url)
     js = nc.jetstream()
     await apply_definitions(js, load_definitions(settings))
@@ -83,7 +87,6 @@ async def jetpost_rate(url: str, receiver: Receiver, count: int, data: Path, db:
     stop, started = asyncio.Event(), asyncio.Event()
     service = asyncio.create_task(run_webhooks(settings, stop, started))
     await asyncio.wait_for(started.wait(), 30)
-    before = len(receiver.delivered())
     start = time.perf_counter()
     pending = []
     for i in range(count):
@@ -95,8 +98,13 @@ async def jetpost_rate(url: str, receiver: Receiver, count: int, data: Path, db:
             await asyncio.gather(*pending)
             pending.clear()
     await asyncio.gather(*pending)
-    while len(receiver.delivered()) - before < count:  # noqa: ASYNC110 - tight bounded poll
-        await asyncio.sleep(0.005)
+    query = "SELECT count(*) FROM webhook_deliveries WHERE endpoint_id = %s AND outcome = %s"
+    async with await psycopg.AsyncConnection.connect(db, autocommit=True) as conn:
+        while True:  # the attempts recorded (each recorded before its ack)
+            row = await (await conn.execute(query, (endpoint_id, "delivered"))).fetchone()
+            if row is not None and row[0] >= count:
+                break
+            await asyncio.sleep(0.01)
     rate = count / (time.perf_counter() - start)
     stop.set()
     await service
@@ -109,28 +117,39 @@ async def jetpost_rate(url: str, receiver: Receiver, count: int, data: Path, db:
 async def main(count: int, runs: int) -> None:
     logging.basicConfig(level=logging.WARNING)
     assert "message.delivered" in WEBHOOK_TYPES
+    logging.getLogger("jetpost").setLevel(logging.ERROR)
     with tempfile.TemporaryDirectory(prefix="jetpost-bench-wh-") as tmp:
         server = EmbeddedNats(store_dir=Path(tmp) / "nats")
         nats_url = server.start()
         try:
             with embedded_postgres(Path(tmp) / "pg") as db:
                 await migrate(db, load_settings().migrations_dir)
-                receiver = Receiver()
-                url = await receiver.start()
+                receiver = subprocess.Popen(  # noqa: ASYNC220 - once, before measuring
+                    [sys.executable, "-m", "tests.webhook_receiver"], stdin=subprocess.PIPE,
+                    stdout=subprocess.PIPE, text=True,
+                )  # fmt: skip
+                assert receiver.stdin is not None and receiver.stdout is not None
+                url = receiver.stdout.readline().strip()
                 ratios = []
                 try:
                     for run in range(runs):
                         secret = new_secret()
-                        receiver.secrets = [secret]
+                        receiver.stdin.write(f"secret {secret}\n")
+                        receiver.stdin.flush()
                         raw = await raw_rate(url, secret, count)
-                        ours = await jetpost_rate(url, receiver, count, Path(tmp) / "data", db,
+                        ours = await jetpost_rate(url, secret, count, Path(tmp) / "data", db,
                                                   nats_url)  # fmt: skip
                         ratios.append(ours / raw)
                         print(f"run {run + 1}: raw httpx {raw:,.0f}/s, jetpost webhooks "
                               f"{ours:,.0f}/s, ratio {ours / raw:.2f}", flush=True)  # fmt: skip
-                    assert receiver.bad_signatures == 0
+                    receiver.stdin.write("stats\n")
+                    receiver.stdin.flush()
+                    requests, delivered, bad = map(int, receiver.stdout.readline().split())
+                    print(f"receiver: {requests} requests, {delivered} verified, {bad} bad")
+                    assert bad == 0
                 finally:
-                    await receiver.stop()
+                    receiver.stdin.close()
+                    receiver.wait(10)
                 print(f"median ratio of {runs}: {statistics.median(ratios):.2f} (goal >= 0.8)")
         finally:
             server.stop()

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
+import sys
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -93,3 +94,24 @@ class Receiver:
             self._server.should_exit = True
             self._server.force_exit = True
             await asyncio.wait_for(self._task, 10)
+
+
+async def _serve_stdio(secrets: list[str]) -> None:
+    """As its own process (the benchmark): prints its URL, answers `stats` lines with
+    `<requests> <delivered> <bad signatures>`, stops at the end of stdin."""
+    receiver = Receiver(secrets=secrets)
+    print(await receiver.start(), flush=True)
+    loop = asyncio.get_running_loop()
+    try:
+        while line := await loop.run_in_executor(None, sys.stdin.readline):
+            if line.strip() == "stats":
+                print(len(receiver.received), len(receiver.delivered()),
+                      receiver.bad_signatures, flush=True)  # fmt: skip
+            elif line.startswith("secret "):
+                receiver.secrets.append(line.split()[1])
+    finally:
+        await receiver.stop()
+
+
+if __name__ == "__main__":
+    asyncio.run(_serve_stdio(sys.argv[1:]))

@@ -5,6 +5,7 @@ whole exchange, no redirects followed, and at most MAX_READ bytes of the answer 
 from __future__ import annotations
 
 import asyncio
+import socket
 import time
 from dataclasses import dataclass
 
@@ -15,6 +16,8 @@ from services.webhooks.ssrf import GuardedBackend, Refused, Resolver, check_url,
 
 KEEP = 1024
 MAX_READ = 64 * 1024
+# Small requests go out at once (no Nagle wait for the previous segment's ACK).
+SOCKET_OPTIONS = [(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)]
 
 
 @dataclass(frozen=True)
@@ -33,7 +36,7 @@ def guarded_client(allow_private: bool, timeout: float,
     transport._pool = httpcore.AsyncConnectionPool(
         ssl_context=httpx.create_ssl_context(trust_env=False),
         max_connections=1024, max_keepalive_connections=256, keepalive_expiry=30.0,
-        network_backend=GuardedBackend(allow_private, resolver),
+        network_backend=GuardedBackend(allow_private, resolver), socket_options=SOCKET_OPTIONS,
     )  # fmt: skip
     return httpx.AsyncClient(transport=transport, follow_redirects=False, trust_env=False,
                              timeout=timeout)  # fmt: skip

@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -100,19 +100,25 @@ class Worker:
         """Deliver until stopped; True when a replay has sent everything it had to."""
         js, limit = self.deps.js, self.deps.concurrency
         sub = await js.pull_subscribe_bind(durable=self.durable, stream=EVT_STREAM)
+        backlog: deque[Msg] = deque()  # fetched ahead, so a freed slot never waits on NATS
         try:
             while not self._stopping.is_set():
-                free = limit - len(self._inflight)
-                if free <= 0:  # all busy: wait for one to finish, or for the stop
+                while backlog and len(self._inflight) < limit:
+                    task = asyncio.create_task(self.handle(backlog.popleft()))
+                    self._inflight.add(task)
+                    task.add_done_callback(self._inflight.discard)
+                if len(backlog) >= limit:  # enough ahead: wait for a slot, or for the stop
                     stopping = asyncio.ensure_future(self._stopping.wait())
                     await asyncio.wait({*self._inflight, stopping},
                                        return_when=asyncio.FIRST_COMPLETED)  # fmt: skip
                     stopping.cancel()
                     continue
                 try:
-                    msgs = await sub.fetch(free, timeout=1.0)
+                    msgs = await sub.fetch(2 * limit - len(backlog),
+                                           timeout=0.05 if backlog else 1.0)  # fmt: skip
                 except TimeoutError:
-                    if self.replay is not None and not self._inflight and await self._replayed():
+                    idle = not self._inflight and not backlog
+                    if self.replay is not None and idle and await self._replayed():
                         return True
                     continue
                 except (nats.errors.Error, NotFoundError) as exc:
@@ -120,12 +126,12 @@ class Worker:
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self._stopping.wait(), 1.0)
                     continue
-                for msg in msgs:
-                    task = asyncio.create_task(self.handle(msg))
-                    self._inflight.add(task)
-                    task.add_done_callback(self._inflight.discard)
+                backlog.extend(msgs)
             return False
         finally:
+            for msg in backlog:  # not started: back to the stream for whoever runs next
+                with contextlib.suppress(nats.errors.Error):
+                    await msg.nak()
             await self._settle()
             with contextlib.suppress(nats.errors.Error, TimeoutError):
                 await sub.unsubscribe()
