@@ -5,7 +5,8 @@ Both sides POST to one signature-verifying receiver (tests/webhook_receiver.py, 
 own process, as a customer's server would be) with the same concurrency (32). The raw
 side sends pre-signed bodies with one httpx client (same socket options); jetpost's
 side is `run_webhooks` on a real nats-server and PostgreSQL: fetch from the endpoint's
-durable consumer, look up the mail, sign, POST through the SSRF guard, record the attempt (batched COPY), ack.
+durable consumer, look up the mail, sign, POST through the SSRF guard, record the
+attempt (batched COPY), ack.
 Prints each run and the median ratio (goal >= 0.8).
 """
 
