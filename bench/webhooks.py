@@ -34,7 +34,12 @@ from services.webhooks.secrets import SecretBox, Signer, new_secret
 from services.webhooks.service import run_webhooks
 from shared.embedded import EmbeddedNats, embedded_postgres
 from shared.eventlog import append
-from shared.events import Delivered, WebhookEndpointCreated, event_id_for
+from shared.events import (
+    Delivered,
+    WebhookEndpointCreated,
+    WebhookEndpointDeleted,
+    event_id_for,
+)
 from shared.migrate import migrate
 from shared.nats_setup import apply_definitions, load_definitions
 from shared.settings import load_settings
@@ -109,6 +114,9 @@ async def jetpost_rate(url: str, secret: str, count: int, data: Path, db: str,
     rate = count / (time.perf_counter() - start)
     stop.set()
     await service
+    await append(js, WebhookEndpointDeleted(  # the next run has an endpoint of its own
+        event_id=event_id_for(endpoint_id, "webhook_endpoint_deleted"), message_id=endpoint_id
+    ))  # fmt: skip
     with contextlib.suppress(Exception):
         await js.delete_consumer(EVT_STREAM, f"webhook_{endpoint_id}")
     await nc.close()

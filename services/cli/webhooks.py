@@ -53,10 +53,11 @@ async def _list(settings: Settings) -> int:
         endpoints = await current_endpoints(nc.jetstream())
     finally:
         await nc.close()
-    table = Table("id", "url", "events", "enabled", "description")
+    table = Table("url", "events", "enabled", "description")
+    table.add_column("id", no_wrap=True)  # whole, to copy into `jetpost webhooks rm`
     for e in sorted(endpoints.values(), key=lambda e: e.created_at):
         state = "yes" if e.enabled else f"no ({e.disabled_reason or 'by hand'})"
-        table.add_row(e.id, e.url, ",".join(e.events), state, e.description)
+        table.add_row(e.url, ",".join(e.events), state, e.description, e.id)
     Console().print(table)
     return 0
 

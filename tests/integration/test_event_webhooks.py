@@ -367,3 +367,47 @@ async def test_an_endpoint_failing_too_long_is_disabled(
 
     reasons = [getattr(e, "reason", "") for e in await eventually(rejected, "two rejections")]
     assert any("url" in r for r in reasons) and any("no webhook endpoint" in r for r in reasons)
+
+
+async def test_cli_add_list_rm(make_stack: StackFactory) -> None:
+    import asyncio
+    import os
+
+    from tests.conftest import JETPOST
+
+    stack = await make_stack()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("JETPOST_")}
+    env.update(JETPOST_NATS_URL=stack.settings.nats_address, JETPOST_WEBHOOK_ALLOW_PRIVATE="true",
+               JETPOST_DATA_DIR=str(stack.settings.data_dir), COLUMNS="250")  # fmt: skip
+
+    async def jetpost(*args: str) -> tuple[int, str, str]:
+        child = await asyncio.create_subprocess_exec(
+            JETPOST, "webhooks", *args, env=env, stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        out, err = await asyncio.wait_for(child.communicate(), 60)
+        return child.returncode or 0, out.decode(), err.decode()
+
+    code, out, err = await jetpost("add", stack.receiver.url, "--event", "message.bounced")
+    assert code == 0, err
+    endpoint_id, secret = out.split()
+    assert secret.startswith("whsec_")
+
+    # the API (sharing the data dir's key) opens the secret the CLI sealed
+    stack.receiver.secrets.append(secret)
+
+    async def tested() -> bool:
+        got = await stack.client.post(f"/v1/webhook-endpoints/{endpoint_id}/test",
+                                      headers=stack.admin)  # fmt: skip
+        return got.status_code == 200 and got.json()["ok"]
+
+    await eventually(tested, "a test webhook to the CLI's endpoint")
+    code, out, _ = await jetpost("list")
+    assert code == 0 and endpoint_id in out and secret not in out
+    assert (await jetpost("rm", endpoint_id))[0] == 0
+
+    async def gone() -> bool:
+        got = await stack.client.get(f"/v1/webhook-endpoints/{endpoint_id}", headers=stack.admin)
+        return got.status_code == 404
+
+    await eventually(gone, "the endpoint removed")
