@@ -369,6 +369,7 @@ async def test_an_endpoint_failing_too_long_is_disabled(
     assert any("url" in r for r in reasons) and any("no webhook endpoint" in r for r in reasons)
 
 
+@pytest.mark.slow  # three `jetpost` processes
 async def test_cli_add_list_rm(make_stack: StackFactory) -> None:
     import asyncio
     import os
