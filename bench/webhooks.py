@@ -90,11 +90,7 @@ async def jetpost_rate(url: str, secret: str, count: int, data: Path, db: str,
         event_id=event_id_for(endpoint_id, "webhook_endpoint_created"), message_id=endpoint_id,
         url=url, events=("message.delivered",), secret=sealed,
     ))  # fmt: skip
-    stop, started = asyncio.Event(), asyncio.Event()
-    service = asyncio.create_task(run_webhooks(settings, stop, started))
-    await asyncio.wait_for(started.wait(), 30)
-    start = time.perf_counter()
-    pending = []
+    pending = []  # the events first: the measure is deliveries, not appends
     for i in range(count):
         mid = f"b{endpoint_id[-6:]}{i}"
         event = Delivered(event_id=event_id_for(mid, "delivered"), message_id=mid, attempt=1,
@@ -104,6 +100,10 @@ async def jetpost_rate(url: str, secret: str, count: int, data: Path, db: str,
             await asyncio.gather(*pending)
             pending.clear()
     await asyncio.gather(*pending)
+    stop, started = asyncio.Event(), asyncio.Event()
+    service = asyncio.create_task(run_webhooks(settings, stop, started))
+    await asyncio.wait_for(started.wait(), 30)  # its consumer exists: delivery starts now
+    start = time.perf_counter()
     query = "SELECT count(*) FROM webhook_deliveries WHERE endpoint_id = %s AND outcome = %s"
     async with await psycopg.AsyncConnection.connect(db, autocommit=True) as conn:
         while True:  # the attempts recorded (each recorded before its ack)
