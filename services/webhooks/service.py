@@ -78,12 +78,12 @@ class Webhooks:
         kept = {durable_name(e) for e in self.endpoints}  # disabled: keep the position
         for name in [n for n in self.workers if n not in wanted]:
             await self.workers.pop(name).stop()
-        for info in await self.js.consumers_info(EVT_STREAM):
-            if info.name.startswith(PREFIX) and info.name not in wanted and info.name not in kept:
+        for name in await self.consumer_names():
+            if name.startswith(PREFIX) and name not in wanted and name not in kept:
                 with contextlib.suppress(NotFoundError):
-                    await self.js.delete_consumer(EVT_STREAM, info.name)
-                self.applied.pop(info.name, None)
-                log.info("removed consumer %s", info.name)
+                    await self.js.delete_consumer(EVT_STREAM, name)
+                self.applied.pop(name, None)
+                log.info("removed consumer %s", name)
         for name, (endpoint, replay) in wanted.items():
             config = consumer_config(endpoint, replay, self.ack_wait)
             if self.applied.get(name) != config:
@@ -97,6 +97,15 @@ class Webhooks:
                 if replay is not None and worker.task is not None:
                     worker.task.add_done_callback(partial(self._replay_ended, endpoint, replay))
             worker.endpoint = endpoint
+
+    async def consumer_names(self) -> list[str]:
+        """Every consumer on MAIL_EVT (the server lists 256 a page)."""
+        names: list[str] = []
+        while page := await self.js.consumers_info(EVT_STREAM, offset=len(names)):
+            names += [info.name for info in page]
+            if len(page) < 256:
+                break
+        return names
 
     def _replay_ended(self, endpoint: Endpoint, replay: Replay, task: asyncio.Task[bool]) -> None:
         if not task.cancelled() and task.exception() is None and task.result():
