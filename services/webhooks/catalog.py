@@ -28,6 +28,21 @@ EVENT_MODELS: dict[str, type[BaseModel]] = {
     "unsubscribed": ev.Unsubscribed,
 }  # fmt: skip
 WEBHOOK_TYPES: tuple[str, ...] = tuple(PREFIX + t for t in EVENT_MODELS)
+DESCRIPTIONS = {
+    "accepted": "the send was accepted (recipients suppressed are named in `suppressed`)",
+    "rejected": "the send was refused: `reason` says why",
+    "suppressed": "nothing was sent: every recipient is on the suppression list",
+    "render_failed": "the template could not be rendered (`missing_variable`)",
+    "delivered": "the receiving server took the mail (`smtp_code`, `response`)",
+    "deferred": "a temporary failure: it is tried again in `retry_in` seconds",
+    "bounced": "a hard or soft bounce (`kind`, `status`, `smtp_code`)",
+    "failed": "retries exhausted: the mail was not delivered",
+    "cancelled": "the send was cancelled before it went out",
+    "complained": "the recipient reported the mail as spam",
+    "opened": "the tracking pixel was loaded",
+    "clicked": "a tracked link was followed (`url`)",
+    "unsubscribed": "the recipient unsubscribed (`scope`: the list)",
+}
 # Bookkeeping and bulky or private content (the mail itself, its variables, a raw
 # command) stay out of bodies: `to`, `tags` and `template` say which mail it was.
 EXCLUDED = set({
@@ -104,6 +119,6 @@ def payload_models() -> dict[str, type[BaseModel]]:
             type=(str, Field(json_schema_extra={"const": PREFIX + name})),
             timestamp=(datetime, Field(description="when the event happened")),
             data=(data, ...),
-            __doc__=f"`{PREFIX}{name}`: {(event_model.__doc__ or name).strip().splitlines()[0]}",
+            __doc__=f"`{PREFIX}{name}`: {DESCRIPTIONS[name]}",
         )
     return models

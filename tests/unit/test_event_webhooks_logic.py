@@ -146,7 +146,13 @@ def test_body_and_signatures_verify_with_the_package() -> None:
         data = Webhook(secret).verify(content, headers)
         assert data["type"] == "message.delivered"
         assert data["data"]["to"] == ["a@x.test"] and data["data"]["smtp_code"] == 250
-    assert set(payload_models()) == set(WEBHOOK_TYPES)
+    models = payload_models()
+    assert set(models) == set(WEBHOOK_TYPES)
+    schema = models["message.bounced"].model_json_schema()
+    assert {"message_id", "to", "tags", "template", "kind", "smtp_code"} <= set(
+        schema["$defs"]["BouncedWebhookData"]["properties"]
+    )
+    assert "html" not in str(models["message.accepted"].model_json_schema())
 
 
 def test_secrets_are_sealed() -> None:
