@@ -24,6 +24,7 @@ from projections.messages import MessagesProjection
 from projections.reader import EventReader
 from projections.suppressions import SuppressionsProjection
 from projections.timeline import TimelineProjection
+from projections.webhook_endpoints import WebhookEndpointsProjection
 from shared.nats_connect import NatsTarget, connect
 from shared.suppression_rules import Rules
 
@@ -34,6 +35,7 @@ def build_projections(rules: Rules | None = None) -> dict[str, Projection]:
     """Every projection by name; the suppression rules come from the configuration."""
     built: tuple[Projection, ...] = (
         MessagesProjection(), TimelineProjection(), SuppressionsProjection(rules),
+        WebhookEndpointsProjection(),
     )  # fmt: skip
     return {p.name: p for p in built}
 

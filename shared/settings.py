@@ -97,6 +97,17 @@ def parse_nats_servers(raw: str) -> list[str]:
     return servers
 
 
+def parse_delays(raw: str) -> tuple[float, ...]:
+    """`5,300,1800` -> (5.0, 300.0, 1800.0): a retry schedule in seconds."""
+    try:
+        delays = tuple(float(part) for part in raw.split(",") if part.strip())
+    except ValueError:
+        raise ValueError(f"expected seconds separated by commas, got {raw!r}") from None
+    if any(d < 0 for d in delays):
+        raise ValueError("delays are 0 or more seconds")
+    return delays
+
+
 MIN_TOKEN_KEY_LENGTH = 16
 
 
@@ -193,6 +204,25 @@ class Settings(BaseSettings):
     bridge_batch_size: int = Field(default=100, ge=1, le=1000)
     bridge_batch_wait: float = Field(default=0.5, ge=0, le=60)
     bridge_poll_interval: float = Field(default=10.0, gt=0, le=3600)
+    # Event webhooks to the customer's endpoints (services/webhooks, `jetpost run webhooks`).
+    webhook_timeout: float = Field(default=10.0, gt=0, le=300)  # one attempt, whole exchange
+    webhook_allow_private: bool = False  # loopback/private targets and plain http (dev, tests)
+    webhook_retry_delays: str = "5,300,1800,7200,18000,36000,36000"  # seconds; then failed
+    webhook_disable_after: float = Field(default=5 * 86400.0, gt=0)  # failing, no success
+    webhook_concurrency: int = Field(default=32, ge=1, le=1024)  # in flight per endpoint
+    # Encrypt endpoint secrets at rest (comma-separated, 16+ characters, the first
+    # encrypts); unset: a key kept in <data dir>/webhook.key.
+    webhook_keys: SecretStr | None = None
+
+    @field_validator("webhook_retry_delays")
+    @classmethod
+    def _webhook_retry_delays(cls, value: str) -> str:
+        parse_delays(value)
+        return value
+
+    @property
+    def webhook_delays(self) -> tuple[float, ...]:
+        return parse_delays(self.webhook_retry_delays)
 
     @field_validator("nats_url")
     @classmethod

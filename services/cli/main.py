@@ -20,6 +20,8 @@ from services.cli.streams import add_streams_arguments, streams_command
 from services.cli.suppress import add_arguments as add_suppress_arguments
 from services.cli.suppress import publish_suppression
 from services.cli.tap import add_inspect_arguments, add_tap_arguments, inspect_command, tap_command
+from services.cli.webhooks import add_arguments as add_webhooks_arguments
+from services.cli.webhooks import webhooks_command
 from services.renderer.catalog import CatalogError
 from services.runner import build_env
 from shared.logs import configure_logging
@@ -61,6 +63,7 @@ def parser() -> argparse.ArgumentParser:
     add_tap_arguments(sub.add_parser("tap", help="print MAIL_EVT events as they happen"))
     add_inspect_arguments(sub.add_parser("inspect", help="print one message's timeline"))
     add_keys_arguments(sub.add_parser("keys", help="API keys: create, list, revoke"))
+    add_webhooks_arguments(sub.add_parser("webhooks", help="webhook endpoints: add, list, rm"))
     config = sub.add_parser("config", help="configuration")
     config.add_argument("action", choices=["check"])
     return p
@@ -116,6 +119,8 @@ def dispatch(args: argparse.Namespace, settings: Settings, console: Console) -> 
         return inspect_command(args, settings, console)
     elif args.command == "keys":
         return keys_command(args, settings, console)
+    elif args.command == "webhooks":
+        return asyncio.run(webhooks_command(args, settings, console))
     elif args.command == "config":
         build_env(settings)
         console.print("configuration OK")
