@@ -13,6 +13,8 @@ import logging
 from collections.abc import Callable, Sequence
 
 from faststream.nats import NatsBroker
+from faststream.nats.opentelemetry import NatsTelemetryMiddleware
+from faststream.nats.prometheus import NatsPrometheusMiddleware
 
 from services.component import Env, Service
 from services.intake.app import register as register_intake
@@ -23,6 +25,8 @@ from services.suppression.app import register as register_suppression_set
 from shared.logs import faststream_logger
 from shared.nats_setup import apply_definitions, load_definitions
 from shared.settings import Settings, redact_url
+from shared.telemetry import smtp as smtp_telemetry
+from shared.telemetry.metrics import DeliveryScopeMiddleware, registry
 from shared.tokens import load_key_ring
 
 REGISTRY: dict[str, Callable[[NatsBroker, Env], Service]] = {
@@ -46,6 +50,7 @@ def build_env(settings: Settings) -> Env:
 
 
 def make_broker(nats_url: str) -> NatsBroker:
+    smtp_telemetry.instrument()  # the SMTP transaction as a span and a latency sample
     return NatsBroker(
         nats_url,
         max_reconnect_attempts=-1,  # a service waits for NATS to come back
@@ -53,6 +58,12 @@ def make_broker(nats_url: str) -> NatsBroker:
         log_level=logging.DEBUG,  # per-message lines only when asked for
         graceful_timeout=10.0,
         logger=faststream_logger(),
+        # traces continue from each message's `traceparent`; per-message metrics
+        middlewares=(
+            NatsTelemetryMiddleware(),
+            NatsPrometheusMiddleware(registry=registry(), app_name="jetpost"),
+            DeliveryScopeMiddleware,
+        ),
     )
 
 

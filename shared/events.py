@@ -248,6 +248,17 @@ class FeedbackUnmatched(EventBase):
     rcpt_tos: tuple[str, ...] = ()
 
 
+class Forgotten(EventBase):
+    """An address was erased (jetpost forget): the log's record that it happened, with
+    no personal data. `message_id` is the erasure's own aggregate id (`forget-<uuid>`);
+    `suppression_key` the hash the suppression set keeps when asked to."""
+
+    type: Literal["forgotten"] = "forgotten"
+    messages: int
+    commands: int
+    suppression_key: str | None = None
+
+
 Event = Annotated[
     Accepted
     | Rejected
@@ -268,7 +279,8 @@ Event = Annotated[
     | Resent
     | SuppressionAdded
     | SuppressionRemoved
-    | FeedbackUnmatched,
+    | FeedbackUnmatched
+    | Forgotten,
     Field(discriminator="type"),
 ]
 

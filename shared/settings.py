@@ -153,6 +153,18 @@ class Settings(BaseSettings):
     bridge_batch_size: int = Field(default=100, ge=1, le=1000)
     bridge_batch_wait: float = Field(default=0.5, ge=0, le=60)
     bridge_poll_interval: float = Field(default=10.0, gt=0, le=3600)
+    # Observability (shared/telemetry): spans printed for dev (OTLP export is set by the
+    # standard OTEL_* variables); /metrics of this process on metrics_host:metrics_port
+    # (unset: only the API's /metrics), gauges polled every metrics_interval seconds.
+    trace_console: bool = False
+    metrics_host: str = Field(default="127.0.0.1", min_length=1)
+    metrics_port: int | None = Field(default=None, ge=0, le=65535)
+    metrics_interval: float = Field(default=5.0, gt=0, le=3600)
+    # Retention of the read models and captured mail (projections/retention.py): rows
+    # and files older than retention_days go, checked every retention_interval seconds.
+    retention_days: float | None = Field(default=None, gt=0)
+    retention_interval: float = Field(default=3600.0, gt=0)
+    retention_batch: int = Field(default=500, ge=1, le=100_000)
 
     @field_validator("smtp_url")
     @classmethod
