@@ -37,19 +37,24 @@ WITH doomed AS (
     WHERE created_at < %(cutoff)s AND coalesce(last_event_at, updated_at) < %(cutoff)s
     ORDER BY created_at LIMIT %(batch)s FOR UPDATE SKIP LOCKED
 ), events AS (
-    DELETE FROM message_events WHERE message_id IN (SELECT id FROM doomed)
+    DELETE FROM message_events WHERE message_id IN (SELECT id FROM doomed) RETURNING 1
+), gone AS (
+    DELETE FROM messages WHERE id IN (SELECT id FROM doomed) RETURNING 1
 )
-DELETE FROM messages WHERE id IN (SELECT id FROM doomed)
+SELECT (SELECT count(*) FROM gone), (SELECT count(*) FROM events)
 """
 # Timeline rows of aggregates without a messages row (sup-..., fb-..., rows whose
 # message went before): by their own time.
 _OLD_EVENTS = """
-DELETE FROM message_events WHERE seq IN (
-    SELECT e.seq FROM message_events e
-    WHERE e.occurred_at < %(cutoff)s
-      AND NOT EXISTS (SELECT 1 FROM messages m WHERE m.id = e.message_id)
-    LIMIT %(batch)s FOR UPDATE SKIP LOCKED
+WITH gone AS (
+    DELETE FROM message_events WHERE seq IN (
+        SELECT e.seq FROM message_events e
+        WHERE e.occurred_at < %(cutoff)s
+          AND NOT EXISTS (SELECT 1 FROM messages m WHERE m.id = e.message_id)
+        LIMIT %(batch)s FOR UPDATE SKIP LOCKED
+    ) RETURNING 1
 )
+SELECT 0, count(*) FROM gone
 """
 
 
@@ -61,17 +66,19 @@ class Swept:
 
 
 async def _batches(conn: AsyncConnection, query: str, cutoff: datetime, batch: int,
-                   stop: asyncio.Event | None) -> int:  # fmt: skip
-    total = 0
+                   stop: asyncio.Event | None, swept: Swept) -> None:  # fmt: skip
+    """Runs `query` (which answers: messages deleted, timeline rows deleted) one short
+    transaction at a time until a batch comes back short."""
     while stop is None or not stop.is_set():
         async with conn.transaction():
             cur = await conn.execute(query, {"cutoff": cutoff, "batch": batch})
-            deleted = cur.rowcount
-        total += deleted
-        if deleted < batch:
+            row = await cur.fetchone()
+        messages, events = (int(row[0]), int(row[1])) if row else (0, 0)
+        swept.messages += messages
+        swept.events += events
+        if (messages if query is _OLD_MESSAGES else events) < batch:
             break
         await asyncio.sleep(0)  # let the projections' own work through between batches
-    return total
 
 
 async def sweep_database(database_url: str, cutoff: datetime, batch: int,
@@ -81,8 +88,8 @@ async def sweep_database(database_url: str, cutoff: datetime, batch: int,
         # a projection batch never waits on us for long: give up a lock after 1 s
         await conn.execute("SET lock_timeout = '1s'")
         await conn.commit()
-        swept.messages = await _batches(conn, _OLD_MESSAGES, cutoff, batch, stop)
-        swept.events = await _batches(conn, _OLD_EVENTS, cutoff, batch, stop)
+        await _batches(conn, _OLD_MESSAGES, cutoff, batch, stop, swept)
+        await _batches(conn, _OLD_EVENTS, cutoff, batch, stop, swept)
     RETENTION_DELETED.labels("messages").inc(swept.messages)
     RETENTION_DELETED.labels("message_events").inc(swept.events)
     return swept
