@@ -26,6 +26,7 @@ from shared.logs import faststream_logger
 from shared.nats_setup import apply_definitions, load_definitions
 from shared.settings import Settings, redact_url
 from shared.telemetry import smtp as smtp_telemetry
+from shared.telemetry import tracing
 from shared.telemetry.metrics import DeliveryScopeMiddleware, registry
 from shared.tokens import load_key_ring
 
@@ -58,9 +59,10 @@ def make_broker(nats_url: str) -> NatsBroker:
         log_level=logging.DEBUG,  # per-message lines only when asked for
         graceful_timeout=10.0,
         logger=faststream_logger(),
-        # traces continue from each message's `traceparent`; per-message metrics
+        # traces continue from each message's `traceparent` (when tracing is on);
+        # per-message metrics always
         middlewares=(
-            NatsTelemetryMiddleware(),
+            *((NatsTelemetryMiddleware(),) if tracing.enabled() else ()),
             NatsPrometheusMiddleware(registry=registry(), app_name="jetpost"),
             DeliveryScopeMiddleware,
         ),

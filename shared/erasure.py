@@ -9,9 +9,9 @@ DELETE /v1/recipients/{address}.
 2. The suppression set's entries for it go; with `keep_suppression` one global entry
    stays, keyed (as always) by the address's hash and holding only that hash, so the
    address is still not mailed.
-3. Once the projections have passed the purge, its read-model rows and captured mail
-   files are deleted.
-4. A `forgotten` event records that it happened, with counts and no personal data.
+3. A `forgotten` event records that it happened, with counts and no personal data.
+4. Once the projections have applied the log up to that event, its read-model rows
+   are deleted, then its captured mail files.
 
 A replay afterwards brings nothing back: the log no longer holds it. Mail to the
 address still in flight while this runs may append events after the purge: forget
@@ -132,17 +132,16 @@ async def forget_suppressions(js: JetStreamContext, address: str, keep: bool) ->
     return global_key
 
 
-async def wait_projections(database_url: str, js: JetStreamContext, timeout: float) -> None:
-    """Until every projection has read past the log's head (so nothing purged is still
-    in flight to the read model), at most `timeout` seconds."""
-    head = int((await js.stream_info(EVT_STREAM)).state.last_seq)
+async def wait_projections(database_url: str, seq: int, timeout: float) -> None:
+    """Until every projection has applied the log up to `seq` (so nothing purged is
+    still on its way to the read model), at most `timeout` seconds."""
     with contextlib.suppress(TimeoutError):
         async with asyncio.timeout(timeout):
             while True:
                 async with await psycopg.AsyncConnection.connect(database_url) as conn:
                     cur = await conn.execute("SELECT min(last_seq) FROM projection_checkpoints")
                     row = await cur.fetchone()
-                if row is None or row[0] is None or row[0] >= head:
+                if row is None or row[0] is None or row[0] >= seq:
                     return
                 await asyncio.sleep(0.1)
 
@@ -185,17 +184,19 @@ async def forget(
     aggregates, commands = await purge_log(js, address)
     erased = Erased(messages=aggregates, commands=commands)
     erased.suppression_key = await forget_suppressions(js, address, keep_suppression)
-    if database_url:
-        await wait_projections(database_url, js, wait)
-        erased.rows = await forget_rows(database_url, address, aggregates)
-    if capture_dir is not None:
-        erased.files = await asyncio.to_thread(forget_files, capture_dir, address)
     aggregate = f"forget-{uuid.uuid4().hex}"
     event = Forgotten(
         event_id=event_id_for(aggregate, "forgotten"), message_id=aggregate,
         messages=len(aggregates), commands=commands, suppression_key=erased.suppression_key,
     )  # fmt: skip
-    await append(js, event)
+    ack = await append(js, event)
     erased.event_id = event.event_id
+    if database_url:
+        # once the projections have read past our own event, none of the purged events
+        # can still be on its way to a row
+        await wait_projections(database_url, int(ack.seq), wait)
+        erased.rows = await forget_rows(database_url, address, aggregates)
+    if capture_dir is not None:
+        erased.files = await asyncio.to_thread(forget_files, capture_dir, address)
     FORGOTTEN.inc()
     return erased

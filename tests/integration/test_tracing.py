@@ -127,6 +127,8 @@ async def test_a_message_sent_through_the_api_is_one_trace_to_its_delivery(
     async with await psycopg.AsyncConnection.connect(database_url) as conn:
         cur = await conn.execute("SELECT trace_id FROM messages WHERE id = %s", (mid,))
         assert await cur.fetchone() == (trace_id,)
+    got = await api.client.get(f"/v1/messages/{mid}", headers=await api.as_("read"))
+    assert got.json()["trace_id"] == trace_id
     monkeypatch.setenv("JETPOST_NATS_URL", api.settings.nats_address)
     capsys.readouterr()
     assert await asyncio.to_thread(main, ["inspect", mid]) == 0
