@@ -44,8 +44,10 @@ async def _sendmail(self: aiosmtplib.SMTP, sender: str, recipients: str | Sequen
     if scope is not None:
         scope.domains = sorted({r.rpartition("@")[2].lower() for r in rcpts if "@" in r})
         scope.host = host
-    attributes: dict[str, str | int] = {"server.address": host, "server.port": int(self.port or 0),
-                  "smtp.recipients": len(rcpts)}  # fmt: skip
+    port = int(self.port or 0)
+    attributes: dict[str, str | int] = {
+        "server.address": host, "server.port": port, "smtp.recipients": len(rcpts),
+    }  # fmt: skip
     if scope is not None and scope.provider:
         attributes["jetpost.provider"] = scope.provider
     span_cm: Any = (
@@ -60,7 +62,7 @@ async def _sendmail(self: aiosmtplib.SMTP, sender: str, recipients: str | Sequen
     with span_cm as span:
         try:
             result = await _ORIGINAL(self, sender, recipients, message, **kwargs)
-            reply = str(result[1])
+            reply = str(result[1])  # the text of the reply to DATA; its code is 250
             code = int(reply[:3]) if reply[:3].isdigit() else 250
             return result
         except BaseException as exc:
