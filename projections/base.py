@@ -16,11 +16,13 @@ from shared.events import Event
 
 @dataclass(frozen=True, slots=True)
 class Stored:
-    """An event as read from MAIL_EVT: its stream sequence, raw JSON and model."""
+    """An event as read from MAIL_EVT: its stream sequence, raw JSON and model, and
+    the trace it was appended in (its `traceparent` header), if any."""
 
     seq: int
     raw: bytes
     event: Event
+    trace_id: str | None = None
 
 
 class Tables:

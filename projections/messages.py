@@ -25,9 +25,9 @@ COUNTED = frozenset({
     "deferred", "bounced", "failed", "cancelled", "complained", "opened", "clicked",
     "unsubscribed",
 })  # fmt: skip
-# (webhook endpoints are their own aggregates too, not messages)
+# (webhook endpoints and erasures are their own aggregates too, not messages)
 IGNORED = frozenset({"suppression_added", "suppression_removed", "feedback_unmatched",
-                     *ENDPOINT_EVENTS})  # fmt: skip
+                     "forgotten", *ENDPOINT_EVENTS})  # fmt: skip
 
 # messages columns, in table order, and how each comes from a state.
 COLUMNS = (
@@ -35,12 +35,14 @@ COLUMNS = (
     "bcc_addrs", "rcpt_domains", "subject", "template", "template_version", "tags",
     "attempts", "last_smtp_code", "last_error", "accepted_at", "rendered_at", "delivered_at",
     "bounced_at", "failed_at", "opens", "first_opened_at", "clicks", "first_clicked_at",
-    "complained_at", "unsubscribed_at", "resent_as", "last_event_at", "last_seq",
+    "complained_at", "unsubscribed_at", "resent_as", "last_event_at", "last_seq", "trace_id",
 )  # fmt: skip
+# Not part of the fold: the trace of the message's first traced event, kept once set.
+KEPT_ONCE_SET = ("trace_id",)
 RENAMED = {"id": "message_id", "to_addrs": "to", "cc_addrs": "cc", "bcc_addrs": "bcc"}
 
 
-def to_row(state: MessageState, last_seq: int) -> tuple[Any, ...]:
+def to_row(state: MessageState, last_seq: int, trace_id: str | None = None) -> tuple[Any, ...]:
     recipients = (*state.to, *state.cc, *state.bcc)
     domains = sorted({a.rpartition("@")[2].lower() for a in recipients})
     return (
@@ -50,13 +52,13 @@ def to_row(state: MessageState, last_seq: int) -> tuple[Any, ...]:
         state.last_smtp_code, pg_text(state.last_error), state.accepted_at, state.rendered_at,
         state.delivered_at, state.bounced_at, state.failed_at, state.opens,
         state.first_opened_at, state.clicks, state.first_clicked_at, state.complained_at,
-        state.unsubscribed_at, list(state.resent_as), state.last_event_at, last_seq,
+        state.unsubscribed_at, list(state.resent_as), state.last_event_at, last_seq, trace_id,
     )  # fmt: skip
 
 
 def from_row(row: dict[str, Any]) -> MessageState:
     return MessageState(**{RENAMED.get(c, c): row[c] for c in COLUMNS
-                           if c not in ("rcpt_domains", "last_seq")})  # fmt: skip
+                           if c not in ("rcpt_domains", "last_seq", *KEPT_ONCE_SET)})  # fmt: skip
 
 
 class MessagesProjection:
@@ -80,7 +82,8 @@ class MessagesProjection:
         rows = []
         for mid, group in groups.items():
             state = fold([i.event for i in group], states.get(mid))
-            rows.append(to_row(state, group[-1].seq))
+            trace_id = next((i.trace_id for i in group if i.trace_id), None)
+            rows.append(to_row(state, group[-1].seq, trace_id))
             template = state.template or ""
             for i in group:
                 if i.event.type in COUNTED:
@@ -95,8 +98,10 @@ class MessagesProjection:
         stage = sql.Identifier("messages_stage")
         cols = sql.SQL(", ").join(map(sql.Identifier, COLUMNS))
         updates = sql.SQL(", ").join(
-            sql.SQL("{0} = EXCLUDED.{0}").format(sql.Identifier(c)) for c in COLUMNS[1:]
-        )
+            sql.SQL("{0} = coalesce({1}.{0}, EXCLUDED.{0})" if c in KEPT_ONCE_SET
+                    else "{0} = EXCLUDED.{0}").format(sql.Identifier(c), target)
+            for c in COLUMNS[1:]
+        )  # fmt: skip
         async with conn.cursor() as cur:
             await cur.execute(
                 sql.SQL(

@@ -25,6 +25,7 @@ from pydantic import ValidationError
 from projections.base import Stored
 from shared.events import parse_event
 from shared.subjects import EVT_PREFIX, EVT_STREAM
+from shared.telemetry.tracing import trace_id_of
 
 PULL_EXPIRES = 5.0  # seconds a pull request waits on the server for new events
 
@@ -99,7 +100,8 @@ class EventReader:
         self._consumer_seq = meta.sequence.consumer
         self._outstanding -= 1
         try:
-            stored = Stored(meta.sequence.stream, msg.data, parse_event(msg.data))
+            stored = Stored(meta.sequence.stream, msg.data, parse_event(msg.data),
+                            trace_id_of(msg.headers))  # fmt: skip
         except (ValidationError, ValueError) as exc:
             self._error = UnreadableEvent(f"{msg.subject}: {exc}")
         else:

@@ -13,6 +13,8 @@ import logging
 from collections.abc import Callable, Sequence
 
 from faststream.nats import NatsBroker
+from faststream.nats.opentelemetry import NatsTelemetryMiddleware
+from faststream.nats.prometheus import NatsPrometheusMiddleware
 
 from services.component import Env, Service
 from services.intake.app import register as register_intake
@@ -24,6 +26,9 @@ from shared.logs import faststream_logger
 from shared.nats_connect import NatsTarget, bounded, broker_options
 from shared.nats_setup import apply_definitions, load_definitions
 from shared.settings import Settings, redact_url
+from shared.telemetry import smtp as smtp_telemetry
+from shared.telemetry import tracing
+from shared.telemetry.metrics import DeliveryScopeMiddleware, registry
 from shared.tokens import load_key_ring
 
 REGISTRY: dict[str, Callable[[NatsBroker, Env], Service]] = {
@@ -49,6 +54,7 @@ def build_env(settings: Settings) -> Env:
 def make_broker(nats: NatsTarget, errors: list[BaseException] | None = None) -> NatsBroker:
     """The services' broker: servers, auth and TLS as every jetpost client has them
     (shared/nats_connect.py); `errors` collects connection errors for the report."""
+    smtp_telemetry.instrument()  # the SMTP transaction as a span and a latency sample
     seen = errors if errors is not None else []
 
     async def on_error(exc: Exception) -> None:
@@ -61,6 +67,13 @@ def make_broker(nats: NatsTarget, errors: list[BaseException] | None = None) -> 
         log_level=logging.DEBUG,  # per-message lines only when asked for
         graceful_timeout=10.0,
         logger=faststream_logger(),
+        # traces continue from each message's `traceparent` (when tracing is on);
+        # per-message metrics always
+        middlewares=(
+            *((NatsTelemetryMiddleware(),) if tracing.enabled() else ()),
+            NatsPrometheusMiddleware(registry=registry(), app_name="jetpost"),
+            DeliveryScopeMiddleware,
+        ),
     )
 
 

@@ -4,6 +4,11 @@ Every append carries a deterministic Nats-Msg-Id (`<message_id>:<type>:<n>`), so
 handler that crashed after appending and before acking appends nothing new when it
 runs again within the duplicate window; past the window, handlers check
 `has_event` on redelivery instead.
+
+Each append also carries the trace context (`traceparent`) of the handler that made
+it, so the service that consumes the event continues the same trace; feedback that
+comes from outside (a DSN, a webhook, a tracking hit) joins the trace of the message's
+first event. Every stored event is counted (shared.telemetry.metrics).
 """
 
 from __future__ import annotations
@@ -19,6 +24,12 @@ from pydantic import ValidationError
 
 from shared.events import Event, parse_event
 from shared.subjects import EVT_STREAM, event_msg_id, event_subject
+from shared.telemetry import tracing
+from shared.telemetry.metrics import observe_appended
+
+# Appended from outside any message's trace: parented on the message's own context.
+FEEDBACK_TYPES = frozenset({"bounced", "complained", "opened", "clicked", "unsubscribed",
+                            "delivered"})  # fmt: skip
 
 
 class AppendRefused(Exception):
@@ -28,15 +39,40 @@ class AppendRefused(Exception):
 
 async def append(js: JetStreamContext, event: Event, n: int = 1) -> PubAck:
     """Append one event and wait for the stream's ack (durably stored)."""
+    headers = {"Nats-Msg-Id": event_msg_id(event.message_id, event.type, n)}
+    parent = None
+    if tracing.enabled() and event.type in FEEDBACK_TYPES and not _in_message_trace():
+        parent = await message_context(js, event.message_id)
     try:
-        return await js.publish(
-            event_subject(event.message_id, event.type),
-            event.model_dump_json().encode(),
-            stream=EVT_STREAM,
-            headers={"Nats-Msg-Id": event_msg_id(event.message_id, event.type, n)},
-        )
+        with tracing.producer_span(f"append {event.type}", headers, parent,
+                                   **{"jetpost.message_id": event.message_id}):  # fmt: skip
+            ack = await js.publish(
+                event_subject(event.message_id, event.type),
+                event.model_dump_json().encode(),
+                stream=EVT_STREAM,
+                headers=headers,
+            )
     except (nats.errors.MaxPayloadError, BadRequestError) as exc:
         raise AppendRefused(f"{event.type} for {event.message_id}: {exc!r}") from exc
+    observe_appended(event)
+    return ack
+
+
+def _in_message_trace() -> bool:
+    """Inside a consumed message's span (the sender's, say): its trace is the message's."""
+    span = tracing.current_span()
+    kind = getattr(span, "kind", None)  # SDK spans have one; the no-op span does not
+    return bool(span.get_span_context().is_valid and kind is not None and kind.name == "CONSUMER")
+
+
+async def message_context(js: JetStreamContext, message_id: str) -> tracing.Context | None:
+    """The trace context the message's `accepted` event was appended in, if any."""
+    try:
+        stored = await js.get_last_msg(EVT_STREAM, event_subject(message_id, "accepted"),
+                                       direct=True)  # fmt: skip
+    except (NotFoundError, nats.errors.Error, TimeoutError, OSError):
+        return None
+    return tracing.context_from(stored.headers)
 
 
 async def has_event(js: JetStreamContext, message_id: str, event_type: str) -> bool:

@@ -311,6 +311,17 @@ class WebhookReplayFinished(EventBase):
     replay_id: str
 
 
+class Forgotten(EventBase):
+    """An address was erased (jetpost forget): the log's record that it happened, with
+    no personal data. `message_id` is the erasure's own aggregate id (`forget-<uuid>`);
+    `suppression_key` the hash the suppression set keeps when asked to."""
+
+    type: Literal["forgotten"] = "forgotten"
+    messages: int
+    commands: int
+    suppression_key: str | None = None
+
+
 Event = Annotated[
     Accepted
     | Rejected
@@ -338,7 +349,8 @@ Event = Annotated[
     | WebhookSecretRotated
     | WebhookEndpointDisabled
     | WebhookReplayRequested
-    | WebhookReplayFinished,
+    | WebhookReplayFinished
+    | Forgotten,
     Field(discriminator="type"),
 ]
 

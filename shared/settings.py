@@ -250,6 +250,19 @@ class Settings(BaseSettings):
             )
         return self
 
+    # Observability (shared/telemetry): spans printed for dev (OTLP export is set by the
+    # standard OTEL_* variables); /metrics of this process on metrics_host:metrics_port
+    # (unset: only the API's /metrics), gauges polled every metrics_interval seconds.
+    trace_console: bool = False
+    metrics_host: str = Field(default="127.0.0.1", min_length=1)
+    metrics_port: int | None = Field(default=None, ge=0, le=65535)
+    metrics_interval: float = Field(default=5.0, gt=0, le=3600)
+    # Retention of the read models and captured mail (projections/retention.py): rows
+    # and files older than retention_days go, checked every retention_interval seconds.
+    retention_days: float | None = Field(default=None, gt=0)
+    retention_interval: float = Field(default=3600.0, gt=0)
+    retention_batch: int = Field(default=500, ge=1, le=100_000)
+
     @field_validator("smtp_url")
     @classmethod
     def _smtp_url(cls, value: str | None) -> str | None:

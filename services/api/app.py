@@ -23,12 +23,14 @@ from litestar.exceptions import HTTPException, ValidationException
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import SwaggerRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
+from litestar.plugins import PluginProtocol
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from services.api import (
     actions,
     health,
     messages,
+    recipients,
     sending,
     stats,
     suppressions,
@@ -60,6 +62,7 @@ from services.renderer.catalog import TemplateCatalog
 from services.webhooks.docs import openapi_webhooks
 from shared.nats_setup import load_definitions
 from shared.settings import ConfigError, Settings
+from shared.telemetry import tracing
 from shared.tokens import KeyRing, load_key_ring
 
 PUBLIC_ROUTES = [*tracking.ROUTES, *unsubscribe.ROUTES]
@@ -67,6 +70,7 @@ ROUTES = [
     *sending.ROUTES, *messages.ROUTES, *suppressions.ROUTES, *templates.ROUTES,
     *stats.ROUTES, *health.ROUTES, *actions.ROUTES, *PUBLIC_ROUTES, *webhooks.ROUTES,
     *webhook_endpoints.ROUTES,
+    *recipients.ROUTES,
 ]  # fmt: skip
 
 
@@ -92,6 +96,15 @@ def _openapi(app_version: str) -> OpenAPIConfig:
             }
         ),
     )
+
+
+def _plugins() -> list[PluginProtocol]:
+    """A span per request when tracing is on (its context goes on with each command)."""
+    if not tracing.enabled():
+        return []
+    from litestar.plugins.opentelemetry import OpenTelemetryConfig, OpenTelemetryPlugin
+
+    return [OpenTelemetryPlugin(OpenTelemetryConfig())]
 
 
 def _exception_handlers() -> dict[Any, Any]:
@@ -177,6 +190,7 @@ def create_app(
         lifespan=[lifespan, hooks.lifespan, outbound.lifespan],
         exception_handlers=_exception_handlers(),
         middleware=[MetricsMiddleware(metrics)],
+        plugins=_plugins(),
         openapi_config=_openapi(app_version),
         logging_config=None,
         debug=False,
@@ -207,6 +221,7 @@ def create_public_app(settings: Settings) -> Litestar:
         dependencies={"pub": Provide(provide_public, sync_to_thread=False)},
         lifespan=[lifespan],
         exception_handlers=_exception_handlers(),
+        plugins=_plugins(),
         openapi_config=None,
         logging_config=None,
         debug=False,

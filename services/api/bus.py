@@ -26,6 +26,7 @@ from shared.idempotency import Claim, claim
 from shared.nats_connect import NatsTarget, connect
 from shared.nats_setup import Definitions, apply_definitions
 from shared.subjects import CMD_STREAM, EVT_STREAM, IDEMPOTENCY_BUCKET, message_filter
+from shared.telemetry import tracing
 
 log = logging.getLogger("jetpost.api")
 
@@ -74,10 +75,11 @@ class Bus:
         data = json.dumps(payload).encode()
         if len(data) > self.nc.max_payload:
             raise TooLarge(f"the command is {len(data)} bytes; NATS takes {self.nc.max_payload}")
-        with _reachable("publish"):
+        headers = {"Nats-Msg-Id": msg_id}
+        # the command carries the request's trace on to intake and the whole pipeline
+        with _reachable("publish"), tracing.producer_span(f"{subject} publish", headers):
             ack = await self.js.publish(
-                subject, data, timeout=self.timeout,
-                stream=CMD_STREAM, headers={"Nats-Msg-Id": msg_id},
+                subject, data, timeout=self.timeout, stream=CMD_STREAM, headers=headers,
             )  # fmt: skip
         return int(ack.seq)
 

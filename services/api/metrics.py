@@ -1,6 +1,7 @@
 """Prometheus metrics of one API instance, in its own registry (several apps can
-live in one process, as in the tests): requests by route and status, their
-latency, and how far each projection is behind MAIL_EVT."""
+live in one process, as in the tests): requests by route and status and their
+latency; /metrics adds the process-wide ones (shared.telemetry.metrics: outcomes,
+queues, projection lag, ...), so `jetpost dev` and `jetpost run api` serve them all."""
 
 from __future__ import annotations
 
@@ -9,8 +10,11 @@ import time
 from litestar.enums import ScopeType
 from litestar.middleware import ASGIMiddleware
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+from shared.telemetry import metrics as process_metrics
+from shared.telemetry.server import render as render_process
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 
@@ -26,13 +30,10 @@ class Metrics:
             "jetpost_api_request_duration_seconds", "HTTP request latency, by route",
             ["method", "route"], registry=self.registry,
         )  # fmt: skip
-        self.projection_lag = Gauge(
-            "jetpost_projection_lag", "Events in MAIL_EVT a projection has not applied yet",
-            ["projection"], registry=self.registry,
-        )  # fmt: skip
+        self.projection_lag = process_metrics.PROJECTION_LAG
 
     def render(self) -> bytes:
-        return generate_latest(self.registry)
+        return generate_latest(self.registry) + render_process()
 
 
 class MetricsMiddleware(ASGIMiddleware):

@@ -60,6 +60,7 @@ class Message(Body):
     complained_at: datetime | None = None
     unsubscribed_at: datetime | None = None
     resent_as: list[str] = []
+    trace_id: str | None = Field(default=None, description="the message's OpenTelemetry trace")
     as_of: datetime | None = Field(default=None, description="set when folded from the log")
 
     @classmethod

@@ -12,6 +12,8 @@ from rich.console import Console
 from services.api.cli import add_keys_arguments, keys_command, run_with_api
 from services.capture import CaptureSink
 from services.cli.dev import run_dev
+from services.cli.forget import add_arguments as add_forget_arguments
+from services.cli.forget import forget_command
 from services.cli.processes import RUNNABLE
 from services.cli.replay import run_replay
 from services.cli.send import build_command, publish_command
@@ -27,6 +29,7 @@ from services.runner import build_env
 from shared.logs import configure_logging
 from shared.migrate import migrate
 from shared.settings import ConfigError, Settings, load_settings
+from shared.telemetry import tracing
 
 
 def parser() -> argparse.ArgumentParser:
@@ -51,6 +54,7 @@ def parser() -> argparse.ArgumentParser:
         sub.add_parser("unsuppress", help="remove an address from the suppression set"),
         reason=False,
     )
+    add_forget_arguments(sub.add_parser("forget", help="erase an address (right to erasure)"))
     sub.add_parser("capture", help="run the SMTP capture sink alone (.eml files)")
     sub.add_parser("migrate", help="apply database migrations to JETPOST_DATABASE_URL")
     replay = sub.add_parser("replay", help="rebuild read models from MAIL_EVT, then swap them in")
@@ -102,6 +106,8 @@ def dispatch(args: argparse.Namespace, settings: Settings, console: Console) -> 
         remove = args.command == "unsuppress"
         asyncio.run(publish_suppression(settings, args, remove=remove))
         console.print(f"{args.command}: {args.address} (command published)")
+    elif args.command == "forget":
+        return asyncio.run(forget_command(args, settings, console))
     elif args.command == "capture":
         asyncio.run(_capture(settings, console))
     elif args.command == "migrate":
@@ -133,12 +139,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = load_settings()
         configure_logging(settings.log_level)
+        tracing.configure(settings.trace_console, f"jetpost-{args.command}")
         return dispatch(args, settings, console)
     except (ConfigError, CatalogError, ValueError, OSError) as exc:
         console.print(f"[red]jetpost: {exc}[/]")
         return 2
     except KeyboardInterrupt:
         return 130
+    finally:
+        tracing.shutdown()
 
 
 if __name__ == "__main__":

@@ -1,22 +1,29 @@
 """What `jetpost run` and `jetpost dev` start: any of the pipeline services (one
 FastStream broker), the projection runner and the feedback receiver (SMTP), side by
 side until `stop` is set.
-If one of them fails, the others are stopped and the error is raised."""
+If one of them fails, the others are stopped and the error is raised.
+Beside them the queue and projection gauges are polled, and with
+JETPOST_METRICS_PORT set the process serves /metrics."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
+from typing import Any
 
+from projections.retention import run_retention
 from projections.runner import run_projections
 from services.api.server import serve_public
 from services.bridge.bridge import BridgeConfig, run_bridge
 from services.feedback.receiver import run_feedback
 from services.runner import SERVICES, build_env, run_services
 from services.webhooks.service import run_webhooks
+from shared.nats_setup import load_definitions
 from shared.settings import ConfigError, Settings
+from shared.telemetry.pollers import run_pollers
+from shared.telemetry.server import serve_metrics
 
-RUNNABLE = (*SERVICES, "projections", "feedback", "pg-bridge", "public", "webhooks")
+RUNNABLE = (*SERVICES, "projections", "retention", "feedback", "pg-bridge", "public", "webhooks")
 
 
 async def run_all(settings: Settings, names: Sequence[str], stop: asyncio.Event) -> None:
@@ -43,6 +50,9 @@ async def run_all(settings: Settings, names: Sequence[str], stop: asyncio.Event)
         jobs.append(run_webhooks(settings, stop))
     if "public" in names:  # tracking and unsubscribe links alone, on JETPOST_PUBLIC_PORT
         jobs.append(serve_public(settings, stop))
+    if "retention" in names:
+        jobs.append(run_retention(settings, stop))
+    jobs.extend(metrics_jobs(settings, names, stop))
     tasks = [asyncio.create_task(job) for job in jobs]
     try:
         await asyncio.gather(*tasks)
@@ -51,3 +61,22 @@ async def run_all(settings: Settings, names: Sequence[str], stop: asyncio.Event)
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def metrics_jobs(settings: Settings, names: Sequence[str], stop: asyncio.Event) -> list[Any]:
+    """The gauges only the servers know (queue depths; projection lag where the
+    projections run), and /metrics on JETPOST_METRICS_PORT when set (the API's
+    /metrics shows them too)."""
+    database = settings.database_url if "projections" in names else None
+    jobs: list[Any] = [
+        run_pollers(
+            settings,
+            load_definitions(settings),
+            database,
+            settings.metrics_interval,
+            stop,
+        ),
+    ]
+    if settings.metrics_port is not None:
+        jobs.append(serve_metrics(settings.metrics_host, settings.metrics_port, stop))
+    return jobs

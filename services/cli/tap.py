@@ -34,6 +34,7 @@ from services.cli.stopping import stop_on_signals
 from services.cli.tap_format import EVENT_TYPES, format_line, json_line, parse_since, tap_filters
 from shared.nats_connect import NatsTarget, NatsUnreachable, connect
 from shared.subjects import EVT_STREAM, MESSAGE_ID_RE, message_filter
+from shared.telemetry.tracing import trace_id_of
 
 INSPECT_MSG_TIMEOUT = 10.0
 
@@ -305,12 +306,16 @@ async def _inspect(args: argparse.Namespace, url: NatsTarget, console: Console) 
             )
             return 1
         sub = await _subscribe(js, [subject], Start(DeliverPolicy.ALL, "from the beginning"))
+        traced = False
         try:
             while True:
                 try:
                     msg = await sub.next_msg(timeout=INSPECT_MSG_TIMEOUT)
                 except nats.errors.TimeoutError:
                     raise TapError(f"timed out reading the events of {mid}") from None
+                if not traced and (trace_id := trace_id_of(msg.headers)):
+                    traced = True  # the trace id to look the message up by (on stderr)
+                    console.print(f"trace {trace_id}", highlight=False)
                 emit(msg)
                 if msg.metadata.num_pending == 0:
                     return 0
