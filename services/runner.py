@@ -18,6 +18,7 @@ from services.component import Env, Service
 from services.intake.app import register as register_intake
 from services.renderer.app import register as register_renderer
 from services.renderer.catalog import TemplateCatalog
+from services.scheduler.app import register as register_scheduler
 from services.sender.app import register as register_sender
 from services.suppression.app import register as register_suppression_set
 from shared.logs import faststream_logger
@@ -30,6 +31,7 @@ REGISTRY: dict[str, Callable[[NatsBroker, Env], Service]] = {
     "renderer": register_renderer,
     "sender": register_sender,
     "suppression_set": register_suppression_set,
+    "scheduler": register_scheduler,
 }
 SERVICES = tuple(REGISTRY)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -71,6 +72,15 @@ class SendCommand(BaseModel):
     # Transactional mail (a password reset, a receipt) is not a list: no
     # List-Unsubscribe, and only global suppressions apply, not per-list ones.
     transactional: bool = False
+    # Hold the message until then (ISO 8601 with a zone); a time past sends now.
+    send_at: datetime | None = None
+
+    @field_validator("send_at")
+    @classmethod
+    def _send_at(cls, value: datetime | None) -> datetime | None:
+        if value is not None and value.utcoffset() is None:
+            raise ValueError("send_at needs a time zone (e.g. 2026-12-24T09:00:00+01:00)")
+        return value
 
     @field_validator("to", "cc", "bcc", "reply_to", mode="before")
     @classmethod
@@ -150,6 +160,7 @@ class SendCommand(BaseModel):
         # Without `track`, the hash is what it was before the field existed.
         skip = {"idempotency_key", "message_id"} | ({"track"} if self.track is None else set())
         skip |= {"transactional"} if not self.transactional else set()
+        skip |= {"send_at"} if self.send_at is None else set()
         data = self.model_dump(mode="json", by_alias=True, exclude=skip)
         canonical = json.dumps(data, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode()).hexdigest()

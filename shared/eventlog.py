@@ -18,7 +18,9 @@ from nats.js.errors import BadRequestError, NotFoundError
 from pydantic import ValidationError
 
 from shared.events import Event, parse_event
-from shared.subjects import EVT_STREAM, event_msg_id, event_subject
+from shared.subjects import EVT_STREAM, event_msg_id, event_subject, message_filter
+
+WRONG_LAST_SEQUENCE = 10071  # JetStream: the expected last sequence did not match
 
 
 class AppendRefused(Exception):
@@ -26,16 +28,32 @@ class AppendRefused(Exception):
     Deliberately not a nats error, so handlers' transient-error paths do not retry it."""
 
 
-async def append(js: JetStreamContext, event: Event, n: int = 1) -> PubAck:
-    """Append one event and wait for the stream's ack (durably stored)."""
+class AppendConflict(Exception):
+    """Another event of the message was appended since `expect_last`: decide again."""
+
+
+async def append(
+    js: JetStreamContext, event: Event, n: int = 1, *, expect_last: int | None = None
+) -> PubAck:
+    """Append one event and wait for the stream's ack (durably stored). With
+    `expect_last`, only if the message's last event is still at that sequence (0: it
+    has none), so a decision made on its history cannot race another one."""
+    headers = {"Nats-Msg-Id": event_msg_id(event.message_id, event.type, n)}
+    if expect_last is not None:
+        headers["Nats-Expected-Last-Subject-Sequence"] = str(expect_last)
+        headers["Nats-Expected-Last-Subject-Sequence-Subject"] = message_filter(event.message_id)
     try:
         return await js.publish(
             event_subject(event.message_id, event.type),
             event.model_dump_json().encode(),
             stream=EVT_STREAM,
-            headers={"Nats-Msg-Id": event_msg_id(event.message_id, event.type, n)},
+            headers=headers,
         )
-    except (nats.errors.MaxPayloadError, BadRequestError) as exc:
+    except BadRequestError as exc:
+        if exc.err_code == WRONG_LAST_SEQUENCE:
+            raise AppendConflict(f"{event.type} for {event.message_id}: {exc!r}") from exc
+        raise AppendRefused(f"{event.type} for {event.message_id}: {exc!r}") from exc
+    except nats.errors.MaxPayloadError as exc:
         raise AppendRefused(f"{event.type} for {event.message_id}: {exc!r}") from exc
 
 
@@ -63,3 +81,28 @@ async def last_event(js: JetStreamContext, message_id: str, event_type: str) -> 
         return parse_event(stored.data or b"")
     except (NotFoundError, ValidationError, ValueError):
         return None
+
+
+async def is_cancelled(js: JetStreamContext, message_id: str) -> bool:
+    """Whether the message was cancelled: a sender asks right before handing a mail to
+    a provider (after appending `attempted`, which a cancel cannot pass)."""
+    return await has_event(js, message_id, "cancelled")
+
+
+async def history(
+    js: JetStreamContext, message_id: str, limit: int = 10_000
+) -> list[tuple[int, Event]]:
+    """The message's events with their stream sequences, in log order (direct gets)."""
+    events: list[tuple[int, Event]] = []
+    seq = 1
+    while len(events) < limit:
+        try:
+            raw = await js.get_msg(
+                EVT_STREAM, seq=seq, subject=message_filter(message_id), direct=True, next=True
+            )
+        except NotFoundError:
+            break
+        seq = int(raw.seq or seq)
+        events.append((seq, parse_event(raw.data or b"")))
+        seq += 1
+    return events

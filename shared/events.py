@@ -101,7 +101,18 @@ class Suppressed(EventBase):
 
 
 class Scheduled(EventBase):
+    """A send held until `send_at`: `accepted` is what the scheduler appends then.
+    The event id is the schedule's revision (services/scheduler)."""
+
     type: Literal["scheduled"] = "scheduled"
+    send_at: datetime
+    accepted: Accepted
+
+
+class Rescheduled(EventBase):
+    """The message's schedule moved to `send_at` (its event id is the new revision)."""
+
+    type: Literal["rescheduled"] = "rescheduled"
     send_at: datetime
 
 
@@ -253,6 +264,7 @@ Event = Annotated[
     | Rejected
     | Suppressed
     | Scheduled
+    | Rescheduled
     | Rendered
     | RenderFailed
     | Attempted

@@ -32,7 +32,9 @@ from shared.events import (
     Rejected,
     Rendered,
     RenderFailed,
+    Rescheduled,
     Resent,
+    Scheduled,
     Suppressed,
     Unsubscribed,
 )
@@ -58,6 +60,7 @@ STATUS_RANK = {
 STATUS_OF = {
     "accepted": "accepted",
     "scheduled": "scheduled",
+    "rescheduled": "scheduled",
     "rendered": "rendered",
     "attempted": "sending",
     "deferred": "deferred",
@@ -104,6 +107,7 @@ class MessageState(BaseModel):
     unsubscribed_at: datetime | None = None
     resent_as: tuple[str, ...] = ()
     last_event_at: datetime | None = None
+    send_at: datetime | None = None  # a scheduled send's time
 
 
 def _status(current: str, last_at: datetime | None, event: Event) -> str:
@@ -145,6 +149,13 @@ def _step(s: dict[str, Any], event: Event) -> None:
             s["accepted_at"] = _earliest(s["accepted_at"], at)
             if event.subject is not None and s["subject"] is None:
                 s["subject"] = event.subject
+        case Scheduled():
+            _envelope(s, event.accepted)
+            s["send_at"] = event.send_at
+            if event.accepted.subject is not None and s["subject"] is None:
+                s["subject"] = event.accepted.subject
+        case Rescheduled():
+            s["send_at"] = event.send_at
         case Rendered():
             _envelope(s, event)
             s["subject"] = event.subject

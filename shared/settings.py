@@ -110,6 +110,8 @@ class Settings(BaseSettings):
     retry_max: float = Field(default=3600.0, gt=0)
     max_attempts: int = Field(default=8, ge=1, le=100)
     idempotency_ttl: float = Field(default=86400.0, gt=120)
+    # How far ahead `send_at` may be (seconds): 30 days.
+    max_schedule: float = Field(default=30 * 86400.0, gt=0)
     # Overrides every consumer's ack_wait (nats/jetstream.yaml): how long a crashed
     # worker's unacked messages wait before another worker gets them.
     ack_wait: float | None = Field(default=None, gt=0)

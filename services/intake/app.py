@@ -19,6 +19,7 @@ def register(broker: NatsBroker, env: Env) -> Service:
             default_sender=parse_mailbox(env.settings.sender_from, operator=True),
             templates=env.catalog.names(),
             suppressions=await js.key_value(SUPPRESSION_BUCKET),
+            max_schedule=env.settings.max_schedule,
         )
 
     return register_service(broker, env, "intake", build)

@@ -9,13 +9,22 @@ from __future__ import annotations
 import json
 import uuid
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from pydantic import ValidationError
 
 from shared.commands import SendCommand
-from shared.events import Accepted, Envelope, Event, Rejected, Suppressed, event_id_for
+from shared.events import (
+    Accepted,
+    Envelope,
+    Event,
+    Rejected,
+    Scheduled,
+    Suppressed,
+    event_id_for,
+    utcnow,
+)
 from shared.mailbox import Mailbox
 from shared.subjects import MESSAGE_ID_RE
 from shared.suppression_rules import Entry
@@ -32,6 +41,7 @@ class CommandContext:
     default_sender: Mailbox
     templates: frozenset[str]
     entry: int | None = None  # position in a batch
+    max_schedule: float = 30 * 86400.0  # JETPOST_MAX_SCHEDULE: how far ahead send_at may be
 
     def fallback_id(self) -> str:
         """An id for a command that names none: derived from where the command sits in
@@ -112,7 +122,32 @@ def decide_payload(payload: dict[str, Any], raw: bytes, ctx: CommandContext) -> 
     mid = command.message_id or ctx.fallback_id()
     if command.template and command.template not in ctx.templates:
         return reject(ctx, raw, f"template: unknown template {command.template!r}", mid)
-    return Decision(accept(command, ctx, mid), command)
+    if problem := schedule_problem(command, ctx):
+        return reject(ctx, raw, problem, mid)
+    return Decision(admit(command, ctx, mid), command)
+
+
+def schedule_problem(command: SendCommand, ctx: CommandContext) -> str | None:
+    now = ctx.stored_at or utcnow()
+    if command.send_at and command.send_at > now + timedelta(seconds=ctx.max_schedule):
+        return f"send_at: at most {ctx.max_schedule:.0f} s ahead (JETPOST_MAX_SCHEDULE)"
+    return None
+
+
+def admit(command: SendCommand, ctx: CommandContext, message_id: str) -> Accepted | Scheduled:
+    """`accepted`, or `scheduled` (holding that `accepted`) for a send_at still ahead
+    of when the command was stored; a time already past sends now."""
+    accepted = accept(command, ctx, message_id)
+    now = ctx.stored_at or utcnow()
+    if command.send_at is None or command.send_at <= now:
+        return accepted
+    return Scheduled(
+        event_id=event_id_for(message_id, "scheduled"),
+        message_id=message_id,
+        correlation_id=message_id,
+        send_at=command.send_at,
+        accepted=accepted,
+    )
 
 
 def accept(command: SendCommand, ctx: CommandContext, message_id: str) -> Accepted:
@@ -139,6 +174,23 @@ def accept(command: SendCommand, ctx: CommandContext, message_id: str) -> Accept
         track=command.track,
         transactional=command.transactional,
     )
+
+
+def admitted(event: Event) -> Accepted | None:
+    """The `accepted` a decision carries, itself or held by a `scheduled`."""
+    if isinstance(event, Scheduled):
+        return event.accepted
+    return event if isinstance(event, Accepted) else None
+
+
+def with_suppressed(event: Accepted | Scheduled, hits: dict[str, Entry]) -> Event:
+    """without_suppressed, also for the `accepted` a `scheduled` holds."""
+    if not isinstance(event, Scheduled):
+        return without_suppressed(event, hits)
+    trimmed = without_suppressed(event.accepted, hits)
+    if isinstance(trimmed, Suppressed):
+        return trimmed
+    return event.model_copy(update={"accepted": trimmed})
 
 
 def without_suppressed(accepted: Accepted, hits: dict[str, Entry]) -> Accepted | Suppressed:

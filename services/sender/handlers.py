@@ -20,7 +20,7 @@ from services.sender.logic import decide_outcome, unsendable
 from services.sender.mime import build_message, envelope_recipients, envelope_sender
 from services.sender.providers import Mailer
 from shared.consumers import TRANSIENT_ERRORS, retry_delay
-from shared.eventlog import append, first_of
+from shared.eventlog import append, first_of, is_cancelled
 from shared.events import Attempted, Event, Rendered, event_id_for, parse_event
 from shared.settings import Settings
 
@@ -55,6 +55,11 @@ class Sender:
             if not isinstance(rendered, Rendered):
                 raise TypeError(f"expected a rendered event, got {rendered.type}")
             await append(self.js, self._attempted(rendered, attempt), n=attempt)
+            if await is_cancelled(
+                self.js, message_id
+            ):  # after `attempted`: a cancel cannot pass it
+                await msg.ack()
+                return
         except (ValidationError, TypeError) as exc:
             await self._settle(msg, [unsendable(message_id, attempt, exc)], None)
             return
