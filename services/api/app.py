@@ -29,6 +29,7 @@ from services.api import (
     actions,
     health,
     messages,
+    scheduling,
     sending,
     stats,
     suppressions,
@@ -64,6 +65,7 @@ PUBLIC_ROUTES = [*tracking.ROUTES, *unsubscribe.ROUTES]
 ROUTES = [
     *sending.ROUTES, *messages.ROUTES, *suppressions.ROUTES, *templates.ROUTES,
     *stats.ROUTES, *health.ROUTES, *actions.ROUTES, *PUBLIC_ROUTES, *webhooks.ROUTES,
+    *scheduling.ROUTES,
 ]  # fmt: skip
 
 

@@ -74,6 +74,13 @@ class Bus:
         if not self.connected:
             raise Unavailable("NATS unavailable: not connected")
 
+    @contextlib.contextmanager
+    def reachable(self, what: str) -> Iterator[None]:
+        """For work on `js` done elsewhere: 503 while NATS is away, never a 500."""
+        self._check()
+        with _reachable(what):
+            yield
+
     async def publish(self, subject: str, payload: dict[str, Any], msg_id: str) -> int:
         """Publish a command and wait for JetStream's ack; returns its stream sequence."""
         self._check()

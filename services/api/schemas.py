@@ -60,6 +60,7 @@ class Message(Body):
     complained_at: datetime | None = None
     unsubscribed_at: datetime | None = None
     resent_as: list[str] = []
+    send_at: datetime | None = None
     as_of: datetime | None = Field(default=None, description="set when folded from the log")
 
     @classmethod

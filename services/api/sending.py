@@ -20,6 +20,7 @@ from services.api.auth import SECURITY, SEND
 from services.api.messages import known_id, message_row
 from services.api.problems import Problem
 from services.api.runtime import Runtime
+from services.api.scheduling import max_ahead
 from services.api.schemas import BatchAccepted, MessageAccepted, ResendRequest
 from shared.commands import ResendCommand, SendBatchCommand, SendCommand
 from shared.subjects import CMD_RESEND, CMD_SEND, CMD_SEND_BATCH
@@ -82,6 +83,8 @@ async def send_message(
         raise Problem(422, "idempotency-key-mismatch", detail)
     if problem := _template_known(rt, data.template):
         raise Problem(422, "invalid-command", problem)
+    if data.send_at is not None:
+        max_ahead(rt, data.send_at)
     key = idempotency_key or data.idempotency_key
     message_id = data.message_id or new_id()
     if key:
