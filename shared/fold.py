@@ -41,9 +41,9 @@ from shared.events import (
 
 # Higher wins; equal ranks: the later event wins.
 STATUS_RANK = {
-    "unknown": 0,
+    "unknown": -1,
+    "scheduled": 0,  # below accepted: once released, a message never reads as scheduled again
     "accepted": 1,
-    "scheduled": 1,
     "rendered": 2,
     "sending": 3,
     "deferred": 3,

@@ -37,7 +37,7 @@ def on_due(events: list[Event], due: Due, now: datetime) -> Release | Drop | Wai
     if due.revision not in revisions:
         return Wait(f"revision {due.revision} is not in the log yet")
     status = fold(events).status
-    if status != "scheduled":
+    if status != "scheduled" or any(isinstance(e, Accepted) for e in events):
         return Drop(f"the message is {status}")
     if due.revision != revisions[-1]:
         return Drop("a later reschedule replaced this schedule")
