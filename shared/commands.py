@@ -155,6 +155,12 @@ class SendCommand(BaseModel):
                 raise ValueError("'vars' need a 'template'")
         return self
 
+    def content_bytes(self) -> int:
+        """What the rendered mail carries at least twice (the HTML and a text part
+        made from it), so what must fit NATS's max payload with room to spare."""
+        size = len((self.html or "").encode()) + len((self.text or "").encode())
+        return size + (len(json.dumps(self.vars).encode()) if self.vars else 0)
+
     def body_hash(self) -> str:
         """What an idempotency key is bound to: the content, not the key or a fresh id."""
         # Without `track`, the hash is what it was before the field existed.

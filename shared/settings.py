@@ -112,6 +112,9 @@ class Settings(BaseSettings):
     idempotency_ttl: float = Field(default=86400.0, gt=120)
     # How far ahead `send_at` may be (seconds): 30 days.
     max_schedule: float = Field(default=30 * 86400.0, gt=0)
+    # html + text + vars of one send: its rendered mail holds them about twice and must
+    # fit NATS's max payload (1 MB by default). Larger sends are refused up front.
+    max_content_bytes: int = Field(default=400_000, ge=1024)
     # Overrides every consumer's ack_wait (nats/jetstream.yaml): how long a crashed
     # worker's unacked messages wait before another worker gets them.
     ack_wait: float | None = Field(default=None, gt=0)

@@ -17,6 +17,7 @@ from litestar.params import Body, FromPath, HeaderParameter, JSONBody
 from pydantic import ValidationError
 
 from services.api.auth import SECURITY, SEND
+from services.api.batch_ids import claim_batch, keyed_id, refuse_taken, settle_ids
 from services.api.messages import known_id, message_row
 from services.api.problems import Problem
 from services.api.runtime import Runtime
@@ -85,6 +86,7 @@ async def send_message(
         raise Problem(422, "invalid-command", problem)
     if data.send_at is not None:
         max_ahead(rt, data.send_at)
+    too_big(rt, data)
     key = idempotency_key or data.idempotency_key
     message_id = data.message_id or new_id()
     if key:
@@ -95,6 +97,8 @@ async def send_message(
                           f"idempotency key already used with a different body "
                           f"(message {held.message_id})", message_id=held.message_id)  # fmt: skip
         message_id = held.message_id
+    elif data.message_id:
+        await refuse_taken(rt, data.message_id)
     payload: dict[str, Any] = {**await request.json(), "message_id": message_id}
     if key:
         payload["idempotency_key"] = key
@@ -104,9 +108,9 @@ async def send_message(
     return MessageAccepted(id=message_id)
 
 
-def _batch_ids(rt: Runtime, entries: list[dict[str, Any]]) -> list[str]:
-    """An id per entry (the caller's or a new one), or a 422 naming every bad entry."""
-    ids: list[str] = []
+def _batch_commands(rt: Runtime, entries: list[dict[str, Any]]) -> list[SendCommand]:
+    """Every entry as a command, or a 422 naming every bad entry."""
+    commands: list[SendCommand] = []
     errors: list[dict[str, Any]] = []
     for index, entry in enumerate(entries):
         try:
@@ -114,12 +118,10 @@ def _batch_ids(rt: Runtime, entries: list[dict[str, Any]]) -> list[str]:
         except ValidationError as exc:
             errors.append({"index": index, "detail": errors_of(exc)})
             continue
-        message_id = command.message_id or new_id()
-        if problem := _template_known(rt, command.template):
+        problem = _template_known(rt, command.template) or _too_far(rt, command)
+        if problem:
             errors.append({"index": index, "detail": problem})
-        elif message_id in ids:
-            errors.append({"index": index, "detail": f"message_id: {message_id!r} repeats"})
-        ids.append(message_id)
+        commands.append(command)
     if not entries:
         raise Problem(422, "invalid-batch", "the batch has no entries")
     if errors:
@@ -127,6 +129,33 @@ def _batch_ids(rt: Runtime, entries: list[dict[str, Any]]) -> list[str]:
                       f"{len(errors)} of {len(entries)} entries are invalid: " + "; ".join(
                           f"[{e['index']}] {e['detail']}" for e in errors[:10]),
                       errors=errors)  # fmt: skip
+    return commands
+
+
+def too_big(rt: Runtime, command: SendCommand) -> None:
+    """A send whose rendered mail would not fit in NATS: 413 now, not a failure later."""
+    size, limit = command.content_bytes(), rt.settings.max_content_bytes
+    if size > limit:
+        raise Problem(413, "too-large", f"content: {size} bytes of html, text and vars; at most "
+                      f"{limit} (JETPOST_MAX_CONTENT_BYTES)", limit=limit)  # fmt: skip
+
+
+def _too_far(rt: Runtime, command: SendCommand) -> str | None:
+    try:
+        if command.send_at is not None:
+            max_ahead(rt, command.send_at)
+    except Problem as exc:
+        return exc.detail
+    return None
+
+
+def _entry_ids(commands: list[SendCommand], key: str | None) -> list[str]:
+    """The caller's id, else one from the batch's key (the same again on a retry),
+    else a new one; a repeated id is a 422."""
+    ids = [c.message_id or (keyed_id(key, i) if key else new_id()) for i, c in enumerate(commands)]
+    repeated = sorted({m for m in ids if ids.count(m) > 1})
+    if repeated:
+        raise Problem(422, "invalid-batch", f"message_id repeats in the batch: {repeated[:10]}")
     return ids
 
 
@@ -139,14 +168,28 @@ def _batch_ids(rt: Runtime, entries: list[dict[str, Any]]) -> list[str]:
     tags=TAGS,
 )
 async def send_batch(
-    rt: NamedDependency[Runtime], request: Request[Any, Any, Any], data: JSONBody[SendBatchCommand]
+    rt: NamedDependency[Runtime],
+    request: Request[Any, Any, Any],
+    data: JSONBody[SendBatchCommand],
+    idempotency_key: Annotated[
+        str | None,
+        HeaderParameter(
+            name="Idempotency-Key",
+            min_length=1,
+            max_length=256,
+            description="the same key with the same body gives the same ids again",
+        ),
+    ] = None,
 ) -> BatchAccepted:
-    ids = _batch_ids(rt, data.expand())
+    commands = _batch_commands(rt, data.expand())
+    for command in commands:
+        too_big(rt, command)
     payload: dict[str, Any] = await request.json()
+    batch_id = await claim_batch(rt, idempotency_key, payload) if idempotency_key else new_id()
+    ids = await settle_ids(rt, commands, _entry_ids(commands, idempotency_key))
     listed = payload["messages"] if data.messages is not None else payload["recipients"]
     for entry, message_id in zip(listed, ids, strict=True):
         entry["message_id"] = message_id
-    batch_id = new_id()
     await rt.bus.publish(CMD_SEND_BATCH, payload, batch_id)
     return BatchAccepted(batch_id=batch_id, ids=ids)
 

@@ -20,6 +20,7 @@ def register(broker: NatsBroker, env: Env) -> Service:
             templates=env.catalog.names(),
             suppressions=await js.key_value(SUPPRESSION_BUCKET),
             max_schedule=env.settings.max_schedule,
+            max_content=env.settings.max_content_bytes,
         )
 
     return register_service(broker, env, "intake", build)

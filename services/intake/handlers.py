@@ -58,6 +58,7 @@ class Intake:
     templates: frozenset[str]
     suppressions: KeyValue
     max_schedule: float = 30 * 86400.0
+    max_content: int = 400_000
     slots: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(64))
 
     async def handle(self, msg: NatsMessage) -> None:
@@ -84,6 +85,7 @@ class Intake:
             default_sender=self.default_sender,
             templates=self.templates,
             max_schedule=self.max_schedule,
+            max_content=self.max_content,
         )
 
     async def give_up(self, msg: NatsMessage, exc: BaseException) -> None:
@@ -164,6 +166,13 @@ class Intake:
                 utcnow(),
             )  # fmt: skip
             event = with_suppressed(event, hits)
+        chosen = command is not None and command.message_id and not command.idempotency_key
+        if chosen and await self._taken(event.message_id, ctx):
+            reason = f"message_id: {event.message_id!r} is already used by another message"
+            taken = f"taken-{ctx.fallback_id()[:16]}-{event.message_id}"[:128]
+            await append(self.js, reject(ctx, raw, reason, taken).event)
+            log.info("command seq=%s rejected: %s", ctx.seq, reason)
+            return
         if check_log and await has_event(self.js, event.message_id, event.type):
             log.info("command seq=%s already recorded as %s", ctx.seq, event.message_id)
             return
@@ -175,6 +184,15 @@ class Intake:
         await append(self.js, event, decision.n)
         if isinstance(event, Rejected):
             log.info("command seq=%s rejected: %s", ctx.seq, event.reason)
+
+    async def _taken(self, message_id: str, ctx: CommandContext) -> bool:
+        """A caller-chosen id that another command (not this one, redelivered) used."""
+        for kind in ("accepted", "scheduled"):
+            found = await last_event(self.js, message_id, kind)
+            prior = admitted(found) if found is not None else None
+            if prior is not None:
+                return prior.command_seq != ctx.seq
+        return False
 
     async def _claim_key(self, decision: Decision, ctx: CommandContext, raw: bytes) -> Decision:
         """The same key with the same content is the same message again; with other

@@ -42,6 +42,7 @@ class CommandContext:
     templates: frozenset[str]
     entry: int | None = None  # position in a batch
     max_schedule: float = 30 * 86400.0  # JETPOST_MAX_SCHEDULE: how far ahead send_at may be
+    max_content: int = 400_000  # JETPOST_MAX_CONTENT_BYTES
 
     def fallback_id(self) -> str:
         """An id for a command that names none: derived from where the command sits in
@@ -124,6 +125,10 @@ def decide_payload(payload: dict[str, Any], raw: bytes, ctx: CommandContext) -> 
         return reject(ctx, raw, f"template: unknown template {command.template!r}", mid)
     if problem := schedule_problem(command, ctx):
         return reject(ctx, raw, problem, mid)
+    if command.content_bytes() > ctx.max_content:
+        reason = (f"content: {command.content_bytes()} bytes of html, text and vars; at most "
+                  f"{ctx.max_content} (JETPOST_MAX_CONTENT_BYTES)")  # fmt: skip
+        return reject(ctx, raw, reason, mid)
     return Decision(admit(command, ctx, mid), command)
 
 
