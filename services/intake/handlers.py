@@ -214,22 +214,22 @@ class Intake:
 Decider = Callable[[Intake, bytes, CommandContext], Awaitable[list[Decision]]]
 
 
-async def _pure(decide_: Callable[[bytes, CommandContext], list[Decision]], data: bytes,
-                ctx: CommandContext) -> list[Decision]:  # fmt: skip
-    return decide_(data, ctx)
+def pure(decide_: Callable[[bytes, CommandContext], list[Decision]]) -> Decider:
+    """A command decided from its bytes alone (no log, no KV)."""
+
+    async def run(_: Intake, data: bytes, ctx: CommandContext) -> list[Decision]:
+        return decide_(data, ctx)
+
+    return run
 
 
 # One entry per command subject (STYLE: dispatch by table).
 DECIDERS: dict[str, Decider] = {
-    CMD_SEND: lambda _, data, ctx: _pure(lambda d, c: [decide(d, c)], data, ctx),
-    CMD_SEND_BATCH: lambda _, data, ctx: _pure(send_batch.decide_batch, data, ctx),
-    CMD_SUPPRESS: lambda _, data, ctx: _pure(
-        lambda d, c: [suppress.decide_suppression(d, c, remove=False)], data, ctx
-    ),
-    CMD_UNSUPPRESS: lambda _, data, ctx: _pure(
-        lambda d, c: [suppress.decide_suppression(d, c, remove=True)], data, ctx
-    ),
-    CMD_RESEND: lambda intake, data, ctx: intake.resend(data, ctx),
+    CMD_SEND: pure(lambda data, ctx: [decide(data, ctx)]),
+    CMD_SEND_BATCH: pure(send_batch.decide_batch),
+    CMD_SUPPRESS: pure(lambda data, ctx: [suppress.decide_suppression(data, ctx, remove=False)]),
+    CMD_UNSUPPRESS: pure(lambda data, ctx: [suppress.decide_suppression(data, ctx, remove=True)]),
+    CMD_RESEND: Intake.resend,
     CMD_CANCEL: lambda intake, data, ctx: intake.change(data, ctx, move=False),
     CMD_RESCHEDULE: lambda intake, data, ctx: intake.change(data, ctx, move=True),
 }
