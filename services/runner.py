@@ -16,6 +16,7 @@ from faststream.nats import NatsBroker
 
 from services.component import Env, Service
 from services.intake.app import register as register_intake
+from services.lanes.app import register as register_bulk_lane
 from services.renderer.app import register as register_renderer
 from services.renderer.catalog import TemplateCatalog
 from services.scheduler.app import register as register_scheduler
@@ -32,6 +33,7 @@ REGISTRY: dict[str, Callable[[NatsBroker, Env], Service]] = {
     "sender": register_sender,
     "suppression_set": register_suppression_set,
     "scheduler": register_scheduler,
+    "bulk_lane": register_bulk_lane,
 }
 SERVICES = tuple(REGISTRY)
 

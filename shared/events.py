@@ -109,6 +109,15 @@ class Scheduled(EventBase):
     accepted: Accepted
 
 
+class Queued(EventBase):
+    """A bulk message waiting in the bulk lane: `accepted` is appended when the
+    renderer and sender have room (services/lanes), so transactional mail never
+    waits behind a campaign."""
+
+    type: Literal["queued"] = "queued"
+    accepted: Accepted
+
+
 class Rescheduled(EventBase):
     """The message's schedule moved to `send_at` (its event id is the new revision)."""
 
@@ -264,6 +273,7 @@ Event = Annotated[
     | Rejected
     | Suppressed
     | Scheduled
+    | Queued
     | Rescheduled
     | Rendered
     | RenderFailed

@@ -29,6 +29,7 @@ from shared.events import (
     Event,
     Failed,
     Opened,
+    Queued,
     Rejected,
     Rendered,
     RenderFailed,
@@ -43,6 +44,7 @@ from shared.events import (
 STATUS_RANK = {
     "unknown": -1,
     "scheduled": 0,  # below accepted: once released, a message never reads as scheduled again
+    "queued": 0,
     "accepted": 1,
     "rendered": 2,
     "sending": 3,
@@ -61,6 +63,7 @@ STATUS_OF = {
     "accepted": "accepted",
     "scheduled": "scheduled",
     "rescheduled": "scheduled",
+    "queued": "queued",
     "rendered": "rendered",
     "attempted": "sending",
     "deferred": "deferred",
@@ -149,9 +152,10 @@ def _step(s: dict[str, Any], event: Event) -> None:
             s["accepted_at"] = _earliest(s["accepted_at"], at)
             if event.subject is not None and s["subject"] is None:
                 s["subject"] = event.subject
-        case Scheduled():
+        case Scheduled() | Queued():
             _envelope(s, event.accepted)
-            s["send_at"] = event.send_at
+            if isinstance(event, Scheduled):
+                s["send_at"] = event.send_at
             if event.accepted.subject is not None and s["subject"] is None:
                 s["subject"] = event.accepted.subject
         case Rescheduled():

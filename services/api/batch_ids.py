@@ -23,7 +23,7 @@ from shared.eventlog import first_of
 
 _BATCH_NS = uuid.UUID("2b1f0d6c-7f39-4a55-9a0e-0c2f7f0e9b41")
 CLAIMS_AT_ONCE = 32
-FIRST_EVENTS = ("accepted", "scheduled", "rejected", "suppressed")
+FIRST_EVENTS = ("accepted", "scheduled", "queued", "rejected", "suppressed")
 
 
 def body_hash(payload: dict[str, Any]) -> str:

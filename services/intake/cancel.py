@@ -7,9 +7,9 @@ from services.intake.change import Change, History, status_of
 from shared.events import Cancelled, event_id_for
 from shared.scheduling import CancelCommand
 
-# Nothing is with a provider: waiting for its time, to be rendered, to be sent, or
-# deferred and waiting for its next attempt (whose retries then stop).
-CANCELLABLE = frozenset({"scheduled", "accepted", "rendered", "deferred"})
+# Nothing is with a provider: waiting for its time or in the bulk lane, to be rendered,
+# to be sent, or deferred and waiting for its next attempt (whose retries then stop).
+CANCELLABLE = frozenset({"scheduled", "queued", "accepted", "rendered", "deferred"})
 
 
 def decide(command: CancelCommand, events: History) -> Change:

@@ -32,7 +32,7 @@ from services.intake.logic import (
 )
 from shared.consumers import TRANSIENT_ERRORS, retry_delay
 from shared.eventlog import append, has_event, last_event
-from shared.events import Accepted, Rejected, Scheduled, utcnow
+from shared.events import Accepted, Queued, Rejected, Scheduled, utcnow
 from shared.idempotency import claim
 from shared.mailbox import Mailbox
 from shared.scheduling import CancelCommand, Due, RescheduleCommand, publish_schedule
@@ -157,7 +157,7 @@ class Intake:
             check_log = True  # the key may have been claimed by an earlier delivery
         elif command and command.message_id:
             check_log = True  # a caller-chosen id may have been sent before
-        if isinstance(event, Accepted | Scheduled):
+        if isinstance(event, Accepted | Scheduled | Queued):
             accepted = admitted(event)
             assert accepted is not None
             hits = await suppressed(
@@ -187,7 +187,7 @@ class Intake:
 
     async def _taken(self, message_id: str, ctx: CommandContext) -> bool:
         """A caller-chosen id that another command (not this one, redelivered) used."""
-        for kind in ("accepted", "scheduled"):
+        for kind in ("accepted", "scheduled", "queued"):
             found = await last_event(self.js, message_id, kind)
             prior = admitted(found) if found is not None else None
             if prior is not None:

@@ -19,12 +19,14 @@ from shared.events import (
     Accepted,
     Envelope,
     Event,
+    Queued,
     Rejected,
     Scheduled,
     Suppressed,
     event_id_for,
     utcnow,
 )
+from shared.lanes import is_bulk
 from shared.mailbox import Mailbox
 from shared.subjects import MESSAGE_ID_RE
 from shared.suppression_rules import Entry
@@ -139,12 +141,18 @@ def schedule_problem(command: SendCommand, ctx: CommandContext) -> str | None:
     return None
 
 
-def admit(command: SendCommand, ctx: CommandContext, message_id: str) -> Accepted | Scheduled:
-    """`accepted`, or `scheduled` (holding that `accepted`) for a send_at still ahead
-    of when the command was stored; a time already past sends now."""
+def admit(
+    command: SendCommand, ctx: CommandContext, message_id: str
+) -> Accepted | Scheduled | Queued:
+    """`accepted`; or `scheduled` (holding that `accepted`) for a send_at still ahead
+    of when the command was stored (a time already past sends now); or `queued` for
+    bulk mail (a batch's entries that are not transactional: shared.lanes)."""
     accepted = accept(command, ctx, message_id)
     now = ctx.stored_at or utcnow()
     if command.send_at is None or command.send_at <= now:
+        if is_bulk(ctx.subject, command.transactional):
+            return Queued(event_id=event_id_for(message_id, "queued"), message_id=message_id,
+                          correlation_id=message_id, accepted=accepted)  # fmt: skip
         return accepted
     return Scheduled(
         event_id=event_id_for(message_id, "scheduled"),
@@ -182,15 +190,15 @@ def accept(command: SendCommand, ctx: CommandContext, message_id: str) -> Accept
 
 
 def admitted(event: Event) -> Accepted | None:
-    """The `accepted` a decision carries, itself or held by a `scheduled`."""
-    if isinstance(event, Scheduled):
+    """The `accepted` a decision carries, itself or held by a `scheduled` or `queued`."""
+    if isinstance(event, Scheduled | Queued):
         return event.accepted
     return event if isinstance(event, Accepted) else None
 
 
-def with_suppressed(event: Accepted | Scheduled, hits: dict[str, Entry]) -> Event:
-    """without_suppressed, also for the `accepted` a `scheduled` holds."""
-    if not isinstance(event, Scheduled):
+def with_suppressed(event: Accepted | Scheduled | Queued, hits: dict[str, Entry]) -> Event:
+    """without_suppressed, also for the `accepted` a `scheduled` or `queued` holds."""
+    if isinstance(event, Accepted):
         return without_suppressed(event, hits)
     trimmed = without_suppressed(event.accepted, hits)
     if isinstance(trimmed, Suppressed):
