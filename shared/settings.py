@@ -117,7 +117,7 @@ class Settings(BaseSettings):
     max_content_bytes: int = Field(default=400_000, ge=1024)
     # Bulk mail joins the renderer's and sender's queues only while fewer than this
     # many events wait there (shared.lanes): what transactional mail can wait behind.
-    lane_depth: int = Field(default=64, ge=1)
+    lane_depth: int = Field(default=32, ge=1)
     # Overrides every consumer's ack_wait (nats/jetstream.yaml): how long a crashed
     # worker's unacked messages wait before another worker gets them.
     ack_wait: float | None = Field(default=None, gt=0)

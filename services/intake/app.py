@@ -7,6 +7,7 @@ from nats.js import JetStreamContext
 
 from services.component import Env, Service, register_service
 from services.intake.handlers import Intake
+from shared.consumers import subscribe
 from shared.mailbox import parse_mailbox
 from shared.subjects import IDEMPOTENCY_BUCKET, SUPPRESSION_BUCKET
 
@@ -23,4 +24,8 @@ def register(broker: NatsBroker, env: Env) -> Service:
             max_content=env.settings.max_content_bytes,
         )
 
-    return register_service(broker, env, "intake", build)
+    service = register_service(broker, env, "intake", build)
+    # The same handler on a second consumer: batches (bulk) apart from everything else.
+    subscribe(broker, env.definitions, "intake_bulk", service.handle,
+              batch=env.settings.fetch_batch, give_up=service.give_up)  # fmt: skip
+    return service

@@ -60,6 +60,8 @@ class Intake:
     max_schedule: float = 30 * 86400.0
     max_content: int = 400_000
     slots: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(64))
+    # Batches record through their own slots: a campaign never queues a reset behind it.
+    bulk_slots: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(16))
 
     async def handle(self, msg: NatsMessage) -> None:
         raw = msg.raw_message
@@ -143,7 +145,7 @@ class Intake:
         self, decision: Decision, ctx: CommandContext, raw: bytes, *, redelivered: bool
     ) -> None:
         """A batch of 1000 entries must not fire 1000 x recipients KV lookups at once."""
-        async with self.slots:
+        async with self.bulk_slots if ctx.subject == CMD_SEND_BATCH else self.slots:
             await self.record(decision, ctx, raw, redelivered=redelivered)
 
     async def record(
