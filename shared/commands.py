@@ -15,6 +15,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from shared.attachments import AttachmentIn
 from shared.events import Track
 from shared.mailbox import Mailbox, has_line_break, parse_mailbox
 from shared.subjects import MESSAGE_ID_RE
@@ -74,6 +75,7 @@ class SendCommand(BaseModel):
     transactional: bool = False
     # Hold the message until then (ISO 8601 with a zone); a time past sends now.
     send_at: datetime | None = None
+    attachments: tuple[AttachmentIn, ...] = Field(default=(), max_length=100)
 
     @field_validator("send_at")
     @classmethod
@@ -167,6 +169,7 @@ class SendCommand(BaseModel):
         skip = {"idempotency_key", "message_id"} | ({"track"} if self.track is None else set())
         skip |= {"transactional"} if not self.transactional else set()
         skip |= {"send_at"} if self.send_at is None else set()
+        skip |= {"attachments"} if not self.attachments else set()
         data = self.model_dump(mode="json", by_alias=True, exclude=skip)
         canonical = json.dumps(data, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode()).hexdigest()

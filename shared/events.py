@@ -15,6 +15,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
+from shared.attachments import AttachmentRef
 from shared.mailbox import Mailbox
 from shared.subjects import event_msg_id
 
@@ -81,6 +82,7 @@ class Accepted(EventBase):
     rerender: bool = False
     track: Track | None = None
     transactional: bool = False
+    attachments: tuple[AttachmentRef, ...] = ()
     # Recipients left out because they are on the suppression set.
     suppressed: tuple[str, ...] = ()
 
@@ -137,6 +139,7 @@ class Rendered(EventBase):
     template: str | None = None
     template_version: str | None = None
     tags: tuple[str, ...] = ()
+    attachments: tuple[AttachmentRef, ...] = ()
 
 
 class RenderFailed(EventBase):

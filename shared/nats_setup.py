@@ -11,7 +11,7 @@ from typing import Any
 
 import yaml
 from nats.js import JetStreamContext
-from nats.js.api import ConsumerConfig, KeyValueConfig, StreamConfig
+from nats.js.api import ConsumerConfig, KeyValueConfig, ObjectStoreConfig, StreamConfig
 from nats.js.errors import BadRequestError, BucketNotFoundError
 
 from shared.settings import Settings
@@ -22,6 +22,7 @@ class Definitions:
     streams: list[StreamConfig]
     consumers: list[tuple[str, ConsumerConfig]]
     key_values: list[KeyValueConfig] = field(default_factory=list)
+    object_stores: list[ObjectStoreConfig] = field(default_factory=list)
 
     def consumer(self, durable: str) -> tuple[str, ConsumerConfig]:
         for stream, config in self.consumers:
@@ -64,7 +65,9 @@ def load_definitions(settings: Settings) -> Definitions:
         if raw["bucket"] == "mail_idempotency":
             raw = {**raw, "ttl": settings.idempotency_ttl}
         kvs.append(KeyValueConfig(**raw))
-    return Definitions(streams=streams, consumers=consumers, key_values=kvs)
+    objects = [ObjectStoreConfig(**raw) for raw in data.get("object_stores", [])]
+    return Definitions(streams=streams, consumers=consumers, key_values=kvs,
+                       object_stores=objects)  # fmt: skip
 
 
 async def _apply_stream(js: JetStreamContext, config: StreamConfig) -> None:
@@ -90,3 +93,8 @@ async def apply_definitions(js: JetStreamContext, definitions: Definitions) -> N
         await js.add_consumer(stream_name, consumer)
     for kv in definitions.key_values:
         await _apply_kv(js, kv)
+    for store in definitions.object_stores:
+        try:
+            await js.object_store(store.bucket or "")
+        except BucketNotFoundError:
+            await js.create_object_store(store.bucket or "", config=store)

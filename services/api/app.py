@@ -27,6 +27,7 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from services.api import (
     actions,
+    attachments,
     health,
     messages,
     scheduling,
@@ -65,7 +66,7 @@ PUBLIC_ROUTES = [*tracking.ROUTES, *unsubscribe.ROUTES]
 ROUTES = [
     *sending.ROUTES, *messages.ROUTES, *suppressions.ROUTES, *templates.ROUTES,
     *stats.ROUTES, *health.ROUTES, *actions.ROUTES, *PUBLIC_ROUTES, *webhooks.ROUTES,
-    *scheduling.ROUTES,
+    *scheduling.ROUTES, *attachments.ROUTES,
 ]  # fmt: skip
 
 

@@ -16,6 +16,7 @@ from litestar.openapi.spec import Example
 from litestar.params import Body, FromPath, HeaderParameter, JSONBody
 from pydantic import ValidationError
 
+from services.api.attachments import check_attachments
 from services.api.auth import SECURITY, SEND
 from services.api.batch_ids import claim_batch, keyed_id, refuse_taken, settle_ids
 from services.api.messages import known_id, message_row
@@ -87,6 +88,7 @@ async def send_message(
     if data.send_at is not None:
         max_ahead(rt, data.send_at)
     too_big(rt, data)
+    await check_attachments(rt, data)
     key = idempotency_key or data.idempotency_key
     message_id = data.message_id or new_id()
     if key:
@@ -184,6 +186,7 @@ async def send_batch(
     commands = _batch_commands(rt, data.expand())
     for command in commands:
         too_big(rt, command)
+        await check_attachments(rt, command)
     payload: dict[str, Any] = await request.json()
     batch_id = await claim_batch(rt, idempotency_key, payload) if idempotency_key else new_id()
     ids = await settle_ids(rt, commands, _entry_ids(commands, idempotency_key))

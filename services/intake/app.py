@@ -7,6 +7,7 @@ from nats.js import JetStreamContext
 
 from services.component import Env, Service, register_service
 from services.intake.handlers import Intake
+from shared.attachments import BUCKET as ATTACHMENTS_BUCKET
 from shared.consumers import subscribe
 from shared.mailbox import parse_mailbox
 from shared.subjects import IDEMPOTENCY_BUCKET, SUPPRESSION_BUCKET
@@ -22,6 +23,10 @@ def register(broker: NatsBroker, env: Env) -> Service:
             suppressions=await js.key_value(SUPPRESSION_BUCKET),
             max_schedule=env.settings.max_schedule,
             max_content=env.settings.max_content_bytes,
+            objects=await js.object_store(ATTACHMENTS_BUCKET),
+            blocked=env.settings.blocked,
+            max_attachments=env.settings.max_attachments,
+            max_attachment_bytes=env.settings.max_attachment_bytes,
         )
 
     service = register_service(broker, env, "intake", build)

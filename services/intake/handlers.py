@@ -15,6 +15,7 @@ from typing import Any
 from faststream.nats import NatsMessage
 from nats.js import JetStreamContext
 from nats.js.kv import KeyValue
+from nats.js.object_store import ObjectStore
 from pydantic import ValidationError
 
 from services.intake import cancel, reschedule, resend, send_batch, suppress
@@ -30,6 +31,7 @@ from services.intake.logic import (
     reject,
     with_suppressed,
 )
+from shared.attachments import object_id
 from shared.consumers import TRANSIENT_ERRORS, retry_delay
 from shared.eventlog import append, has_event, last_event
 from shared.events import Accepted, Queued, Rejected, Scheduled, utcnow
@@ -59,6 +61,10 @@ class Intake:
     suppressions: KeyValue
     max_schedule: float = 30 * 86400.0
     max_content: int = 400_000
+    objects: ObjectStore | None = None  # the mail_attachments bucket
+    blocked: frozenset[str] = frozenset()
+    max_attachments: int = 10
+    max_attachment_bytes: int = 10_000_000
     slots: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(64))
     # Batches record through their own slots: a campaign never queues a reset behind it.
     bulk_slots: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(16))
@@ -88,6 +94,9 @@ class Intake:
             templates=self.templates,
             max_schedule=self.max_schedule,
             max_content=self.max_content,
+            blocked=self.blocked,
+            max_attachments=self.max_attachments,
+            max_attachment_bytes=self.max_attachment_bytes,
         )
 
     async def give_up(self, msg: NatsMessage, exc: BaseException) -> None:
@@ -178,6 +187,8 @@ class Intake:
         if check_log and await has_event(self.js, event.message_id, event.type):
             log.info("command seq=%s already recorded as %s", ctx.seq, event.message_id)
             return
+        if isinstance(event, Accepted | Scheduled | Queued) and (uploads := decision.uploads()):
+            await self.store(uploads)
         if isinstance(event, Scheduled):
             # The schedule first: a crash before the append leaves a schedule that the
             # scheduler holds back until its `scheduled` is in the log.
@@ -186,6 +197,13 @@ class Intake:
         await append(self.js, event, decision.n)
         if isinstance(event, Rejected):
             log.info("command seq=%s rejected: %s", ctx.seq, event.reason)
+
+    async def store(self, uploads: list[bytes]) -> None:
+        """Attachment content into the Object Store, named by its hash (a retry puts
+        the same object again)."""
+        assert self.objects is not None, "intake built without the attachments bucket"
+        for data in uploads:
+            await self.objects.put(object_id(data), data)
 
     async def _taken(self, message_id: str, ctx: CommandContext) -> bool:
         """A caller-chosen id that another command (not this one, redelivered) used."""

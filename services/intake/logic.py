@@ -14,6 +14,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from shared.attachments import AttachmentRef, inline_size, limits_problem, object_id
 from shared.commands import SendCommand
 from shared.events import (
     Accepted,
@@ -45,6 +46,9 @@ class CommandContext:
     entry: int | None = None  # position in a batch
     max_schedule: float = 30 * 86400.0  # JETPOST_MAX_SCHEDULE: how far ahead send_at may be
     max_content: int = 400_000  # JETPOST_MAX_CONTENT_BYTES
+    blocked: frozenset[str] = frozenset()  # JETPOST_BLOCKED_EXTENSIONS
+    max_attachments: int = 10
+    max_attachment_bytes: int = 10_000_000
 
     def fallback_id(self) -> str:
         """An id for a command that names none: derived from where the command sits in
@@ -63,6 +67,12 @@ class Decision:
     event: Event
     command: SendCommand | None = None
     n: int = 1  # the append's dedup counter (subjects.event_msg_id)
+
+    def uploads(self) -> list[bytes]:
+        """Attachment content to put in the Object Store before the event is appended."""
+        if self.command is None:
+            return []
+        return [a.decoded() for a in self.command.attachments if a.content is not None]
 
 
 def describe(exc: ValidationError) -> str:
@@ -127,11 +137,34 @@ def decide_payload(payload: dict[str, Any], raw: bytes, ctx: CommandContext) -> 
         return reject(ctx, raw, f"template: unknown template {command.template!r}", mid)
     if problem := schedule_problem(command, ctx):
         return reject(ctx, raw, problem, mid)
+    if problem := attachments_problem(command, ctx):
+        return reject(ctx, raw, problem, mid)
     if command.content_bytes() > ctx.max_content:
         reason = (f"content: {command.content_bytes()} bytes of html, text and vars; at most "
                   f"{ctx.max_content} (JETPOST_MAX_CONTENT_BYTES)")  # fmt: skip
         return reject(ctx, raw, reason, mid)
     return Decision(admit(command, ctx, mid), command)
+
+
+def attachments_problem(command: SendCommand, ctx: CommandContext) -> str | None:
+    if problem := limits_problem(command.attachments, ctx.blocked, ctx.max_attachments):
+        return problem
+    if (size := inline_size(command.attachments)) > ctx.max_attachment_bytes:
+        return (f"attachments: {size} bytes; at most {ctx.max_attachment_bytes}"
+                " (JETPOST_MAX_ATTACHMENT_BYTES)")  # fmt: skip
+    return None
+
+
+def refs(command: SendCommand) -> tuple[AttachmentRef, ...]:
+    out = []
+    for a in command.attachments:
+        data = a.decoded() if a.content is not None else None
+        out.append(AttachmentRef(
+            filename=a.filename, content_type=a.content_type, content_id=a.content_id,
+            object=object_id(data) if data is not None else a.object or "",
+            size=len(data) if data is not None else None,
+        ))  # fmt: skip
+    return tuple(out)
 
 
 def schedule_problem(command: SendCommand, ctx: CommandContext) -> str | None:
@@ -186,6 +219,7 @@ def accept(command: SendCommand, ctx: CommandContext, message_id: str) -> Accept
         command_seq=ctx.seq,
         track=command.track,
         transactional=command.transactional,
+        attachments=refs(command),
     )
 
 

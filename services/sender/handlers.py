@@ -16,6 +16,7 @@ from faststream.nats import NatsMessage
 from nats.js import JetStreamContext
 from pydantic import ValidationError
 
+from services.sender.attachments import attach, load
 from services.sender.logic import decide_outcome, unsendable
 from services.sender.mime import build_message, envelope_recipients, envelope_sender
 from services.sender.providers import Mailer
@@ -69,6 +70,7 @@ class Sender:
             return
         try:
             message = build_message(rendered)
+            attach(message, rendered.attachments, await load(self.js, rendered.attachments))
         except (ValueError, TypeError) as exc:  # email.policy refuses what it cannot send
             await self._settle(msg, [unsendable(message_id, attempt, exc)], None)
             return
