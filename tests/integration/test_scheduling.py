@@ -16,7 +16,14 @@ from services.capture import CaptureSink
 from shared.embedded import EmbeddedNats
 from shared.events import Rejected
 from shared.settings import Settings
-from shared.subjects import CMD_CANCEL, CMD_RESCHEDULE, CMD_SEND, CMD_STREAM, event_filter
+from shared.subjects import (
+    CMD_CANCEL,
+    CMD_RESCHEDULE,
+    CMD_SEND,
+    CMD_SEND_BATCH,
+    CMD_STREAM,
+    event_filter,
+)
 from tests.conftest import JETPOST, Pipeline, service_env
 from tests.eventlog_reader import read_all, types_of, wait_for_event
 from tests.integration.test_api_support import eventually
@@ -142,3 +149,32 @@ async def test_cli_send_at_and_cancel(
     code, out = await jetpost("cancel", mid)
     assert (code, out.strip()) == (0, "cancelled")
     assert await types_of(js, mid) == ["scheduled", "cancelled"]
+
+
+async def test_bulk_lane_releases_a_batch_and_a_queued_message_can_be_cancelled(
+    pipeline: Pipeline, js: JetStreamContext, sink: CaptureSink
+) -> None:
+    entries = [command(transactional=i == 0) for i in range(6)]
+    await publish(js, CMD_SEND_BATCH, {"messages": entries})
+    tx, bulk = entries[0]["message_id"], [e["message_id"] for e in entries[1:]]
+    for mid in bulk:
+        await wait_for_event(js, mid, "delivered")
+    assert (await types_of(js, bulk[0]))[:2] == ["queued", "accepted"]
+    assert (await types_of(js, tx))[0] == "accepted"  # transactional: no lane
+
+    await pipeline.stop()  # nothing releases it now: cancel it while queued
+    late = command()
+    await publish(js, CMD_SEND_BATCH, {"messages": [late]})
+    await pipeline.start(("intake",))
+    await wait_for_event(js, late["message_id"], "queued")
+    await publish(js, CMD_CANCEL, {"message_id": late["message_id"]})
+    await wait_for_event(js, late["message_id"], "cancelled")
+    await pipeline.stop()
+    await pipeline.start()
+
+    async def lane_done() -> bool:
+        info = await js.consumer_info("MAIL_EVT", "bulk_lane")
+        return info.num_pending == 0 and info.num_ack_pending == 0
+
+    await eventually(lane_done, "the bulk lane to handle the cancelled message")
+    assert await types_of(js, late["message_id"]) == ["queued", "cancelled"]
