@@ -46,7 +46,11 @@ class Gate:
                 infos = await asyncio.gather(
                     *(self.js.consumer_info(EVT_STREAM, name) for name in DOWNSTREAM)
                 )
-                self.waiting = sum(int(i.num_pending or 0) for i in infos)
+                renderer, sender = infos
+                # The renderer's work in hand counts too (it takes a batch at a time);
+                # the sender's does not: deferred mail waiting out a retry is in hand.
+                self.waiting = (int(renderer.num_pending or 0) + int(renderer.num_ack_pending or 0)
+                                + int(sender.num_pending or 0))  # fmt: skip
                 self.seen_at = time.monotonic()
             return self.waiting
 

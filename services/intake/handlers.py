@@ -67,7 +67,7 @@ class Intake:
     max_attachment_bytes: int = 10_000_000
     slots: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(64))
     # Batches record through their own slots: a campaign never queues a reset behind it.
-    bulk_slots: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(16))
+    bulk_slots: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(8))
 
     async def handle(self, msg: NatsMessage) -> None:
         raw = msg.raw_message
@@ -178,12 +178,15 @@ class Intake:
             )  # fmt: skip
             event = with_suppressed(event, hits)
         chosen = command is not None and command.message_id and not command.idempotency_key
-        if chosen and await self._taken(event.message_id, ctx):
-            reason = f"message_id: {event.message_id!r} is already used by another message"
-            taken = f"taken-{ctx.fallback_id()[:16]}-{event.message_id}"[:128]
-            await append(self.js, reject(ctx, raw, reason, taken).event)
-            log.info("command seq=%s rejected: %s", ctx.seq, reason)
-            return
+        if chosen and admitted(event) is not None:
+            prior = await self._prior(event.message_id)
+            if prior is not None and prior.command_seq != ctx.seq:
+                reason = f"message_id: {event.message_id!r} is already used by another message"
+                taken = f"taken-{ctx.fallback_id()[:16]}-{event.message_id}"[:128]
+                await append(self.js, reject(ctx, raw, reason, taken).event)
+                log.info("command seq=%s rejected: %s", ctx.seq, reason)
+                return
+            check_log = prior is not None  # this command, delivered again
         if check_log and await has_event(self.js, event.message_id, event.type):
             log.info("command seq=%s already recorded as %s", ctx.seq, event.message_id)
             return
@@ -205,14 +208,12 @@ class Intake:
         for data in uploads:
             await self.objects.put(object_id(data), data)
 
-    async def _taken(self, message_id: str, ctx: CommandContext) -> bool:
-        """A caller-chosen id that another command (not this one, redelivered) used."""
-        for kind in ("accepted", "scheduled", "queued"):
-            found = await last_event(self.js, message_id, kind)
-            prior = admitted(found) if found is not None else None
-            if prior is not None:
-                return prior.command_seq != ctx.seq
-        return False
+    async def _prior(self, message_id: str) -> Accepted | None:
+        """What a caller-chosen id already holds, if anything (looked up at once)."""
+        found = await asyncio.gather(
+            *(last_event(self.js, message_id, kind) for kind in ("accepted", "scheduled", "queued"))
+        )
+        return next((a for e in found if e is not None and (a := admitted(e))), None)
 
     async def _claim_key(self, decision: Decision, ctx: CommandContext, raw: bytes) -> Decision:
         """The same key with the same content is the same message again; with other
