@@ -174,7 +174,7 @@ async def test_bulk_lane_releases_a_batch_and_a_queued_message_can_be_cancelled(
 
     async def lane_done() -> bool:
         info = await js.consumer_info("MAIL_EVT", "bulk_lane")
-        return info.num_pending == 0 and info.num_ack_pending == 0
+        return bool(info.num_pending == 0 and info.num_ack_pending == 0)
 
     await eventually(lane_done, "the bulk lane to handle the cancelled message")
     assert await types_of(js, late["message_id"]) == ["queued", "cancelled"]
