@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from nats.js import JetStreamContext
-from pydantic import BaseModel, ConfigDict, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from shared.subjects import MESSAGE_ID_RE, SCHED_STREAM, due_subject, schedule_subject
 
@@ -28,15 +28,8 @@ class CancelCommand(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    message_id: str
-    reason: str = ""
-
-    @field_validator("message_id")
-    @classmethod
-    def _id(cls, value: str) -> str:
-        if not MESSAGE_ID_RE.match(value):
-            raise ValueError("message ids are 1-128 characters of [A-Za-z0-9_-]")
-        return value
+    message_id: str = Field(pattern=MESSAGE_ID_RE.pattern)
+    reason: str = Field(default="", max_length=500)
 
 
 class RescheduleCommand(CancelCommand):

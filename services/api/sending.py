@@ -40,6 +40,13 @@ SEND_BODY = Body(
 )  # fmt: skip
 
 
+IdempotencyKey = Annotated[
+    str | None,
+    HeaderParameter(name="Idempotency-Key", min_length=1, max_length=256,
+                    description="the same key with the same body gives the same id(s) again"),
+]  # fmt: skip
+
+
 def new_id() -> str:
     return uuid.uuid4().hex
 
@@ -70,15 +77,7 @@ async def send_message(
     rt: NamedDependency[Runtime],
     request: Request[Any, Any, Any],
     data: Annotated[SendCommand, SEND_BODY],
-    idempotency_key: Annotated[
-        str | None,
-        HeaderParameter(
-            name="Idempotency-Key",
-            min_length=1,
-            max_length=256,
-            description="the same key with the same body gives the same id again",
-        ),
-    ] = None,
+    idempotency_key: IdempotencyKey = None,
 ) -> MessageAccepted:
     if idempotency_key and data.idempotency_key and idempotency_key != data.idempotency_key:
         detail = "the Idempotency-Key header and the body's idempotency_key differ"
@@ -173,15 +172,7 @@ async def send_batch(
     rt: NamedDependency[Runtime],
     request: Request[Any, Any, Any],
     data: JSONBody[SendBatchCommand],
-    idempotency_key: Annotated[
-        str | None,
-        HeaderParameter(
-            name="Idempotency-Key",
-            min_length=1,
-            max_length=256,
-            description="the same key with the same body gives the same ids again",
-        ),
-    ] = None,
+    idempotency_key: IdempotencyKey = None,
 ) -> BatchAccepted:
     commands = _batch_commands(rt, data.expand())
     for command in commands:
