@@ -14,6 +14,12 @@ CMD_SUPPRESS = "mail.cmd.suppress"
 CMD_UNSUPPRESS = "mail.cmd.unsuppress"
 CMD_CANCEL = "mail.cmd.cancel"
 CMD_RESCHEDULE = "mail.cmd.reschedule"
+# Changes to the customer's webhook endpoints (services/webhooks): intake records them.
+CMD_WEBHOOK_CREATE = "mail.cmd.webhook_create"
+CMD_WEBHOOK_UPDATE = "mail.cmd.webhook_update"
+CMD_WEBHOOK_DELETE = "mail.cmd.webhook_delete"
+CMD_WEBHOOK_ROTATE = "mail.cmd.webhook_rotate"
+CMD_WEBHOOK_REPLAY = "mail.cmd.webhook_replay"
 
 EVT_PREFIX = "mail.evt"
 

@@ -31,6 +31,8 @@ from services.intake.logic import (
     reject,
     with_suppressed,
 )
+from services.webhooks.commands import COMMANDS as WEBHOOK_COMMANDS
+from services.webhooks.commands import decide_webhook
 from shared.attachments import object_id
 from shared.consumers import TRANSIENT_ERRORS, retry_delay
 from shared.eventlog import append, has_event, last_event
@@ -244,6 +246,15 @@ def pure(decide_: Callable[[bytes, CommandContext], list[Decision]]) -> Decider:
     return run
 
 
+def webhook(subject: str) -> Decider:
+    """Changes to webhook endpoints (services/webhooks/commands.py)."""
+
+    async def run(intake: Intake, data: bytes, ctx: CommandContext) -> list[Decision]:
+        return await decide_webhook(intake.js, subject, data, ctx)
+
+    return run
+
+
 # One entry per command subject (STYLE: dispatch by table).
 DECIDERS: dict[str, Decider] = {
     CMD_SEND: pure(lambda data, ctx: [decide(data, ctx)]),
@@ -253,4 +264,5 @@ DECIDERS: dict[str, Decider] = {
     CMD_RESEND: Intake.resend,
     CMD_CANCEL: lambda intake, data, ctx: intake.change(data, ctx, move=False),
     CMD_RESCHEDULE: lambda intake, data, ctx: intake.change(data, ctx, move=True),
+    **{subject: webhook(subject) for subject in WEBHOOK_COMMANDS},
 }
