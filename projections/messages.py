@@ -35,7 +35,8 @@ COLUMNS = (
     "bcc_addrs", "rcpt_domains", "subject", "template", "template_version", "tags",
     "attempts", "last_smtp_code", "last_error", "accepted_at", "rendered_at", "delivered_at",
     "bounced_at", "failed_at", "opens", "first_opened_at", "clicks", "first_clicked_at",
-    "complained_at", "unsubscribed_at", "resent_as", "last_event_at", "last_seq", "trace_id",
+    "complained_at", "unsubscribed_at", "resent_as", "last_event_at", "send_at", "last_seq",
+    "trace_id",
 )  # fmt: skip
 # Not part of the fold: the trace of the message's first traced event, kept once set.
 KEPT_ONCE_SET = ("trace_id",)
@@ -52,7 +53,8 @@ def to_row(state: MessageState, last_seq: int, trace_id: str | None = None) -> t
         state.last_smtp_code, pg_text(state.last_error), state.accepted_at, state.rendered_at,
         state.delivered_at, state.bounced_at, state.failed_at, state.opens,
         state.first_opened_at, state.clicks, state.first_clicked_at, state.complained_at,
-        state.unsubscribed_at, list(state.resent_as), state.last_event_at, last_seq, trace_id,
+        state.unsubscribed_at, list(state.resent_as), state.last_event_at, state.send_at, last_seq,
+        trace_id,
     )  # fmt: skip
 
 

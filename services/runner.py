@@ -18,8 +18,10 @@ from faststream.nats.prometheus import NatsPrometheusMiddleware
 
 from services.component import Env, Service
 from services.intake.app import register as register_intake
+from services.lanes.app import register as register_bulk_lane
 from services.renderer.app import register as register_renderer
 from services.renderer.catalog import TemplateCatalog
+from services.scheduler.app import register as register_scheduler
 from services.sender.app import register as register_sender
 from services.suppression.app import register as register_suppression_set
 from shared.logs import faststream_logger
@@ -36,6 +38,8 @@ REGISTRY: dict[str, Callable[[NatsBroker, Env], Service]] = {
     "renderer": register_renderer,
     "sender": register_sender,
     "suppression_set": register_suppression_set,
+    "scheduler": register_scheduler,
+    "bulk_lane": register_bulk_lane,
 }
 SERVICES = tuple(REGISTRY)
 

@@ -15,6 +15,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from shared.attachments import AttachmentIn
 from shared.events import Track
 from shared.mailbox import Mailbox, has_line_break, parse_mailbox
 from shared.subjects import MESSAGE_ID_RE
@@ -72,6 +73,16 @@ class SendCommand(BaseModel):
     # Transactional mail (a password reset, a receipt) is not a list: no
     # List-Unsubscribe, and only global suppressions apply, not per-list ones.
     transactional: bool = False
+    # Hold the message until then (ISO 8601 with a zone); a time past sends now.
+    send_at: datetime | None = None
+    attachments: tuple[AttachmentIn, ...] = Field(default=(), max_length=100)
+
+    @field_validator("send_at")
+    @classmethod
+    def _send_at(cls, value: datetime | None) -> datetime | None:
+        if value is not None and value.utcoffset() is None:
+            raise ValueError("send_at needs a time zone (e.g. 2026-12-24T09:00:00+01:00)")
+        return value
 
     @field_validator("to", "cc", "bcc", "reply_to", mode="before")
     @classmethod
@@ -146,11 +157,19 @@ class SendCommand(BaseModel):
                 raise ValueError("'vars' need a 'template'")
         return self
 
+    def content_bytes(self) -> int:
+        """What the rendered mail carries at least twice (the HTML and a text part
+        made from it), so what must fit NATS's max payload with room to spare."""
+        size = len((self.html or "").encode()) + len((self.text or "").encode())
+        return size + (len(json.dumps(self.vars).encode()) if self.vars else 0)
+
     def body_hash(self) -> str:
         """What an idempotency key is bound to: the content, not the key or a fresh id."""
         # Without `track`, the hash is what it was before the field existed.
         skip = {"idempotency_key", "message_id"} | ({"track"} if self.track is None else set())
         skip |= {"transactional"} if not self.transactional else set()
+        skip |= {"send_at"} if self.send_at is None else set()
+        skip |= {"attachments"} if not self.attachments else set()
         data = self.model_dump(mode="json", by_alias=True, exclude=skip)
         canonical = json.dumps(data, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode()).hexdigest()

@@ -113,6 +113,10 @@ async def on_failure(
     await msg.nack(delay=retry_delay(delivered, base=2.0, cap=300.0))
 
 
+def _wildcard(filters: list[str]) -> str:
+    return ".".join(filters[0].split(".")[:2]) + ".>"
+
+
 def subscribe(
     broker: NatsBroker,
     definitions: Definitions,
@@ -134,7 +138,8 @@ def subscribe(
 
     on_message.__name__ = f"{durable}_handler"
     broker.subscriber(
-        config.filter_subject or "mail.evt.>",  # filter_subjects: the consumer's own list
+        # filter_subjects: the consumer's own list; named by its stream's wildcard
+        config.filter_subject or _wildcard(config.filter_subjects or ["mail.evt.>"]),
         stream=JStream(stream, declare=False),
         durable=durable,
         config=config,

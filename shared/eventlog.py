@@ -23,10 +23,11 @@ from nats.js.errors import BadRequestError, NotFoundError
 from pydantic import ValidationError
 
 from shared.events import Event, parse_event
-from shared.subjects import EVT_STREAM, event_msg_id, event_subject
+from shared.subjects import EVT_STREAM, event_msg_id, event_subject, message_filter
 from shared.telemetry import tracing
 from shared.telemetry.metrics import observe_appended
 
+WRONG_LAST_SEQUENCE = 10071  # JetStream: the expected last sequence did not match
 # Appended from outside any message's trace: parented on the message's own context.
 FEEDBACK_TYPES = frozenset({"bounced", "complained", "opened", "clicked", "unsubscribed",
                             "delivered"})  # fmt: skip
@@ -37,9 +38,20 @@ class AppendRefused(Exception):
     Deliberately not a nats error, so handlers' transient-error paths do not retry it."""
 
 
-async def append(js: JetStreamContext, event: Event, n: int = 1) -> PubAck:
-    """Append one event and wait for the stream's ack (durably stored)."""
+class AppendConflict(Exception):
+    """Another event of the message was appended since `expect_last`: decide again."""
+
+
+async def append(
+    js: JetStreamContext, event: Event, n: int = 1, *, expect_last: int | None = None
+) -> PubAck:
+    """Append one event and wait for the stream's ack (durably stored). With
+    `expect_last`, only if the message's last event is still at that sequence (0: it
+    has none), so a decision made on its history cannot race another one."""
     headers = {"Nats-Msg-Id": event_msg_id(event.message_id, event.type, n)}
+    if expect_last is not None:
+        headers["Nats-Expected-Last-Subject-Sequence"] = str(expect_last)
+        headers["Nats-Expected-Last-Subject-Sequence-Subject"] = message_filter(event.message_id)
     parent = None
     if tracing.enabled() and event.type in FEEDBACK_TYPES and not _in_message_trace():
         parent = await message_context(js, event.message_id)
@@ -52,7 +64,11 @@ async def append(js: JetStreamContext, event: Event, n: int = 1) -> PubAck:
                 stream=EVT_STREAM,
                 headers=headers,
             )
-    except (nats.errors.MaxPayloadError, BadRequestError) as exc:
+    except BadRequestError as exc:
+        if exc.err_code == WRONG_LAST_SEQUENCE:
+            raise AppendConflict(f"{event.type} for {event.message_id}: {exc!r}") from exc
+        raise AppendRefused(f"{event.type} for {event.message_id}: {exc!r}") from exc
+    except nats.errors.MaxPayloadError as exc:
         raise AppendRefused(f"{event.type} for {event.message_id}: {exc!r}") from exc
     observe_appended(event)
     return ack
@@ -99,3 +115,28 @@ async def last_event(js: JetStreamContext, message_id: str, event_type: str) -> 
         return parse_event(stored.data or b"")
     except (NotFoundError, ValidationError, ValueError):
         return None
+
+
+async def is_cancelled(js: JetStreamContext, message_id: str) -> bool:
+    """Whether the message was cancelled: a sender asks right before handing a mail to
+    a provider (after appending `attempted`, which a cancel cannot pass)."""
+    return await has_event(js, message_id, "cancelled")
+
+
+async def history(
+    js: JetStreamContext, message_id: str, limit: int = 10_000
+) -> list[tuple[int, Event]]:
+    """The message's events with their stream sequences, in log order (direct gets)."""
+    events: list[tuple[int, Event]] = []
+    seq = 1
+    while len(events) < limit:
+        try:
+            raw = await js.get_msg(
+                EVT_STREAM, seq=seq, subject=message_filter(message_id), direct=True, next=True
+            )
+        except NotFoundError:
+            break
+        seq = int(raw.seq or seq)
+        events.append((seq, parse_event(raw.data or b"")))
+        seq += 1
+    return events

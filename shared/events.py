@@ -15,6 +15,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
+from shared.attachments import AttachmentRef
 from shared.mailbox import Mailbox
 from shared.subjects import event_msg_id
 
@@ -81,6 +82,7 @@ class Accepted(EventBase):
     rerender: bool = False
     track: Track | None = None
     transactional: bool = False
+    attachments: tuple[AttachmentRef, ...] = ()
     # Recipients left out because they are on the suppression set.
     suppressed: tuple[str, ...] = ()
 
@@ -101,7 +103,27 @@ class Suppressed(EventBase):
 
 
 class Scheduled(EventBase):
+    """A send held until `send_at`: `accepted` is what the scheduler appends then.
+    The event id is the schedule's revision (services/scheduler)."""
+
     type: Literal["scheduled"] = "scheduled"
+    send_at: datetime
+    accepted: Accepted
+
+
+class Queued(EventBase):
+    """A bulk message waiting in the bulk lane: `accepted` is appended when the
+    renderer and sender have room (services/lanes), so transactional mail never
+    waits behind a campaign."""
+
+    type: Literal["queued"] = "queued"
+    accepted: Accepted
+
+
+class Rescheduled(EventBase):
+    """The message's schedule moved to `send_at` (its event id is the new revision)."""
+
+    type: Literal["rescheduled"] = "rescheduled"
     send_at: datetime
 
 
@@ -117,6 +139,7 @@ class Rendered(EventBase):
     template: str | None = None
     template_version: str | None = None
     tags: tuple[str, ...] = ()
+    attachments: tuple[AttachmentRef, ...] = ()
 
 
 class RenderFailed(EventBase):
@@ -327,6 +350,8 @@ Event = Annotated[
     | Rejected
     | Suppressed
     | Scheduled
+    | Queued
+    | Rescheduled
     | Rendered
     | RenderFailed
     | Attempted

@@ -29,19 +29,23 @@ from shared.events import (
     Event,
     Failed,
     Opened,
+    Queued,
     Rejected,
     Rendered,
     RenderFailed,
+    Rescheduled,
     Resent,
+    Scheduled,
     Suppressed,
     Unsubscribed,
 )
 
 # Higher wins; equal ranks: the later event wins.
 STATUS_RANK = {
-    "unknown": 0,
+    "unknown": -1,
+    "scheduled": 0,  # below accepted: once released, a message never reads as scheduled again
+    "queued": 0,
     "accepted": 1,
-    "scheduled": 1,
     "rendered": 2,
     "sending": 3,
     "deferred": 3,
@@ -58,6 +62,8 @@ STATUS_RANK = {
 STATUS_OF = {
     "accepted": "accepted",
     "scheduled": "scheduled",
+    "rescheduled": "scheduled",
+    "queued": "queued",
     "rendered": "rendered",
     "attempted": "sending",
     "deferred": "deferred",
@@ -104,6 +110,7 @@ class MessageState(BaseModel):
     unsubscribed_at: datetime | None = None
     resent_as: tuple[str, ...] = ()
     last_event_at: datetime | None = None
+    send_at: datetime | None = None  # a scheduled send's time
 
 
 def _status(current: str, last_at: datetime | None, event: Event) -> str:
@@ -145,6 +152,14 @@ def _step(s: dict[str, Any], event: Event) -> None:
             s["accepted_at"] = _earliest(s["accepted_at"], at)
             if event.subject is not None and s["subject"] is None:
                 s["subject"] = event.subject
+        case Scheduled() | Queued():
+            _envelope(s, event.accepted)
+            if isinstance(event, Scheduled):
+                s["send_at"] = event.send_at
+            if event.accepted.subject is not None and s["subject"] is None:
+                s["subject"] = event.accepted.subject
+        case Rescheduled():
+            s["send_at"] = event.send_at
         case Rendered():
             _envelope(s, event)
             s["subject"] = event.subject

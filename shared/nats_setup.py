@@ -19,7 +19,7 @@ from typing import Any
 
 import yaml
 from nats.js import JetStreamContext
-from nats.js.api import ConsumerConfig, KeyValueConfig, StreamConfig
+from nats.js.api import ConsumerConfig, KeyValueConfig, ObjectStoreConfig, StreamConfig
 from nats.js.errors import BadRequestError, NotFoundError
 
 from shared.nats_plan import Difference, Plan, plan
@@ -33,6 +33,7 @@ class Definitions:
     streams: list[StreamConfig]
     consumers: list[tuple[str, ConsumerConfig]]
     key_values: list[KeyValueConfig] = field(default_factory=list)
+    object_stores: list[ObjectStoreConfig] = field(default_factory=list)
 
     def consumer(self, durable: str) -> tuple[str, ConsumerConfig]:
         for stream, config in self.consumers:
@@ -78,7 +79,10 @@ def load_definitions(settings: Settings) -> Definitions:
             raw = {**raw, "ttl": settings.idempotency_ttl}
         raw = {**raw, "replicas": settings.nats_replicas}
         kvs.append(KeyValueConfig(**raw))
-    return Definitions(streams=streams, consumers=consumers, key_values=kvs)
+    objects = [ObjectStoreConfig(**{**raw, "replicas": settings.nats_replicas})
+               for raw in data.get("object_stores", [])]  # fmt: skip
+    return Definitions(streams=streams, consumers=consumers, key_values=kvs,
+                       object_stores=objects)  # fmt: skip
 
 
 async def _api(js: JetStreamContext, what: str, payload: dict[str, Any] | None = None) -> Any:
@@ -183,4 +187,10 @@ async def apply_definitions(
         create = functools.partial(js.create_key_value, kv)
         name = f"KV_{kv.bucket}"
         plans.append(await _apply_stream(js, name, _kv_wanted(kv), create, force, dry_run))
+    for store in definitions.object_stores:  # created when missing; never changed
+        try:
+            await js.object_store(store.bucket or "")
+        except NotFoundError:
+            if not dry_run:
+                await js.create_object_store(store.bucket or "", config=store)
     return plans

@@ -161,6 +161,27 @@ class Settings(BaseSettings):
     retry_max: float = Field(default=3600.0, gt=0)
     max_attempts: int = Field(default=8, ge=1, le=100)
     idempotency_ttl: float = Field(default=86400.0, gt=120)
+    # How far ahead `send_at` may be (seconds): 30 days.
+    max_schedule: float = Field(default=30 * 86400.0, gt=0)
+    # html + text + vars of one send: its rendered mail holds them about twice and must
+    # fit NATS's max payload (1 MB by default). Larger sends are refused up front.
+    max_content_bytes: int = Field(default=400_000, ge=1024)
+    # Bulk mail joins the renderer's and sender's queues only while fewer than this
+    # many events wait there (shared.lanes): what transactional mail can wait behind.
+    lane_depth: int = Field(default=32, ge=1)
+    # Attachments: how many per message, their total size, and file types refused.
+    max_attachments: int = Field(default=10, ge=0, le=100)
+    max_attachment_bytes: int = Field(default=10_000_000, ge=1024)
+    blocked_extensions: str = (
+        "ade,adp,app,bat,chm,cmd,com,cpl,exe,hta,ins,isp,jar,js,jse,lib,lnk,mde,msc,msi,"
+        "msp,mst,pif,ps1,reg,scr,sct,shb,sys,vb,vbe,vbs,vxd,wsc,wsf,wsh"
+    )
+
+    @property
+    def blocked(self) -> frozenset[str]:
+        return frozenset(e.strip().lower().lstrip(".") for e in self.blocked_extensions.split(",")
+                         if e.strip())  # fmt: skip
+
     # Overrides every consumer's ack_wait (nats/jetstream.yaml): how long a crashed
     # worker's unacked messages wait before another worker gets them.
     ack_wait: float | None = Field(default=None, gt=0)

@@ -5,12 +5,15 @@ import re
 
 CMD_STREAM = "MAIL_CMD"
 EVT_STREAM = "MAIL_EVT"
+SCHED_STREAM = "MAIL_SCHED"
 
 CMD_SEND = "mail.cmd.send"
 CMD_SEND_BATCH = "mail.cmd.send_batch"
 CMD_RESEND = "mail.cmd.resend"
 CMD_SUPPRESS = "mail.cmd.suppress"
 CMD_UNSUPPRESS = "mail.cmd.unsuppress"
+CMD_CANCEL = "mail.cmd.cancel"
+CMD_RESCHEDULE = "mail.cmd.reschedule"
 # Changes to the customer's webhook endpoints (services/webhooks): intake records them.
 CMD_WEBHOOK_CREATE = "mail.cmd.webhook_create"
 CMD_WEBHOOK_UPDATE = "mail.cmd.webhook_update"
@@ -52,3 +55,13 @@ def message_filter(message_id: str) -> str:
 def event_msg_id(message_id: str, event_type: str, n: int = 1) -> str:
     """Deterministic Nats-Msg-Id, so a retried append is deduplicated by the stream."""
     return f"{message_id}:{event_type}:{n}"
+
+
+def schedule_subject(message_id: str) -> str:
+    """Where a message's one pending schedule lives (JetStream message schedules)."""
+    return f"mail.sched.at.{message_id}"
+
+
+def due_subject(message_id: str) -> str:
+    """Where nats-server publishes the schedule's message when it falls due."""
+    return f"mail.sched.due.{message_id}"

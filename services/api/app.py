@@ -28,9 +28,11 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from services.api import (
     actions,
+    attachments,
     health,
     messages,
     recipients,
+    scheduling,
     sending,
     stats,
     suppressions,
@@ -69,7 +71,7 @@ PUBLIC_ROUTES = [*tracking.ROUTES, *unsubscribe.ROUTES]
 ROUTES = [
     *sending.ROUTES, *messages.ROUTES, *suppressions.ROUTES, *templates.ROUTES,
     *stats.ROUTES, *health.ROUTES, *actions.ROUTES, *PUBLIC_ROUTES, *webhooks.ROUTES,
-    *webhook_endpoints.ROUTES,
+    *scheduling.ROUTES, *attachments.ROUTES, *webhook_endpoints.ROUTES,
     *recipients.ROUTES,
 ]  # fmt: skip
 

@@ -27,8 +27,11 @@ from shared.commands import (
     WebhookUpdateCommand,
 )
 from shared.nats_setup import Definitions
+from shared.scheduling import CancelCommand, RescheduleCommand
 from shared.settings import Settings
 from shared.subjects import (
+    CMD_CANCEL,
+    CMD_RESCHEDULE,
     CMD_RESEND,
     CMD_SEND,
     CMD_SEND_BATCH,
@@ -47,6 +50,8 @@ COMMANDS: list[tuple[str, type[Any], str]] = [
     (CMD_RESEND, ResendCommand, "Send an earlier message's content again, as a new message."),
     (CMD_SUPPRESS, SuppressCommand, "Add an address to the suppression set."),
     (CMD_UNSUPPRESS, SuppressCommand, "Remove an address from the suppression set."),
+    (CMD_CANCEL, CancelCommand, "Cancel a message nothing was handed to a provider for."),
+    (CMD_RESCHEDULE, RescheduleCommand, "Move a scheduled message to another time."),
     (CMD_WEBHOOK_CREATE, WebhookCreateCommand, "Register a webhook endpoint (secret sealed)."),
     (CMD_WEBHOOK_UPDATE, WebhookUpdateCommand, "Change a webhook endpoint."),
     (CMD_WEBHOOK_DELETE, WebhookEndpointRef, "Delete a webhook endpoint."),

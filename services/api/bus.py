@@ -16,16 +16,16 @@ from typing import Any
 
 from nats.aio.client import Client
 from nats.js import JetStreamContext
-from nats.js.errors import NotFoundError
 from nats.js.kv import KeyValue
 
 from services.api.problems import TooLarge, Unavailable
 from shared.consumers import TRANSIENT_ERRORS
-from shared.events import Event, parse_event
+from shared.eventlog import history
+from shared.events import Event
 from shared.idempotency import Claim, claim
 from shared.nats_connect import NatsTarget, connect
 from shared.nats_setup import Definitions, apply_definitions
-from shared.subjects import CMD_STREAM, EVT_STREAM, IDEMPOTENCY_BUCKET, message_filter
+from shared.subjects import CMD_STREAM, EVT_STREAM, IDEMPOTENCY_BUCKET
 from shared.telemetry import tracing
 
 log = logging.getLogger("jetpost.api")
@@ -69,6 +69,13 @@ class Bus:
         if not self.connected:
             raise Unavailable("NATS unavailable: not connected")
 
+    @contextlib.contextmanager
+    def reachable(self, what: str) -> Iterator[None]:
+        """For work on `js` done elsewhere: 503 while NATS is away, never a 500."""
+        self._check()
+        with _reachable(what):
+            yield
+
     async def publish(self, subject: str, payload: dict[str, Any], msg_id: str) -> int:
         """Publish a command and wait for JetStream's ack; returns its stream sequence."""
         self._check()
@@ -91,20 +98,8 @@ class Bus:
     async def history(self, message_id: str) -> list[Event]:
         """The message's events in log order, by direct gets (no consumer to clean up)."""
         self._check()
-        events: list[Event] = []
-        seq = 1
         with _reachable("history"):
-            while len(events) < MAX_HISTORY:
-                try:
-                    raw = await self.js.get_msg(
-                        EVT_STREAM, seq=seq, subject=message_filter(message_id),
-                        direct=True, next=True,
-                    )  # fmt: skip
-                except NotFoundError:
-                    break
-                events.append(parse_event(raw.data or b""))
-                seq = int(raw.seq or seq) + 1
-        return events
+            return [event for _, event in await history(self.js, message_id, MAX_HISTORY)]
 
     async def last_seq(self) -> int:
         self._check()

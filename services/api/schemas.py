@@ -61,6 +61,7 @@ class Message(Body):
     unsubscribed_at: datetime | None = None
     resent_as: list[str] = []
     trace_id: str | None = Field(default=None, description="the message's OpenTelemetry trace")
+    send_at: datetime | None = None
     as_of: datetime | None = Field(default=None, description="set when folded from the log")
 
     @classmethod

@@ -16,10 +16,13 @@ from litestar.openapi.spec import Example
 from litestar.params import Body, FromPath, HeaderParameter, JSONBody
 from pydantic import ValidationError
 
+from services.api.attachments import check_attachments
 from services.api.auth import SECURITY, SEND
+from services.api.batch_ids import claim_batch, keyed_id, refuse_taken, settle_ids
 from services.api.messages import known_id, message_row
 from services.api.problems import Problem
 from services.api.runtime import Runtime
+from services.api.scheduling import max_ahead
 from services.api.schemas import BatchAccepted, MessageAccepted, ResendRequest
 from shared.commands import ResendCommand, SendBatchCommand, SendCommand
 from shared.subjects import CMD_RESEND, CMD_SEND, CMD_SEND_BATCH
@@ -35,6 +38,13 @@ SEND_BODY = Body(
                 "subject": "Hello", "text": "Hi Bob", "html": "<p>Hi Bob</p>"}),
     ],
 )  # fmt: skip
+
+
+IdempotencyKey = Annotated[
+    str | None,
+    HeaderParameter(name="Idempotency-Key", min_length=1, max_length=256,
+                    description="the same key with the same body gives the same id(s) again"),
+]  # fmt: skip
 
 
 def new_id() -> str:
@@ -67,21 +77,17 @@ async def send_message(
     rt: NamedDependency[Runtime],
     request: Request[Any, Any, Any],
     data: Annotated[SendCommand, SEND_BODY],
-    idempotency_key: Annotated[
-        str | None,
-        HeaderParameter(
-            name="Idempotency-Key",
-            min_length=1,
-            max_length=256,
-            description="the same key with the same body gives the same id again",
-        ),
-    ] = None,
+    idempotency_key: IdempotencyKey = None,
 ) -> MessageAccepted:
     if idempotency_key and data.idempotency_key and idempotency_key != data.idempotency_key:
         detail = "the Idempotency-Key header and the body's idempotency_key differ"
         raise Problem(422, "idempotency-key-mismatch", detail)
     if problem := _template_known(rt, data.template):
         raise Problem(422, "invalid-command", problem)
+    if data.send_at is not None:
+        max_ahead(rt, data.send_at)
+    too_big(rt, data)
+    await check_attachments(rt, data)
     key = idempotency_key or data.idempotency_key
     message_id = data.message_id or new_id()
     if key:
@@ -92,6 +98,8 @@ async def send_message(
                           f"idempotency key already used with a different body "
                           f"(message {held.message_id})", message_id=held.message_id)  # fmt: skip
         message_id = held.message_id
+    elif data.message_id:
+        await refuse_taken(rt, data.message_id)
     payload: dict[str, Any] = {**await request.json(), "message_id": message_id}
     if key:
         payload["idempotency_key"] = key
@@ -101,9 +109,9 @@ async def send_message(
     return MessageAccepted(id=message_id)
 
 
-def _batch_ids(rt: Runtime, entries: list[dict[str, Any]]) -> list[str]:
-    """An id per entry (the caller's or a new one), or a 422 naming every bad entry."""
-    ids: list[str] = []
+def _batch_commands(rt: Runtime, entries: list[dict[str, Any]]) -> list[SendCommand]:
+    """Every entry as a command, or a 422 naming every bad entry."""
+    commands: list[SendCommand] = []
     errors: list[dict[str, Any]] = []
     for index, entry in enumerate(entries):
         try:
@@ -111,12 +119,10 @@ def _batch_ids(rt: Runtime, entries: list[dict[str, Any]]) -> list[str]:
         except ValidationError as exc:
             errors.append({"index": index, "detail": errors_of(exc)})
             continue
-        message_id = command.message_id or new_id()
-        if problem := _template_known(rt, command.template):
+        problem = _template_known(rt, command.template) or _too_far(rt, command)
+        if problem:
             errors.append({"index": index, "detail": problem})
-        elif message_id in ids:
-            errors.append({"index": index, "detail": f"message_id: {message_id!r} repeats"})
-        ids.append(message_id)
+        commands.append(command)
     if not entries:
         raise Problem(422, "invalid-batch", "the batch has no entries")
     if errors:
@@ -124,6 +130,33 @@ def _batch_ids(rt: Runtime, entries: list[dict[str, Any]]) -> list[str]:
                       f"{len(errors)} of {len(entries)} entries are invalid: " + "; ".join(
                           f"[{e['index']}] {e['detail']}" for e in errors[:10]),
                       errors=errors)  # fmt: skip
+    return commands
+
+
+def too_big(rt: Runtime, command: SendCommand) -> None:
+    """A send whose rendered mail would not fit in NATS: 413 now, not a failure later."""
+    size, limit = command.content_bytes(), rt.settings.max_content_bytes
+    if size > limit:
+        raise Problem(413, "too-large", f"content: {size} bytes of html, text and vars; at most "
+                      f"{limit} (JETPOST_MAX_CONTENT_BYTES)", limit=limit)  # fmt: skip
+
+
+def _too_far(rt: Runtime, command: SendCommand) -> str | None:
+    try:
+        if command.send_at is not None:
+            max_ahead(rt, command.send_at)
+    except Problem as exc:
+        return exc.detail
+    return None
+
+
+def _entry_ids(commands: list[SendCommand], key: str | None) -> list[str]:
+    """The caller's id, else one from the batch's key (the same again on a retry),
+    else a new one; a repeated id is a 422."""
+    ids = [c.message_id or (keyed_id(key, i) if key else new_id()) for i, c in enumerate(commands)]
+    repeated = sorted({m for m in ids if ids.count(m) > 1})
+    if repeated:
+        raise Problem(422, "invalid-batch", f"message_id repeats in the batch: {repeated[:10]}")
     return ids
 
 
@@ -136,14 +169,21 @@ def _batch_ids(rt: Runtime, entries: list[dict[str, Any]]) -> list[str]:
     tags=TAGS,
 )
 async def send_batch(
-    rt: NamedDependency[Runtime], request: Request[Any, Any, Any], data: JSONBody[SendBatchCommand]
+    rt: NamedDependency[Runtime],
+    request: Request[Any, Any, Any],
+    data: JSONBody[SendBatchCommand],
+    idempotency_key: IdempotencyKey = None,
 ) -> BatchAccepted:
-    ids = _batch_ids(rt, data.expand())
+    commands = _batch_commands(rt, data.expand())
+    for command in commands:
+        too_big(rt, command)
+        await check_attachments(rt, command)
     payload: dict[str, Any] = await request.json()
+    batch_id = await claim_batch(rt, idempotency_key, payload) if idempotency_key else new_id()
+    ids = await settle_ids(rt, commands, _entry_ids(commands, idempotency_key))
     listed = payload["messages"] if data.messages is not None else payload["recipients"]
     for entry, message_id in zip(listed, ids, strict=True):
         entry["message_id"] = message_id
-    batch_id = new_id()
     await rt.bus.publish(CMD_SEND_BATCH, payload, batch_id)
     return BatchAccepted(batch_id=batch_id, ids=ids)
 

@@ -11,6 +11,7 @@ from rich.console import Console
 
 from services.api.cli import add_keys_arguments, keys_command, run_with_api
 from services.capture import CaptureSink
+from services.cli.cancel import cancel_message
 from services.cli.dev import run_dev
 from services.cli.forget import add_arguments as add_forget_arguments
 from services.cli.forget import forget_command
@@ -48,6 +49,15 @@ def parser() -> argparse.ArgumentParser:
     send.add_argument("--from", dest="sender")
     send.add_argument("--tag", action="append", default=[])
     send.add_argument("--idempotency-key")
+    send.add_argument(
+        "--at",
+        dest="send_at",
+        metavar="TIME",
+        help="send then: ISO 8601 with a zone, e.g. 2026-12-24T09:00:00+01:00",
+    )
+    cancel = sub.add_parser("cancel", help="cancel a message nothing was handed to a provider for")
+    cancel.add_argument("message_id")
+    cancel.add_argument("--reason", default="")
     add_suppress_arguments(sub.add_parser("suppress", help="add an address to the suppression set"),
                            reason=True)  # fmt: skip
     add_suppress_arguments(
@@ -98,10 +108,16 @@ def dispatch(args: argparse.Namespace, settings: Settings, console: Console) -> 
     elif args.command == "send":
         command = build_command(
             args.to, args.template, args.var, args.subject, args.html, args.text,
-            args.sender, args.tag, args.idempotency_key,
+            args.sender, args.tag, args.idempotency_key, send_at=args.send_at,
         )  # fmt: skip
         asyncio.run(publish_command(settings, command))
         print(command["message_id"])
+    elif args.command == "cancel":
+        change = asyncio.run(cancel_message(settings.nats_address, args.message_id, args.reason))
+        if change.refused:
+            console.print(f"[red]jetpost cancel: {change.detail}[/]")
+            return 1
+        print(change.status)
     elif args.command in ("suppress", "unsuppress"):
         remove = args.command == "unsuppress"
         asyncio.run(publish_suppression(settings, args, remove=remove))

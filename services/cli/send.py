@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from datetime import datetime
 from typing import Any
 
 from shared.nats_connect import NatsTarget, connect
@@ -20,8 +21,15 @@ def build_command(
     sender: str | None,
     tags: list[str],
     idempotency_key: str | None,
+    *,
+    send_at: str | None = None,
 ) -> dict[str, Any]:
     command: dict[str, Any] = {"to": to, "message_id": uuid.uuid4().hex}
+    if send_at is not None:
+        when = datetime.fromisoformat(send_at)  # ValueError: a clear CLI error
+        if when.utcoffset() is None:
+            raise ValueError(f"--at {send_at!r}: give a time zone, e.g. +01:00 or Z")
+        command["send_at"] = when.isoformat()
     if template:
         command["template"] = template
         command["vars"] = dict(parse_var(v) for v in variables)

@@ -9,13 +9,25 @@ from __future__ import annotations
 import json
 import uuid
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from pydantic import ValidationError
 
+from shared.attachments import AttachmentRef, inline_size, limits_problem, object_id
 from shared.commands import SendCommand
-from shared.events import Accepted, Envelope, Event, Rejected, Suppressed, event_id_for
+from shared.events import (
+    Accepted,
+    Envelope,
+    Event,
+    Queued,
+    Rejected,
+    Scheduled,
+    Suppressed,
+    event_id_for,
+    utcnow,
+)
+from shared.lanes import is_bulk
 from shared.mailbox import Mailbox
 from shared.subjects import MESSAGE_ID_RE
 from shared.suppression_rules import Entry
@@ -32,6 +44,11 @@ class CommandContext:
     default_sender: Mailbox
     templates: frozenset[str]
     entry: int | None = None  # position in a batch
+    max_schedule: float = 30 * 86400.0  # JETPOST_MAX_SCHEDULE: how far ahead send_at may be
+    max_content: int = 400_000  # JETPOST_MAX_CONTENT_BYTES
+    blocked: frozenset[str] = frozenset()  # JETPOST_BLOCKED_EXTENSIONS
+    max_attachments: int = 10
+    max_attachment_bytes: int = 10_000_000
 
     def fallback_id(self) -> str:
         """An id for a command that names none: derived from where the command sits in
@@ -50,6 +67,12 @@ class Decision:
     event: Event
     command: SendCommand | None = None
     n: int = 1  # the append's dedup counter (subjects.event_msg_id)
+
+    def uploads(self) -> list[bytes]:
+        """Attachment content to put in the Object Store before the event is appended."""
+        if self.command is None:
+            return []
+        return [a.decoded() for a in self.command.attachments if a.content is not None]
 
 
 def describe(exc: ValidationError) -> str:
@@ -112,7 +135,65 @@ def decide_payload(payload: dict[str, Any], raw: bytes, ctx: CommandContext) -> 
     mid = command.message_id or ctx.fallback_id()
     if command.template and command.template not in ctx.templates:
         return reject(ctx, raw, f"template: unknown template {command.template!r}", mid)
-    return Decision(accept(command, ctx, mid), command)
+    if problem := schedule_problem(command, ctx):
+        return reject(ctx, raw, problem, mid)
+    if problem := attachments_problem(command, ctx):
+        return reject(ctx, raw, problem, mid)
+    if command.content_bytes() > ctx.max_content:
+        reason = (f"content: {command.content_bytes()} bytes of html, text and vars; at most "
+                  f"{ctx.max_content} (JETPOST_MAX_CONTENT_BYTES)")  # fmt: skip
+        return reject(ctx, raw, reason, mid)
+    return Decision(admit(command, ctx, mid), command)
+
+
+def attachments_problem(command: SendCommand, ctx: CommandContext) -> str | None:
+    if problem := limits_problem(command.attachments, ctx.blocked, ctx.max_attachments):
+        return problem
+    if (size := inline_size(command.attachments)) > ctx.max_attachment_bytes:
+        return (f"attachments: {size} bytes; at most {ctx.max_attachment_bytes}"
+                " (JETPOST_MAX_ATTACHMENT_BYTES)")  # fmt: skip
+    return None
+
+
+def refs(command: SendCommand) -> tuple[AttachmentRef, ...]:
+    out = []
+    for a in command.attachments:
+        data = a.decoded() if a.content is not None else None
+        out.append(AttachmentRef(
+            filename=a.filename, content_type=a.content_type, content_id=a.content_id,
+            object=object_id(data) if data is not None else a.object or "",
+            size=len(data) if data is not None else None,
+        ))  # fmt: skip
+    return tuple(out)
+
+
+def schedule_problem(command: SendCommand, ctx: CommandContext) -> str | None:
+    now = ctx.stored_at or utcnow()
+    if command.send_at and command.send_at > now + timedelta(seconds=ctx.max_schedule):
+        return f"send_at: at most {ctx.max_schedule:.0f} s ahead (JETPOST_MAX_SCHEDULE)"
+    return None
+
+
+def admit(
+    command: SendCommand, ctx: CommandContext, message_id: str
+) -> Accepted | Scheduled | Queued:
+    """`accepted`; or `scheduled` (holding that `accepted`) for a send_at still ahead
+    of when the command was stored (a time already past sends now); or `queued` for
+    bulk mail (a batch's entries that are not transactional: shared.lanes)."""
+    accepted = accept(command, ctx, message_id)
+    now = ctx.stored_at or utcnow()
+    if command.send_at is None or command.send_at <= now:
+        if is_bulk(ctx.subject, command.transactional):
+            return Queued(event_id=event_id_for(message_id, "queued"), message_id=message_id,
+                          correlation_id=message_id, accepted=accepted)  # fmt: skip
+        return accepted
+    return Scheduled(
+        event_id=event_id_for(message_id, "scheduled"),
+        message_id=message_id,
+        correlation_id=message_id,
+        send_at=command.send_at,
+        accepted=accepted,
+    )
 
 
 def accept(command: SendCommand, ctx: CommandContext, message_id: str) -> Accepted:
@@ -138,7 +219,25 @@ def accept(command: SendCommand, ctx: CommandContext, message_id: str) -> Accept
         command_seq=ctx.seq,
         track=command.track,
         transactional=command.transactional,
+        attachments=refs(command),
     )
+
+
+def admitted(event: Event) -> Accepted | None:
+    """The `accepted` a decision carries, itself or held by a `scheduled` or `queued`."""
+    if isinstance(event, Scheduled | Queued):
+        return event.accepted
+    return event if isinstance(event, Accepted) else None
+
+
+def with_suppressed(event: Accepted | Scheduled | Queued, hits: dict[str, Entry]) -> Event:
+    """without_suppressed, also for the `accepted` a `scheduled` or `queued` holds."""
+    if isinstance(event, Accepted):
+        return without_suppressed(event, hits)
+    trimmed = without_suppressed(event.accepted, hits)
+    if isinstance(trimmed, Suppressed):
+        return trimmed
+    return event.model_copy(update={"accepted": trimmed})
 
 
 def without_suppressed(accepted: Accepted, hits: dict[str, Entry]) -> Accepted | Suppressed:

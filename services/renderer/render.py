@@ -146,6 +146,7 @@ def render(
         template=accepted.template,
         template_version=version,
         tags=accepted.tags,
+        attachments=accepted.attachments,
     )
 
 

@@ -16,11 +16,12 @@ from faststream.nats import NatsMessage
 from nats.js import JetStreamContext
 from pydantic import ValidationError
 
+from services.sender.attachments import attach, load
 from services.sender.logic import decide_outcome, unsendable
 from services.sender.mime import build_message, envelope_recipients, envelope_sender
 from services.sender.providers import Mailer
 from shared.consumers import TRANSIENT_ERRORS, retry_delay
-from shared.eventlog import append, first_of
+from shared.eventlog import append, first_of, is_cancelled
 from shared.events import Attempted, Event, Rendered, event_id_for, parse_event
 from shared.settings import Settings
 
@@ -55,6 +56,11 @@ class Sender:
             if not isinstance(rendered, Rendered):
                 raise TypeError(f"expected a rendered event, got {rendered.type}")
             await append(self.js, self._attempted(rendered, attempt), n=attempt)
+            if await is_cancelled(
+                self.js, message_id
+            ):  # after `attempted`: a cancel cannot pass it
+                await msg.ack()
+                return
         except (ValidationError, TypeError) as exc:
             await self._settle(msg, [unsendable(message_id, attempt, exc)], None)
             return
@@ -64,6 +70,7 @@ class Sender:
             return
         try:
             message = build_message(rendered)
+            attach(message, rendered.attachments, await load(self.js, rendered.attachments))
         except (ValueError, TypeError) as exc:  # email.policy refuses what it cannot send
             await self._settle(msg, [unsendable(message_id, attempt, exc)], None)
             return

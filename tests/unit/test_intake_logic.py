@@ -87,3 +87,14 @@ def test_body_hash_ignores_key_and_id_but_not_content() -> None:
     two = SendCommand.model_validate({**base, "idempotency_key": "k", "message_id": "b"})
     other = SendCommand.model_validate({**base, "text": "u", "idempotency_key": "k"})
     assert one.body_hash() == two.body_hash() != other.body_hash()
+
+
+def test_cli_send_at_needs_a_zone() -> None:
+    from services.cli.send import build_command
+
+    command = build_command(["a@example.com"], None, [], "s", None, "t", None, [], None,
+                            send_at="2030-01-01T09:00:00+01:00")  # fmt: skip
+    assert command["send_at"] == "2030-01-01T09:00:00+01:00"
+    with pytest.raises(ValueError, match="time zone"):
+        build_command(["a@example.com"], None, [], "s", None, "t", None, [], None,
+                      send_at="2030-01-01T09:00:00")  # fmt: skip
