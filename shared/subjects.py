@@ -13,6 +13,8 @@ CMD_SUPPRESS = "mail.cmd.suppress"
 CMD_UNSUPPRESS = "mail.cmd.unsuppress"
 
 EVT_PREFIX = "mail.evt"
+OPS_STREAM = "MAIL_OPS"
+OPS_PREFIX = "mail.ops"
 
 IDEMPOTENCY_BUCKET = "mail_idempotency"
 SUPPRESSION_BUCKET = "mail_suppressions"
@@ -46,3 +48,9 @@ def message_filter(message_id: str) -> str:
 def event_msg_id(message_id: str, event_type: str, n: int = 1) -> str:
     """Deterministic Nats-Msg-Id, so a retried append is deduplicated by the stream."""
     return f"{message_id}:{event_type}:{n}"
+
+
+def ops_subject(kind: str, name: str, state: str) -> str:
+    """An operations event: `mail.ops.provider.<name>.<state>` (circuit changes),
+    `mail.ops.throttle.<name>.slowed` (name: the domain, dots as '_')."""
+    return f"{OPS_PREFIX}.{kind}.{name.replace('.', '_')}.{state}"
