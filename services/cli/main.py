@@ -12,6 +12,8 @@ from rich.console import Console
 from services.api.cli import add_keys_arguments, keys_command, run_with_api
 from services.capture import CaptureSink
 from services.cli.dev import run_dev
+from services.cli.dkim import add_arguments as add_dkim_arguments
+from services.cli.dkim import dkim_command
 from services.cli.processes import RUNNABLE
 from services.cli.replay import run_replay
 from services.cli.send import build_command, publish_command
@@ -61,6 +63,7 @@ def parser() -> argparse.ArgumentParser:
     add_tap_arguments(sub.add_parser("tap", help="print MAIL_EVT events as they happen"))
     add_inspect_arguments(sub.add_parser("inspect", help="print one message's timeline"))
     add_keys_arguments(sub.add_parser("keys", help="API keys: create, list, revoke"))
+    add_dkim_arguments(sub.add_parser("dkim", help="DKIM keys: keygen, check"))
     config = sub.add_parser("config", help="configuration")
     config.add_argument("action", choices=["check"])
     return p
@@ -134,6 +137,8 @@ def dispatch(args: argparse.Namespace, settings: Settings, console: Console) -> 
         return inspect_command(args, settings.nats_address, console)
     elif args.command == "keys":
         return keys_command(args, settings, console)
+    elif args.command == "dkim":
+        return dkim_command(args, settings, console)
     elif args.command == "config":
         build_env(settings)
         console.print("configuration OK")

@@ -2,10 +2,10 @@
 
 Recipients are grouped by domain and each domain gets one SMTP transaction with all
 its recipients. Its MX hosts are tried by preference (dns_lookup.py); a host that
-refuses the connection, times out, answers 421 or drops before MAIL FROM is left for
-the next one. STARTTLS is used when offered (opportunistic, RFC 7435: certificates
-are not checked, as no MX can be expected to present one for its name). Connections
-are pooled per MX host.
+refuses the connection, times out, answers 421 or drops is left for the next one
+(not one lost during DATA: it may have the mail). STARTTLS is used when offered
+(opportunistic, RFC 7435: certificates are not checked, as no MX can be expected to
+present one for its name). Connections are pooled per MX host.
 
 How answers map: 250 -> delivered; 5xx -> bounced; 4xx -> deferred; NXDOMAIN, a null
 MX or no address -> bounced at once (5.1.2); a DNS failure or every MX host down ->
@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import defaultdict
+from dataclasses import replace
 
 from services.sender.dns_lookup import LookupFailed, MxHost, MxResolver, NoRoute
 from services.sender.mailer import Mail
@@ -95,10 +96,10 @@ class MxMailer:
         outcome = Outcome("deferred", None, f"4.4.1 no MX host of {domain} answered")
         for host in hosts:
             outcome = await self._pool(host).send(part)
-            if not outcome.connection:
-                return outcome
+            if not outcome.connection or outcome.uncertain:
+                return replace(outcome, connection=False)
         # every MX host down: this domain's route, not the provider's (see above)
-        return Outcome("deferred", outcome.code, outcome.response, host=outcome.host)
+        return replace(outcome, connection=False)
 
     def _pool(self, host: MxHost) -> SmtpPool:
         pool = self._pools.get(host.name)

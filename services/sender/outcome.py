@@ -53,6 +53,10 @@ class Outcome:
     # True: the provider failed (refused connection, timeout, TLS, 421, a drop), not the
     # message. Recipient-level answers (550 user unknown, 452 full) leave it False.
     connection: bool = False
+    # The connection was lost after the message went out (during or after DATA): the
+    # server may have it. Never retried or failed over inside the attempt (a second
+    # copy would be a duplicate); the next attempt, if any, is in the log.
+    uncertain: bool = False
     provider: str = ""  # who took the attempt (set by the router)
     host: str | None = None  # the SMTP host that answered (the MX host for mx://)
 

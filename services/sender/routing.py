@@ -5,6 +5,8 @@ it reads only `Outcome.connection`. A connection-level failure (refused, timeout
 TLS, 421, a drop) counts against that provider and the mail goes on to the next
 provider at once, inside the same attempt. A recipient-level answer (550 user
 unknown, 452 mailbox full) is the recipient's fate: it is the outcome, no failover.
+Nor is a connection lost during DATA failed over (`uncertain`: the first provider
+may have the mail); it still counts against that provider.
 With every circuit open the mail is deferred with `all_open` set: the sender naks
 it until the first circuit lets a probe through, and it never fails for that.
 
@@ -89,8 +91,8 @@ class Router:
             else:
                 breaker.success()
             await self._changed(provider.name, before, breaker.state)
-            if not outcome.connection:
-                return outcome
+            if not outcome.connection or outcome.uncertain:
+                return outcome  # the recipient's fate, or a mail the server may have
             last = outcome
             log.warning("provider %s failed (%s)", provider.name, outcome.response)
         if last is not None:

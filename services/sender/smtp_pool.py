@@ -6,9 +6,10 @@ so connections are kept and reused.
 
 A pooled connection the server closed while it sat idle fails on its first command
 (MAIL FROM): only then is the mail tried once more at once, on a fresh connection.
-A connection lost later (during RCPT or after DATA began) is never retried inside
-the attempt: the server may have taken the mail, and a second copy would be a
-duplicate (issue 14, item 9). That failure is the outcome; the log records it.
+A connection lost later is never retried inside the attempt; one lost during DATA
+is marked `uncertain` (the server may have taken the mail): neither retried nor
+failed over, as a second copy would be a duplicate (issue 14, item 9). The next
+attempt, if any, is its own event in the log.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+from dataclasses import replace
 
 import aiosmtplib
 
@@ -92,8 +94,7 @@ class SmtpPool:
             smtp.close()
 
     def _mark(self, outcome: Outcome) -> Outcome:
-        return Outcome(outcome.kind, outcome.code, outcome.response, outcome.refused,
-                       outcome.connection, host=self.host)  # fmt: skip
+        return replace(outcome, host=self.host)
 
     def _take_idle(self) -> aiosmtplib.SMTP | None:
         while not self._idle.empty():
@@ -139,7 +140,14 @@ class SmtpPool:
                     refused[rcpt] = aiosmtplib.SMTPResponse(exc.code, exc.message)
             if len(failures) == len(mail.recipients):
                 raise aiosmtplib.SMTPRecipientsRefused(failures)
-            response = await smtp.data(mail.data)
+            try:
+                response = await smtp.data(mail.data)
+            except _REFUSALS:
+                raise
+            except SEND_ERRORS as exc:
+                smtp.close()
+                outcome = classify_exception(exc)
+                return self._mark(replace(outcome, uncertain=True))
         except _REFUSALS as exc:
             await self._reset(smtp)
             return self._mark(classify_exception(exc))
