@@ -108,8 +108,8 @@ class DnsResponder:
 class AnsweringSink(CaptureSink):
     """A sink that answers every DATA with `reply` (e.g. 421) instead of 250."""
 
-    def __init__(self, reply: str) -> None:
-        super().__init__(None)
+    def __init__(self, reply: str, host: str = "127.0.0.1", port: int = 0) -> None:
+        super().__init__(None, host=host, port=port)
         self.reply = reply
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
@@ -121,8 +121,8 @@ class DroppingSink(CaptureSink):
     """Takes the whole mail (it counts as received: the duplicate risk is real), then
     drops the connection instead of answering DATA."""
 
-    def __init__(self) -> None:
-        super().__init__(None)
+    def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
+        super().__init__(None, host=host, port=port)
         self.dropped = 0
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
@@ -135,8 +135,9 @@ class DroppingSink(CaptureSink):
 class HangingServer:
     """Accepts TCP connections and never says a word (the client must time out)."""
 
-    def __init__(self) -> None:
-        self.port = 0
+    def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
+        self.host = host
+        self.port = port
         self.connections = 0
         self._server: asyncio.Server | None = None
         self._writers: list[asyncio.StreamWriter] = []
@@ -146,7 +147,7 @@ class HangingServer:
             self.connections += 1
             self._writers.append(writer)
 
-        self._server = await asyncio.start_server(hold, "127.0.0.1", 0)
+        self._server = await asyncio.start_server(hold, self.host, self.port)
         self.port = self._server.sockets[0].getsockname()[1]
         return self.port
 
