@@ -18,6 +18,7 @@ import dns.rcode
 import dns.rdataclass
 import dns.rdatatype
 import dns.rrset
+from aiosmtpd.smtp import SMTP
 
 from services.capture import CaptureSink
 
@@ -124,9 +125,12 @@ class DroppingSink(CaptureSink):
     def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
         super().__init__(None, host=host, port=port)
         self.dropped = 0
+        self.drop = True  # False: behave as a plain sink
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        await super().handle_DATA(server, session, envelope)
+        reply = await super().handle_DATA(server, session, envelope)
+        if not self.drop:
+            return reply
         self.dropped += 1
         server.transport.close()
         return "250 OK"  # never reaches the client
@@ -256,6 +260,23 @@ class PickySink(CaptureSink):
             return "550 5.1.1 no such user"
         envelope.rcpt_tos.append(address)
         return "250 OK"
+
+
+class NoUtf8Sink(CaptureSink):
+    """A sink that does not offer SMTPUTF8 (as many servers still do not)."""
+
+    async def start(self) -> int:
+        loop = asyncio.get_running_loop()
+
+        def session() -> asyncio.BaseProtocol:
+            self.connections += 1
+            protocol = SMTP(self, hostname=self.hostname, enable_SMTPUTF8=False, loop=loop)
+            self._sessions.add(protocol)
+            return protocol
+
+        self._server = await loop.create_server(session, self.host, self.port)
+        self.port = self._server.sockets[0].getsockname()[1]
+        return self.port
 
 
 def json_webhook(path: str, headers: dict[str, str], body: bytes) -> tuple[int, dict[str, Any]]:
