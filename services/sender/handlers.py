@@ -24,6 +24,7 @@ from services.sender.dkim_sign import DkimMissing, DkimSigner
 from services.sender.history import is_done, last_event, next_attempt
 from services.sender.logic import decide_outcome, refused, unsendable
 from services.sender.mailer import Mail
+from services.sender.mime import envelope_recipients
 from services.sender.ops import OpsPublisher
 from services.sender.outcome import Outcome
 from services.sender.outgoing import make_mail
@@ -47,8 +48,17 @@ def describe(event: Event) -> str:
 RESULT_APPEND_TRIES = 8
 
 
-def domains_of(mail: Mail) -> list[str]:
-    return sorted({rcpt.rpartition("@")[2].lower() for rcpt in mail.recipients})
+def domains_of(recipients: list[str] | tuple[str, ...]) -> list[str]:
+    return sorted({rcpt.rpartition("@")[2].lower() for rcpt in recipients})
+
+
+def recipient_domains(rendered: Rendered) -> list[str]:
+    """The recipients' domains (A-labels); [] when one has no IDNA form (the mail
+    is refused when it is built)."""
+    try:
+        return domains_of(envelope_recipients(rendered))
+    except ValueError:
+        return []
 
 
 @dataclass
@@ -80,20 +90,23 @@ class Sender:
             log.warning("message %s: attempt not started: %r", message_id, exc)
             await msg.nack(delay=retry_delay(raw.metadata.num_delivered))
             return
-        try:
-            mail = self._make(rendered)
-        except DkimMissing as exc:
-            await self._settle(msg, [refused(rendered, raw.subject, str(exc))], None)
-            return
-        except (ValueError, TypeError) as exc:  # email.policy refuses what it cannot send
-            await self._settle(msg, [unsendable(message_id, attempt, exc)], None)
-            return
         closed_in = self.mailer.retry_in()
         if closed_in > 0:  # every circuit open: wait for the first probe, count nothing
             await msg.nack(delay=closed_in + random.uniform(0, 1))
             return
-        lease = await self._lease(msg, mail)
+        # the throttle before the MIME is built: a message over a limit costs little
+        lease = await self._lease(msg, recipient_domains(rendered))
         if lease is None:
+            return
+        try:
+            mail = self._make(rendered)
+        except DkimMissing as exc:
+            await self._release(lease)
+            await self._settle(msg, [refused(rendered, raw.subject, str(exc))], None)
+            return
+        except (ValueError, TypeError) as exc:  # email.policy refuses what it cannot send
+            await self._release(lease)
+            await self._settle(msg, [unsendable(message_id, attempt, exc)], None)
             return
         try:
             await append(self.js, self._attempted(rendered, attempt), n=attempt)
@@ -103,8 +116,7 @@ class Sender:
             await msg.nack(delay=retry_delay(raw.metadata.num_delivered))
             return
         finally:
-            if self.throttle is not None:
-                await self.throttle.release(lease)
+            await self._release(lease)
         await self._after(mail, outcome)
         unrouted = self.mailer.retry_in() + 1.0 if outcome.provider == "none" else None
         events, delay = decide_outcome(rendered, outcome, attempt, self.settings, unrouted)
@@ -113,12 +125,16 @@ class Sender:
     def _make(self, rendered: Rendered) -> Mail:
         return make_mail(rendered, self.settings.bounce_domain, self.signer)
 
-    async def _lease(self, msg: NatsMessage, mail: Mail) -> Lease | None:
+    async def _release(self, lease: Lease) -> None:
+        if self.throttle is not None:
+            await self.throttle.release(lease)
+
+    async def _lease(self, msg: NatsMessage, domains: list[str]) -> Lease | None:
         """The throttle's lease, or None once the message is naked (over a limit)."""
         if self.throttle is None:
             return Lease()
         try:
-            lease = await self.throttle.acquire(domains_of(mail))
+            lease = await self.throttle.acquire(domains)
         except TRANSIENT_ERRORS as exc:
             log.warning("throttle unavailable: %r", exc)
             lease = retry_delay(msg.raw_message.metadata.num_delivered)
@@ -133,7 +149,7 @@ class Sender:
             return
         if not is_slow_down(outcome.code, outcome.response):
             return
-        for domain in domains_of(mail):
+        for domain in domains_of(mail.recipients):
             try:
                 factor = await self.throttle.slow_down(domain)
             except TRANSIENT_ERRORS as exc:

@@ -58,6 +58,7 @@ class Throttle:
         self._slow_for = slow_for
         self._clock = clock
         self._factors: dict[str, tuple[float, float]] = {}  # domain -> (read at, factor)
+        self._denied: dict[str, tuple[int, int]] = {}  # domain -> (window, denials in it)
 
     async def acquire(self, domains: Sequence[str]) -> Lease | float:
         """A lease on every domain's limits, or the delay to wait before trying again."""
@@ -117,6 +118,17 @@ class Throttle:
             return await self._count(domain, limit.count, limit.period)
         return None
 
+    def _later(self, domain: str, window: int, count: int, period: float, now: float) -> float:
+        """When a message over the rate should come back: the k-th one denied in this
+        window is given a place k/count windows ahead (plus jitter), so a backlog is
+        spread over the windows that can take it instead of all coming back (and being
+        denied again) at every window."""
+        seen_window, denied = self._denied.get(domain, (window, 0))
+        denied = denied + 1 if seen_window == window else 1
+        self._denied[domain] = (window, denied)
+        ahead = 1 + (denied - 1) // count
+        return (window + ahead) * period - now + random.uniform(0, period)
+
     async def _take_slot(self, domain: str, concurrency: int) -> tuple[str, int] | None:
         now = self._clock()
         value = f"{now + SLOT_LEASE}".encode()
@@ -150,8 +162,7 @@ class Throttle:
             except KeyNotFoundError:
                 used, revision = 0, None
             if used >= count:
-                # next window, spread over it so the waiting mail does not come back at once
-                return (window + 1) * period - now + random.uniform(0, period)
+                return self._later(domain, window, count, period, now)
             try:
                 if revision is None:
                     await self._kv.create(key, b"1")
