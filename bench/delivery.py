@@ -189,7 +189,7 @@ async def main(n: int, runs: int, slow_rate: int) -> None:
     med = statistics.median
     print(f"median of {runs}: smtp:// {med(smtp_rates):.1f}/s, mx:// {med(mx_rates):.1f}/s, "
           f"ratio mx/smtp {med(ratios):.2f}; fairness ratio {med(fair):.2f} (best "
-          f"{med(best):.2f}); throttled domain {med(slow_rates):.1f}/s, limit {slow_rate}/s")  # fmt: skip
+          f"{med(best):.2f}); throttled {med(slow_rates):.1f}/s, limit {slow_rate}/s")  # fmt: skip
 
 
 if __name__ == "__main__":
