@@ -21,6 +21,7 @@ import dns.rrset
 from aiosmtpd.smtp import SMTP
 
 from services.capture import CaptureSink
+from shared.embedded import free_port
 
 # --- DNS -------------------------------------------------------------------------
 
@@ -163,11 +164,8 @@ class HangingServer:
             await self._server.wait_closed()
 
 
-def refusing_port() -> int:
-    """A loopback port nothing listens on (connections are refused)."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+# A loopback port nothing listens on: connections to it are refused.
+refusing_port = free_port
 
 
 # --- HTTP ------------------------------------------------------------------------

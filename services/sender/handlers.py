@@ -155,7 +155,7 @@ class Sender:
             except TRANSIENT_ERRORS as exc:
                 log.warning("could not record slow-down for %s: %r", domain, exc)
                 continue
-            if self.ops is not None:
+            if self.ops is not None and factor is not None:
                 await self.ops.slowed(domain, factor, self.settings.throttle_slow_for)
 
     async def _settle(

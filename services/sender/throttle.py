@@ -8,7 +8,8 @@
 - `r.<domain>.<window>`: mails sent in one rate window (`count` per `period`),
   incremented with compare-and-set; old windows age out with the bucket's max_age.
 - `s.<domain>`: a "slow down" answer (421/451) halves the domain's rate until
-  `until`; repeated ones halve it again (down to 1/16); it recovers by itself.
+  `until`; one arriving SLOW_DOWN_SETTLE seconds later halves it again (down to
+  1/16); it recovers by itself.
 
 Over a limit, `acquire` answers a delay instead of a lease: the sender naks the
 message with it and goes on with other mail, so a throttled domain never holds the
@@ -35,6 +36,7 @@ THROTTLE_BUCKET = "mail_throttle"
 SLOT_LEASE = 120.0  # a slot held longer than this is taken to belong to a dead sender
 SLOWED_RATE = Limit(count=10, period=1.0)  # a domain without a rate that asked to slow down
 MIN_FACTOR = 1 / 16
+SLOW_DOWN_SETTLE = 5.0  # seconds after a lowering before another "slow down" lowers again
 FACTOR_CACHE = 1.0
 CAS_TRIES = 8
 
@@ -77,11 +79,23 @@ class Throttle:
             with contextlib.suppress(KeyWrongLastSequenceError):
                 await self._kv.update(key, b"", last=revision)
 
-    async def slow_down(self, domain: str) -> float:
-        """Record a "slow down" answer; returns the domain's new rate factor."""
-        factor = max(await self.factor(domain) / 2, MIN_FACTOR)
-        until = self._clock() + self._slow_for
-        await self._kv.put(f"s.{domain}", f"{until} {factor}".encode())
+    async def slow_down(self, domain: str) -> float | None:
+        """Record a "slow down" answer: the domain's new rate factor, or None when it
+        was lowered moments ago (the mails in flight all say it at once) or is at its
+        floor already."""
+        key = f"s.{domain}"
+        now = self._clock()
+        try:
+            entry = await self._kv.get(key)
+            until, current, since = (float(v) for v in (entry.value or b"").split())
+            if until <= now:
+                current, since = 1.0, 0.0
+        except (KeyNotFoundError, ValueError):
+            current, since = 1.0, 0.0
+        if now - since < SLOW_DOWN_SETTLE or current <= MIN_FACTOR:
+            return None
+        factor = max(current / 2, MIN_FACTOR)
+        await self._kv.put(key, f"{now + self._slow_for} {factor} {now}".encode())
         self._factors[domain] = (time.monotonic(), factor)
         log.warning("%s asked to slow down: its rate is at %.0f%% for %.0fs",
                     domain, factor * 100, self._slow_for)  # fmt: skip
@@ -94,7 +108,7 @@ class Throttle:
         factor = 1.0
         try:
             entry = await self._kv.get(f"s.{domain}")
-            until, value = (entry.value or b"0 1").split()
+            until, value, _ = (entry.value or b"0 1 0").split()
             if float(until) > self._clock():
                 factor = float(value)
         except (KeyNotFoundError, ValueError):
