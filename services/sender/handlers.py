@@ -52,15 +52,6 @@ def domains_of(recipients: list[str] | tuple[str, ...]) -> list[str]:
     return sorted({rcpt.rpartition("@")[2].lower() for rcpt in recipients})
 
 
-def recipient_domains(rendered: Rendered) -> list[str]:
-    """The recipients' domains (A-labels); [] when one has no IDNA form (the mail
-    is refused when it is built)."""
-    try:
-        return domains_of(envelope_recipients(rendered))
-    except ValueError:
-        return []
-
-
 @dataclass
 class Sender:
     js: JetStreamContext
@@ -95,7 +86,7 @@ class Sender:
             await msg.nack(delay=closed_in + random.uniform(0, 1))
             return
         # the throttle before the MIME is built: a message over a limit costs little
-        lease = await self._lease(msg, recipient_domains(rendered))
+        lease = await self._lease(msg, await self._throttle_keys(rendered))
         if lease is None:
             return
         try:
@@ -124,6 +115,19 @@ class Sender:
 
     def _make(self, rendered: Rendered) -> Mail:
         return make_mail(rendered, self.settings.bounce_domain, self.signer)
+
+    async def _throttle_keys(self, rendered: Rendered) -> list[str]:
+        """Recipient domains, and what the provider adds (mx://: MX hosts); [] when
+        an address has no IDNA form (the mail is refused when it is built)."""
+        try:
+            recipients = tuple(envelope_recipients(rendered))
+        except ValueError:
+            return []
+        try:
+            extra = await self.mailer.throttle_keys(recipients)
+        except TRANSIENT_ERRORS:
+            extra = []
+        return domains_of(recipients) + extra
 
     async def _release(self, lease: Lease) -> None:
         if self.throttle is not None:

@@ -8,7 +8,7 @@ Providers live one per module beside this one (smtp, mx, kumomta, http_json, log
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from services.sender.outcome import Outcome
 
@@ -34,3 +34,11 @@ class Mailer(Protocol):
     async def send(self, mail: Mail) -> Outcome: ...
 
     async def close(self) -> None: ...
+
+
+@runtime_checkable
+class ThrottleKeyed(Protocol):
+    """A provider that knows more about where a mail goes than its recipients' domains
+    (mx:// knows the MX hosts): the sender throttles those keys too."""
+
+    async def throttle_keys(self, recipients: tuple[str, ...]) -> list[str]: ...

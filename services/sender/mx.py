@@ -26,6 +26,7 @@ from services.sender.dns_lookup import LookupFailed, MxHost, MxResolver, NoRoute
 from services.sender.mailer import Mail
 from services.sender.outcome import Outcome
 from services.sender.smtp_pool import SmtpPool
+from services.sender.throttle_rules import MX_PREFIX
 
 
 def by_domain(recipients: tuple[str, ...]) -> dict[str, tuple[str, ...]]:
@@ -74,6 +75,18 @@ class MxMailer:
 
     async def start(self) -> None:
         """Nothing to open: pools are made per MX host on first use."""
+
+    async def throttle_keys(self, recipients: tuple[str, ...]) -> list[str]:
+        """The preferred MX host of each recipient domain, as throttle keys
+        (`mx=<host>`): limits per MX host hold whichever domains share it."""
+        keys = []
+        for domain in by_domain(recipients):
+            try:
+                hosts = await self._resolver.route(domain)
+            except (NoRoute, LookupFailed):
+                continue  # the send reports it
+            keys.append(MX_PREFIX + hosts[0].name)
+        return keys
 
     async def send(self, mail: Mail) -> Outcome:
         groups = by_domain(mail.recipients)

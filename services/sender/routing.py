@@ -22,7 +22,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
 
 from services.sender.circuit import CircuitBreaker, State
-from services.sender.mailer import Mail, Mailer
+from services.sender.mailer import Mail, Mailer, ThrottleKeyed
 from services.sender.outcome import Outcome
 
 log = logging.getLogger("jetpost.sender.routing")
@@ -61,6 +61,15 @@ class Router:
             if breaker.state == "closed" or breaker.retry_in(now) == 0:
                 return provider.name
         return self.providers[0].name
+
+    async def throttle_keys(self, recipients: tuple[str, ...]) -> list[str]:
+        """Extra throttle keys from the provider a mail would go to first (mx://
+        names MX hosts); [] for providers that have none."""
+        planned = self.planned()
+        for provider in self.providers:
+            if provider.name == planned and isinstance(provider, ThrottleKeyed):
+                return await provider.throttle_keys(recipients)
+        return []
 
     def retry_in(self) -> float:
         """Seconds until some circuit lets mail through again."""

@@ -1,7 +1,8 @@
 """Which limits apply to a recipient domain, and what a "slow down" answer is. Pure.
 
 The limits come from `throttles.yaml` beside this module, overridden key by key by
-the JETPOST_THROTTLES file (same shape). `throttle.py` enforces them.
+the JETPOST_THROTTLES file (same shape). `throttle.py` enforces them. Keys are
+recipient domains, or MX hosts (`mx:*.google.com`) for direct delivery.
 """
 
 from __future__ import annotations
@@ -41,6 +42,9 @@ def parse_rate(raw: str) -> tuple[int, float]:
     return count, _PERIODS[found.group(2)]
 
 
+MX_PREFIX = "mx="  # throttle keys of MX hosts (`mx:` in the YAML; KV keys take no ':')
+
+
 def parse_limits(data: Any, source: str) -> dict[str, Limit]:
     if not isinstance(data, dict):
         raise ValueError(f"{source}: expected a mapping of domain: limits")
@@ -52,7 +56,10 @@ def parse_limits(data: Any, source: str) -> dict[str, Limit]:
         if concurrency is not None and (not isinstance(concurrency, int) or concurrency < 1):
             raise ValueError(f"{source}: {key}: concurrency is a whole number >= 1")
         count, period = parse_rate(str(raw["rate"])) if raw.get("rate") else (None, 1.0)
-        limits[str(key).lower()] = Limit(concurrency, count, period)
+        name = str(key).lower()
+        if name.startswith("mx:"):
+            name = MX_PREFIX + name[3:]
+        limits[name] = Limit(concurrency, count, period)
     return limits
 
 
@@ -64,16 +71,19 @@ def load_limits(override: Path | None) -> dict[str, Limit]:
 
 
 def limit_for(limits: dict[str, Limit], domain: str) -> Limit | None:
-    """The exact domain's limit, else the longest `*.suffix` match, else `*`."""
+    """The exact domain's limit, else the longest `*.suffix` match, else `*`. An MX
+    host key (`mx=<host>`) matches only `mx:` entries, and `*` alone is not one."""
     domain = domain.lower()
-    if domain in limits:
-        return limits[domain]
-    labels = domain.split(".")
+    prefix = MX_PREFIX if domain.startswith(MX_PREFIX) else ""
+    name = domain.removeprefix(prefix)
+    if prefix + name in limits:
+        return limits[prefix + name]
+    labels = name.split(".")
     for i in range(1, len(labels)):
-        found = limits.get("*." + ".".join(labels[i:]))
+        found = limits.get(prefix + "*." + ".".join(labels[i:]))
         if found is not None:
             return found
-    return limits.get("*")
+    return None if prefix else limits.get("*")
 
 
 def is_slow_down(code: int | None, response: str) -> bool:

@@ -10,11 +10,14 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import pytest
+from nats.js import JetStreamContext
 
 from services.capture import CaptureSink
 from services.sender.dns_lookup import MxResolver
 from services.sender.mailer import Mail
 from services.sender.mx import MxMailer
+from services.sender.throttle import THROTTLE_BUCKET, Lease, Throttle
+from services.sender.throttle_rules import parse_limits
 from tests.delivery_peers import AnsweringSink, DnsResponder, DroppingSink, HangingServer
 from tests.delivery_peers import refusing_port as free_port
 
@@ -107,3 +110,18 @@ async def test_a_drop_during_data_is_not_sent_again_in_the_attempt(world: World)
     assert (outcome.kind, outcome.uncertain, outcome.host) == ("deferred", True, "mx6.drop.test")
     assert world.dropping.dropped == 1
     assert world.good.received == []  # the next MX host did not get a second copy
+
+
+async def test_mx_hosts_are_throttle_keys_shared_by_their_domains(
+    world: World, js: JetStreamContext
+) -> None:
+    keys = await world.mailer.throttle_keys(("a@good.test", "b@other.test", "c@null.test"))
+    assert keys == ["mx=mx3.pref.test", "mx=mx3.pref.test"]  # null.test: no route, no key
+    limits = parse_limits({"mx:*.pref.test": {"concurrency": 1}}, "test")
+    throttle = Throttle(await js.key_value(THROTTLE_BUCKET), limits, slow_for=60)
+    held = await throttle.acquire(["good.test", "mx=mx3.pref.test"])
+    assert isinstance(held, Lease)
+    # another domain, the same MX host: over the host's limit
+    assert isinstance(await throttle.acquire(["other.test", "mx=mx3.pref.test"]), float)
+    await throttle.release(held)
+    assert isinstance(await throttle.acquire(["other.test", "mx=mx3.pref.test"]), Lease)

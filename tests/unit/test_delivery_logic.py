@@ -119,6 +119,8 @@ def test_throttle_rules() -> None:
     with pytest.raises(ValueError):
         parse_rate("fast")
     assert slowed(Limit(count=10), 0.25) == Limit(count=2)
+    assert limit_for(limits, "mx=gmail-smtp-in.l.google.com") == limits["mx=*.google.com"]
+    assert limit_for(custom, "mx=mx.other.example") is None  # `*` is for domains only
     assert is_slow_down(421, "421 4.7.0 Try again later, closing connection")
     assert is_slow_down(451, "451 4.7.1 rate limited, slow down")
     assert not is_slow_down(451, "451 4.7.1 greylisted, come back in 5 minutes")
