@@ -42,7 +42,7 @@ def present_headers(data: bytes) -> list[str]:
 def sign(data: bytes, domain: str, selector: str, key: bytes, timestamp: int) -> bytes:
     """`data` with a DKIM-Signature header in front. dkimpy reads `t=` from
     time.time(); it is pinned to `timestamp` for the call (synchronous, one thread)."""
-    import dkim  # noqa: PLC0415 - dkimpy takes a third of a second to import: only when signing
+    import dkim  # dkimpy takes a third of a second to import: only once signing
 
     pinned = types.SimpleNamespace(time=lambda: float(timestamp))
     saved = dkim.time
