@@ -61,6 +61,7 @@ class Throttle:
         self._clock = clock
         self._factors: dict[str, tuple[float, float]] = {}  # domain -> (read at, factor)
         self._denied: dict[str, tuple[int, int]] = {}  # domain -> (window, denials in it)
+        self._full: dict[str, int] = {}  # domain -> the rate window seen full (no KV asked)
 
     async def acquire(self, domains: Sequence[str]) -> Lease | float:
         """A lease on every domain's limits, or the delay to wait before trying again."""
@@ -166,6 +167,10 @@ class Throttle:
         return None
 
     async def _count(self, domain: str, count: int, period: float) -> float | None:
+        now = self._clock()
+        window = int(now // period)
+        if self._full.get(domain) == window:  # full for this window: deny without a round trip
+            return self._later(domain, window, count, period, now)
         for _ in range(CAS_TRIES):
             now = self._clock()
             window = int(now // period)
@@ -176,6 +181,7 @@ class Throttle:
             except KeyNotFoundError:
                 used, revision = 0, None
             if used >= count:
+                self._full[domain] = window
                 return self._later(domain, window, count, period, now)
             try:
                 if revision is None:
