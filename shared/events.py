@@ -160,6 +160,7 @@ class Delivered(EventBase):
     type: Literal["delivered"] = "delivered"
     attempt: int
     provider: str
+    host: str | None = None  # the SMTP host that answered (the MX host for mx://)
     smtp_code: int | None = None
     response: str = ""
     refused: dict[str, str] = Field(default_factory=dict)
@@ -170,6 +171,7 @@ class Deferred(EventBase):
     type: Literal["deferred"] = "deferred"
     attempt: int
     provider: str
+    host: str | None = None  # the SMTP host that answered (the MX host for mx://)
     smtp_code: int | None = None
     response: str
     retry_in: float
@@ -180,6 +182,7 @@ class Bounced(EventBase):
     kind: Literal["hard", "soft"]
     attempt: int | None = None
     provider: str | None = None
+    host: str | None = None  # the SMTP host that answered (the MX host for mx://)
     smtp_code: int | None = None
     status: str | None = None  # enhanced status code, e.g. 5.1.1
     response: str = ""

@@ -5,8 +5,20 @@ from __future__ import annotations
 from email.headerregistry import Address
 from email.utils import getaddresses
 
+import idna
 from email_validator import EmailNotValidError, validate_email
 from pydantic import BaseModel, ConfigDict
+
+
+def ascii_domain(domain: str) -> str:
+    """An IDN domain as its A-label form (`bücher.example` -> `xn--bcher-kva.example`),
+    the form SMTP envelopes and DNS take; ValueError if it has none."""
+    if domain.isascii():
+        return domain.lower()
+    try:
+        return idna.encode(domain, uts46=True).decode("ascii")
+    except idna.IDNAError as exc:
+        raise ValueError(f"domain {domain!r} has no IDNA form: {exc}") from None
 
 
 class Mailbox(BaseModel):
@@ -19,12 +31,24 @@ class Mailbox(BaseModel):
         return str(self.as_address()) if self.name else self.email
 
     def as_address(self) -> Address:
+        """For headers: the domain as an A-label, which every mail reader shows."""
         local, _, domain = self.email.rpartition("@")
-        return Address(display_name=self.name, username=local, domain=domain)
+        return Address(display_name=self.name, username=local, domain=ascii_domain(domain))
 
     @property
     def domain(self) -> str:
         return self.email.rpartition("@")[2]
+
+    @property
+    def smtp_address(self) -> str:
+        """For the SMTP envelope: the domain as an A-label (IDNA)."""
+        local, _, domain = self.email.rpartition("@")
+        return f"{local}@{ascii_domain(domain)}"
+
+    @property
+    def needs_smtputf8(self) -> bool:
+        """A UTF-8 local part: only a server offering SMTPUTF8 (RFC 6531) takes it."""
+        return not self.email.rpartition("@")[0].isascii()
 
 
 def has_line_break(value: str) -> bool:

@@ -110,6 +110,39 @@ def parse_delays(raw: str) -> tuple[float, ...]:
 
 MIN_TOKEN_KEY_LENGTH = 16
 
+# scheme -> the provider's kind (its default name)
+PROVIDER_SCHEMES = {"smtp": "smtp", "smtps": "smtp", "mx": "mx", "kumomta+http": "kumomta",
+                    "kumomta+https": "kumomta", "http+json": "http", "https+json": "http",
+                    "log": "log"}  # fmt: skip
+_PROVIDER_NAME_RE = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
+
+
+def parse_providers(raw: str) -> list[tuple[str, str]]:
+    """JETPOST_PROVIDERS: provider URLs separated by commas, highest priority first;
+    `#name` at the end of a URL names it (default: its kind, numbered when repeated).
+    Returns [(name, url)]."""
+    urls = [u.strip() for u in raw.split(",") if u.strip()]
+    kinds = [PROVIDER_SCHEMES.get(urlsplit(u).scheme, "?") for u in urls]
+    named: list[tuple[str, str]] = []
+    for i, (url, kind) in enumerate(zip(urls, kinds, strict=True)):
+        base, _, name = url.partition("#")
+        parts = urlsplit(base)
+        if parts.scheme not in PROVIDER_SCHEMES:
+            raise ValueError(f"{redact_url(base)}: expected one of {', '.join(PROVIDER_SCHEMES)}")
+        if parts.scheme in ("smtp", "smtps"):
+            SmtpTarget.parse(base)
+        elif parts.scheme not in ("mx", "log") and not parts.hostname:
+            raise ValueError(f"{redact_url(base)}: a host is required")
+        if not name:
+            name = kind if kinds.count(kind) == 1 else f"{kind}{kinds[: i + 1].count(kind)}"
+        if not _PROVIDER_NAME_RE.match(name):
+            raise ValueError(f"provider name {name!r}: letters, digits, '-' and '_' only")
+        named.append((name, base))
+    names = [n for n, _ in named]
+    if len(set(names)) != len(names):
+        raise ValueError(f"provider names repeat: {', '.join(names)}")
+    return named
+
 
 def parse_token_keys(raw: str) -> list[str]:
     """JETPOST_TOKEN_KEYS: comma-separated secrets, the signing key first."""
@@ -155,6 +188,18 @@ class Settings(BaseSettings):
     sender_from: str = Field(default="jetpost <noreply@example.com>", alias="JETPOST_FROM")
     message_id_domain: str | None = None
     provider: Literal["smtp", "log"] = "smtp"
+    # The delivery engine (services/sender): provider URLs, highest priority first
+    # (JETPOST_SMTP_URL alone is a one-item list); circuit breakers; throttles; DKIM.
+    providers: str = ""
+    dns_resolver: str | None = None  # host:port of the DNS server mx:// asks
+    mx_port: int = Field(default=25, ge=1, le=65535)
+    circuit_failures: int = Field(default=5, ge=1, le=1000)  # within circuit_window opens it
+    circuit_window: float = Field(default=30.0, gt=0)
+    circuit_cooldown: float = Field(default=30.0, gt=0)  # open, then one probe (half-open)
+    throttles: Path | None = None  # a YAML file of per-domain limits over the shipped ones
+    throttle_slow_for: float = Field(default=300.0, gt=0)  # a "slow down" halves a rate this long
+    dkim_dir: Path | None = None  # default <data_dir>/dkim
+    dkim_required: bool = False
     # Retry schedule for deferred mail: delay before attempt n+1 is
     # min(retry_base * 2**(n-1), retry_max); after max_attempts it fails.
     retry_base: float = Field(default=30.0, gt=0)
@@ -290,6 +335,32 @@ class Settings(BaseSettings):
         if value:
             SmtpTarget.parse(value)
         return value or None
+
+    @field_validator("providers")
+    @classmethod
+    def _providers(cls, value: str) -> str:
+        parse_providers(value)
+        return value
+
+    @field_validator("throttles")
+    @classmethod
+    def _throttles(cls, value: Path | None) -> Path | None:
+        if value is not None and not value.is_file():
+            raise ValueError(f"no such file: {value}")
+        return value
+
+    @property
+    def provider_list(self) -> list[tuple[str, str]]:
+        """[(name, url)] in priority order; [] means the capture sink (or `log`)."""
+        if self.providers:
+            return parse_providers(self.providers)
+        if self.provider == "log":
+            return [("log", "log://")]
+        return [("smtp", self.smtp_url)] if self.smtp_url else []
+
+    @property
+    def dkim_key_dir(self) -> Path:
+        return self.dkim_dir or self.data_dir / "dkim"
 
     @field_validator("bounce_domain")
     @classmethod

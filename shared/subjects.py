@@ -22,6 +22,8 @@ CMD_WEBHOOK_ROTATE = "mail.cmd.webhook_rotate"
 CMD_WEBHOOK_REPLAY = "mail.cmd.webhook_replay"
 
 EVT_PREFIX = "mail.evt"
+OPS_STREAM = "MAIL_OPS"
+OPS_PREFIX = "mail.ops"
 
 IDEMPOTENCY_BUCKET = "mail_idempotency"
 SUPPRESSION_BUCKET = "mail_suppressions"
@@ -65,3 +67,9 @@ def schedule_subject(message_id: str) -> str:
 def due_subject(message_id: str) -> str:
     """Where nats-server publishes the schedule's message when it falls due."""
     return f"mail.sched.due.{message_id}"
+
+
+def ops_subject(kind: str, name: str, state: str) -> str:
+    """An operations event: `mail.ops.provider.<name>.<state>` (circuit changes),
+    `mail.ops.throttle.<name>.slowed` (name: the domain, dots as '_')."""
+    return f"{OPS_PREFIX}.{kind}.{name.replace('.', '_')}.{state}"

@@ -39,11 +39,13 @@ async def dev_stack(settings: Settings) -> AsyncIterator[dict[str, str]]:
         where["database"] = db_url
         await migrate(db_url, settings.migrations_dir)
         sink = None
-        if not settings.smtp_url and settings.provider == "smtp":
+        if not settings.smtp_url and not settings.providers and settings.provider == "smtp":
             sink = CaptureSink(data / "capture", port=settings.capture_port)
             port = await sink.start()
             where["capture folder"] = str(data / "capture")
             where["SMTP"] = f"smtp://127.0.0.1:{port}"
+        elif settings.providers:
+            where["providers"] = settings.providers
         else:
             where["SMTP"] = settings.smtp_url or "(provider log: mail is written to the log)"
         try:

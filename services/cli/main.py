@@ -13,6 +13,8 @@ from services.api.cli import add_keys_arguments, keys_command, run_with_api
 from services.capture import CaptureSink
 from services.cli.cancel import cancel_message
 from services.cli.dev import run_dev
+from services.cli.dkim import add_arguments as add_dkim_arguments
+from services.cli.dkim import dkim_command
 from services.cli.forget import add_arguments as add_forget_arguments
 from services.cli.forget import forget_command
 from services.cli.processes import RUNNABLE
@@ -78,6 +80,7 @@ def parser() -> argparse.ArgumentParser:
     add_inspect_arguments(sub.add_parser("inspect", help="print one message's timeline"))
     add_keys_arguments(sub.add_parser("keys", help="API keys: create, list, revoke"))
     add_webhooks_arguments(sub.add_parser("webhooks", help="webhook endpoints: add, list, rm"))
+    add_dkim_arguments(sub.add_parser("dkim", help="DKIM keys: keygen, check"))
     config = sub.add_parser("config", help="configuration")
     config.add_argument("action", choices=["check"])
     return p
@@ -143,6 +146,8 @@ def dispatch(args: argparse.Namespace, settings: Settings, console: Console) -> 
         return keys_command(args, settings, console)
     elif args.command == "webhooks":
         return asyncio.run(webhooks_command(args, settings, console))
+    elif args.command == "dkim":
+        return dkim_command(args, settings, console)
     elif args.command == "config":
         build_env(settings)
         console.print("configuration OK")

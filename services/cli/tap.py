@@ -32,6 +32,7 @@ from rich.text import Text
 
 from services.cli.stopping import stop_on_signals
 from services.cli.tap_format import EVENT_TYPES, format_line, json_line, parse_since, tap_filters
+from services.cli.tap_ops import format_ops, ops_json, pump_ops, subscribe_ops
 from shared.nats_connect import NatsTarget, NatsUnreachable, connect
 from shared.subjects import EVT_STREAM, MESSAGE_ID_RE, message_filter
 from shared.telemetry.tracing import trace_id_of
@@ -161,9 +162,13 @@ def _printer(as_json: bool) -> Emit:
     def emit(msg: Msg) -> None:
         meta = msg.metadata
         seq = meta.sequence.stream
+        ops = msg.subject.startswith("mail.ops.")
         if as_json:
-            sys.stdout.write(json_line(seq, msg.subject, msg.data) + "\n")
+            line = (ops_json if ops else json_line)(seq, msg.subject, msg.data)
+            sys.stdout.write(line + "\n")
             sys.stdout.flush()
+        elif ops:
+            out.print(format_ops(msg.subject, msg.data, meta.timestamp))
         else:
             out.print(format_line(seq, msg.subject, msg.data, meta.timestamp))
 
@@ -277,13 +282,25 @@ async def _tap(args: argparse.Namespace, url: NatsTarget, console: Console) -> i
         js = nc.jetstream()
         start = await _resolve_start(nc, js, args)
         sub = await _subscribe(js, filters, start)
+        # an unfiltered tap also shows operations events (provider circuits, throttles)
+        ops = None
+        if filters == ["mail.evt.>"] and not args.seq:
+            ops = await subscribe_ops(js, args.all, args.since)
+        ops_task = asyncio.ensure_future(pump_ops(ops, emit)) if ops else None
         try:
-            tapping = f"tapping {' '.join(filters)} {start.label}; Ctrl-C stops"
+            also = " and mail.ops.>" if ops else ""
+            tapping = f"tapping {' '.join(filters)}{also} {start.label}; Ctrl-C stops"
             console.print(Text(tapping), soft_wrap=True)
             await _pump(sub, start, args.limit, emit)
         finally:
-            with contextlib.suppress(Exception):
-                await sub.unsubscribe()
+            if ops_task is not None:
+                ops_task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await ops_task
+            for each in (sub, ops):
+                if each is not None:
+                    with contextlib.suppress(Exception):
+                        await each.unsubscribe()
     finally:
         await nc.close()
     return 0

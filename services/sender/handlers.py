@@ -1,27 +1,39 @@
 """sender's subscriber: `rendered` in; `attempted`, then the outcome, appended; then
 ack (done) or nak with a delay (deferred: JetStream redelivers it later).
 
-The attempt number is the consumer's delivery count, so each attempt's events have
-their own dedup ids. After a crash, a redelivered message whose outcome is already
-in the log is acked without sending again.
+Before every send the log is asked (one direct get, history.py) whether the message
+is done already and which attempt this is: a consumer-state rollback after a
+nats-server crash cannot resend a delivered mail, and every real attempt gets its
+own events. Over a domain's limit, or with every provider's circuit open, the
+message is naked with a short delay and no attempt is counted: the consumer goes on
+with other mail.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import random
 from dataclasses import dataclass
 
 from faststream.nats import NatsMessage
 from nats.js import JetStreamContext
 from pydantic import ValidationError
 
-from services.sender.attachments import attach, load
-from services.sender.logic import decide_outcome, unsendable
-from services.sender.mime import build_message, envelope_recipients, envelope_sender
-from services.sender.providers import Mailer
+from services.sender.attachments import load
+from services.sender.dkim_sign import DkimMissing, DkimSigner
+from services.sender.history import is_done, last_event, next_attempt
+from services.sender.logic import decide_outcome, refused, unsendable
+from services.sender.mailer import Mail
+from services.sender.mime import envelope_recipients
+from services.sender.ops import OpsPublisher
+from services.sender.outcome import Outcome
+from services.sender.outgoing import make_mail
+from services.sender.routing import Router
+from services.sender.throttle import Lease, Throttle
+from services.sender.throttle_rules import is_slow_down
 from shared.consumers import TRANSIENT_ERRORS, retry_delay
-from shared.eventlog import append, first_of, is_cancelled
+from shared.eventlog import append, is_cancelled
 from shared.events import Attempted, Event, Rendered, event_id_for, parse_event
 from shared.settings import Settings
 
@@ -34,53 +46,133 @@ def describe(event: Event) -> str:
     return f"{event.type} (attempt {getattr(event, 'attempt', '?')}): {detail}"
 
 
-DONE = ("delivered", "bounced", "failed", "cancelled")
 RESULT_APPEND_TRIES = 8
+
+
+def domains_of(recipients: list[str] | tuple[str, ...]) -> list[str]:
+    return sorted({rcpt.rpartition("@")[2].lower() for rcpt in recipients})
 
 
 @dataclass
 class Sender:
     js: JetStreamContext
-    mailer: Mailer
+    mailer: Router
     settings: Settings
+    signer: DkimSigner | None = None
+    throttle: Throttle | None = None
+    ops: OpsPublisher | None = None
 
     async def handle(self, msg: NatsMessage) -> None:
         raw = msg.raw_message
-        attempt = raw.metadata.num_delivered
         message_id = raw.subject.split(".")[2]
+        attempt = 1
         try:
-            if attempt > 1 and await first_of(self.js, message_id, DONE):
+            last = await last_event(self.js, message_id)
+            if is_done(last):
                 await msg.ack()
                 return
+            attempt = next_attempt(last)
             rendered = parse_event(raw.data)
             if not isinstance(rendered, Rendered):
                 raise TypeError(f"expected a rendered event, got {rendered.type}")
-            await append(self.js, self._attempted(rendered, attempt), n=attempt)
-            if await is_cancelled(
-                self.js, message_id
-            ):  # after `attempted`: a cancel cannot pass it
-                await msg.ack()
-                return
         except (ValidationError, TypeError) as exc:
             await self._settle(msg, [unsendable(message_id, attempt, exc)], None)
             return
         except TRANSIENT_ERRORS as exc:
-            log.warning("message %s: attempt %s not started: %r", message_id, attempt, exc)
-            await msg.nack(delay=retry_delay(attempt))
+            log.warning("message %s: attempt not started: %r", message_id, exc)
+            await msg.nack(delay=retry_delay(raw.metadata.num_delivered))
+            return
+        closed_in = self.mailer.retry_in()
+        if closed_in > 0:  # every circuit open: wait for the first probe, count nothing
+            await msg.nack(delay=closed_in + random.uniform(0, 1))
+            return
+        # the throttle before the MIME is built: a message over a limit costs little
+        lease = await self._lease(msg, await self._throttle_keys(rendered))
+        if lease is None:
             return
         try:
-            message = build_message(rendered)
-            attach(message, rendered.attachments, await load(self.js, rendered.attachments))
-        except (ValueError, TypeError) as exc:  # email.policy refuses what it cannot send
+            blobs = await load(self.js, rendered.attachments)
+        except TRANSIENT_ERRORS as exc:
+            await self._release(lease)
+            log.warning("message %s: attachments not loaded: %r", message_id, exc)
+            await msg.nack(delay=retry_delay(raw.metadata.num_delivered))
+            return
+        except ValueError as exc:  # MissingAttachment: the mail cannot be built
+            await self._release(lease)
             await self._settle(msg, [unsendable(message_id, attempt, exc)], None)
             return
-        outcome = await self.mailer.send(
-            message,
-            envelope_sender(rendered, self.settings.bounce_domain),
-            envelope_recipients(rendered),
-        )
-        events, delay = decide_outcome(rendered, outcome, attempt, self.mailer.name, self.settings)
+        try:
+            mail = make_mail(rendered, self.settings.bounce_domain, self.signer, blobs)
+        except DkimMissing as exc:
+            await self._release(lease)
+            await self._settle(msg, [refused(rendered, raw.subject, str(exc))], None)
+            return
+        except (ValueError, TypeError) as exc:  # email.policy refuses what it cannot send
+            await self._release(lease)
+            await self._settle(msg, [unsendable(message_id, attempt, exc)], None)
+            return
+        try:
+            await append(self.js, self._attempted(rendered, attempt), n=attempt)
+            if await is_cancelled(self.js, message_id):  # after `attempted`: no cancel passes it
+                await msg.ack()
+                return
+            outcome = await self.mailer.send(mail)
+        except TRANSIENT_ERRORS as exc:  # the attempt could not be recorded: not sent
+            log.warning("message %s: attempt %s not started: %r", message_id, attempt, exc)
+            await msg.nack(delay=retry_delay(raw.metadata.num_delivered))
+            return
+        finally:
+            await self._release(lease)
+        await self._after(mail, outcome)
+        unrouted = self.mailer.retry_in() + 1.0 if outcome.provider == "none" else None
+        events, delay = decide_outcome(rendered, outcome, attempt, self.settings, unrouted)
         await self._settle(msg, events, delay)
+
+    async def _throttle_keys(self, rendered: Rendered) -> list[str]:
+        """Recipient domains, and what the provider adds (mx://: MX hosts); [] when
+        an address has no IDNA form (the mail is refused when it is built)."""
+        try:
+            recipients = tuple(envelope_recipients(rendered))
+        except ValueError:
+            return []
+        try:
+            extra = await self.mailer.throttle_keys(recipients)
+        except TRANSIENT_ERRORS:
+            extra = []
+        return domains_of(recipients) + extra
+
+    async def _release(self, lease: Lease) -> None:
+        if self.throttle is not None:
+            await self.throttle.release(lease)
+
+    async def _lease(self, msg: NatsMessage, domains: list[str]) -> Lease | None:
+        """The throttle's lease, or None once the message is naked (over a limit)."""
+        if self.throttle is None:
+            return Lease()
+        try:
+            lease = await self.throttle.acquire(domains)
+        except TRANSIENT_ERRORS as exc:
+            log.warning("throttle unavailable: %r", exc)
+            lease = retry_delay(msg.raw_message.metadata.num_delivered)
+        if isinstance(lease, float):
+            await msg.nack(delay=lease)
+            return None
+        return lease
+
+    async def _after(self, mail: Mail, outcome: Outcome) -> None:
+        """A "slow down" answer lowers the domains' rates for a while."""
+        if self.throttle is None or outcome.connection:
+            return
+        if not is_slow_down(outcome.code, outcome.response):
+            return
+        for domain in domains_of(mail.recipients):
+            try:
+                factor = await self.throttle.slow_down(domain)
+            except TRANSIENT_ERRORS as exc:
+                log.warning("could not record slow-down for %s: %r", domain, exc)
+                continue
+            if self.ops is not None and factor is not None:
+                await self.ops.slowed(domain, factor, self.settings.throttle_slow_for)
 
     async def _settle(
         self, msg: NatsMessage, events: list[tuple[Event, int]], delay: float | None
@@ -110,7 +202,7 @@ class Sender:
             causation_id=rendered.event_id,
             correlation_id=rendered.correlation_id,
             attempt=attempt,
-            provider=self.mailer.name,
+            provider=self.mailer.planned(),
         )
 
     async def give_up(self, msg: NatsMessage, exc: BaseException) -> None:

@@ -7,7 +7,16 @@ import re
 from typing import Any
 
 from services.sender.outcome import Outcome, retry_delay
-from shared.events import Bounced, Deferred, Delivered, Event, Failed, Rendered, event_id_for
+from shared.events import (
+    Bounced,
+    Deferred,
+    Delivered,
+    Event,
+    Failed,
+    Rejected,
+    Rendered,
+    event_id_for,
+)
 from shared.settings import Settings
 
 _ENHANCED = re.compile(r"\b([245]\.\d{1,3}\.\d{1,3})\b")
@@ -32,18 +41,39 @@ def unsendable(message_id: str, attempt: int, exc: BaseException) -> tuple[Event
     return failed, 1
 
 
+def refused(rendered: Rendered, subject: str, reason: str) -> tuple[Event, int]:
+    """A mail jetpost will not send as configured (e.g. no DKIM key while required)."""
+    mid = rendered.message_id
+    rejected = Rejected(
+        event_id=event_id_for(mid, "rejected"),
+        message_id=mid,
+        causation_id=rendered.event_id,
+        correlation_id=rendered.correlation_id,
+        reason=reason,
+        command_subject=subject,
+    )
+    return rejected, 1
+
+
 def decide_outcome(
-    rendered: Rendered, outcome: Outcome, attempt: int, provider: str, settings: Settings
+    rendered: Rendered,
+    outcome: Outcome,
+    attempt: int,
+    settings: Settings,
+    unrouted_retry: float | None = None,
 ) -> Planned:
     """Events to append (with their dedup counters), and the redelivery delay when the
-    message is to be tried again (None: it is done)."""
+    message is to be tried again (None: it is done). `unrouted_retry`: no provider
+    could take it (every circuit open): deferred for that long, never failed for it."""
     mid = rendered.message_id
+    provider = outcome.provider or "none"
     common: dict[str, Any] = {
         "message_id": mid,
         "causation_id": rendered.event_id,
         "correlation_id": rendered.correlation_id,
         "attempt": attempt,
         "smtp_code": outcome.code,
+        "host": outcome.host,
     }
     if outcome.kind == "delivered":
         delivered = Delivered(
@@ -65,10 +95,11 @@ def decide_outcome(
             **common,
         )
         return [(bounced, 1)], None
-    if attempt >= settings.max_attempts:
+    if unrouted_retry is None and attempt >= settings.max_attempts:
         reason = f"gave up after {attempt} attempts: {outcome.response}"
+        common.pop("host")
         return [(Failed(event_id=event_id_for(mid, "failed"), reason=reason, **common), 1)], None
-    delay = retry_delay(attempt, settings.retry_base, settings.retry_max)
+    delay = unrouted_retry or retry_delay(attempt, settings.retry_base, settings.retry_max)
     deferred = Deferred(
         event_id=event_id_for(mid, "deferred", attempt),
         provider=provider,

@@ -64,10 +64,20 @@ class _CachedRegistry(HeaderRegistry):
 
 # SMTP's rules (CRLF, refuses CR/LF in values) with the cached header classes.
 POLICY = email.policy.SMTP.clone(header_factory=_CachedRegistry())
+# The same for a mail whose addresses have UTF-8 local parts (RFC 6532 headers; sent
+# only to servers offering SMTPUTF8).
+POLICY_UTF8 = email.policy.SMTPUTF8.clone(header_factory=_CachedRegistry())
+
+
+def needs_smtputf8(rendered: Rendered) -> bool:
+    envelope = rendered.envelope
+    mailboxes = (envelope.sender, *envelope.recipients, *envelope.reply_to)
+    return any(mailbox.needs_smtputf8 for mailbox in mailboxes)
 
 
 def build_message(rendered: Rendered, *, now: datetime | None = None) -> EmailMessage:
-    """The message as sent. ValueError if a header name or value would inject headers."""
+    """The message as sent. ValueError if a header name or value would inject headers.
+    Date is the render time unless given: a retry builds the very same bytes."""
     envelope = rendered.envelope
     extra = rendered.headers
     for name, value in extra.items():
@@ -79,7 +89,7 @@ def build_message(rendered: Rendered, *, now: datetime | None = None) -> EmailMe
         raise ValueError("subject contains a line break")
     present = {name.lower() for name in extra}
 
-    msg = EmailMessage(policy=POLICY)
+    msg = EmailMessage(policy=POLICY_UTF8 if needs_smtputf8(rendered) else POLICY)
     msg["From"] = envelope.sender.as_address()
     _set_addresses(msg, "To", envelope.to)
     _set_addresses(msg, "Cc", envelope.cc)
@@ -87,7 +97,7 @@ def build_message(rendered: Rendered, *, now: datetime | None = None) -> EmailMe
         _set_addresses(msg, "Reply-To", envelope.reply_to)
     msg["Subject"] = rendered.subject
     if "date" not in present:
-        msg["Date"] = format_datetime(now or datetime.now(UTC))
+        msg["Date"] = format_datetime((now or rendered.occurred_at).astimezone(UTC))
     msg["MIME-Version"] = "1.0"
     for name, value in extra.items():
         if name.lower() not in _OWNED:
@@ -114,17 +124,19 @@ def envelope_sender(rendered: Rendered, bounce_domain: str | None = None) -> str
     message id, so a bounce names the mail it is about (services/feedback)."""
     if bounce_domain:
         return verp_address(rendered.message_id, bounce_domain)
-    return rendered.envelope.sender.email
+    return rendered.envelope.sender.smtp_address
 
 
 def envelope_recipients(rendered: Rendered) -> list[str]:
     """The RCPT TO addresses: To, Cc then Bcc, each once (compared case-insensitively,
-    first spelling kept), so a recipient listed twice gets one copy."""
+    first spelling kept), so a recipient listed twice gets one copy. IDN domains are
+    given as A-labels."""
     seen: set[str] = set()
     recipients: list[str] = []
     for mailbox in rendered.envelope.recipients:
-        key = mailbox.email.casefold()
+        address = mailbox.smtp_address
+        key = address.casefold()
         if key not in seen:
             seen.add(key)
-            recipients.append(mailbox.email)
+            recipients.append(address)
     return recipients

@@ -21,6 +21,7 @@ from aiosmtplib import (
     SMTPResponse,
     SMTPResponseException,
 )
+from aiosmtplib.errors import SMTPConnectError, SMTPServerDisconnected, SMTPTimeoutError
 
 # Everything a send can raise because of the server or the network (not our code).
 SEND_ERRORS: tuple[type[BaseException], ...] = (SMTPException, OSError, asyncio.TimeoutError)
@@ -30,6 +31,18 @@ SEND_ERRORS: tuple[type[BaseException], ...] = (SMTPException, OSError, asyncio.
 _SESSION_REFUSALS = (SMTPAuthenticationError, SMTPHeloError, SMTPConnectResponseError)
 
 
+# Failures of the provider (the route), not of the message: they count against its
+# circuit breaker and send the mail on to the next provider (services/sender/routing.py).
+_CONNECTION_FAILURES = (
+    SMTPConnectError,
+    SMTPServerDisconnected,
+    SMTPTimeoutError,
+    OSError,
+    asyncio.TimeoutError,
+    *_SESSION_REFUSALS,
+)
+
+
 @dataclass(frozen=True)
 class Outcome:
     kind: Literal["delivered", "deferred", "bounced"]
@@ -37,6 +50,15 @@ class Outcome:
     response: str
     # Recipients the server refused, as "code message"; on delivery, the partial ones.
     refused: dict[str, str] = field(default_factory=dict)
+    # True: the provider failed (refused connection, timeout, TLS, 421, a drop), not the
+    # message. Recipient-level answers (550 user unknown, 452 full) leave it False.
+    connection: bool = False
+    # The connection was lost after the message went out (during or after DATA): the
+    # server may have it. Never retried or failed over inside the attempt (a second
+    # copy would be a duplicate); the next attempt, if any, is in the log.
+    uncertain: bool = False
+    provider: str = ""  # who took the attempt (set by the router)
+    host: str | None = None  # the SMTP host that answered (the MX host for mx://)
 
 
 def _permanent(code: int) -> bool:
@@ -55,13 +77,15 @@ def classify_exception(exc: BaseException) -> Outcome:
         return Outcome(kind, first.code, f"{first.code} {first.message}", refused)
     if isinstance(exc, SMTPResponseException):
         response = f"{exc.code} {exc.message}"
+        connection = exc.code == 421 or isinstance(exc, _CONNECTION_FAILURES)
         if _permanent(exc.code) and not isinstance(exc, _SESSION_REFUSALS):
             return Outcome("bounced", exc.code, response)
-        return Outcome("deferred", exc.code, response)
+        return Outcome("deferred", exc.code, response, connection=connection)
     if isinstance(exc, SEND_ERRORS):
         detail = str(exc)
         name = type(exc).__name__
-        return Outcome("deferred", None, f"{name}: {detail}" if detail else name)
+        response = f"{name}: {detail}" if detail else name
+        return Outcome("deferred", None, response, connection=isinstance(exc, _CONNECTION_FAILURES))
     raise TypeError(f"not a delivery failure: {exc!r}")
 
 

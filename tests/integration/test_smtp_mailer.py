@@ -1,5 +1,6 @@
 """SmtpMailer against a real aiosmtpd sink (CaptureSink on a free port): what arrives,
-connection reuse, scripted refusals, a vanished server, and the log mailer."""
+connection reuse, scripted refusals, a vanished server, and the log mailer.
+(The contract every provider meets is in test_provider_contract.py.)"""
 
 from __future__ import annotations
 
@@ -13,8 +14,12 @@ from pathlib import Path
 import pytest
 
 from services.capture import CaptureSink
-from services.sender.mime import build_message, envelope_recipients, envelope_sender
-from services.sender.providers import LogMailer, SmtpMailer, build_mailer
+from services.sender.log import LogMailer
+from services.sender.mailer import Mail
+from services.sender.mime import build_message
+from services.sender.outgoing import make_mail
+from services.sender.registry import build_router
+from services.sender.smtp import SmtpMailer
 from shared.events import Envelope, Rendered
 from shared.mailbox import Mailbox
 from shared.settings import ConfigError, Settings, SmtpTarget
@@ -53,21 +58,19 @@ async def mailer(capture: CaptureSink) -> AsyncIterator[SmtpMailer]:
     await smtp.close()
 
 
+def built(event: Rendered) -> Mail:
+    return make_mail(event, None, None)
+
+
 async def send(mailer: SmtpMailer, n: int = 0) -> str:
-    mail = rendered(n)
-    outcome = await mailer.send(
-        build_message(mail), envelope_sender(mail), envelope_recipients(mail)
-    )
+    outcome = await mailer.send(built(rendered(n)))
     return outcome.kind
 
 
 async def test_mail_arrives_with_headers_and_both_parts(
     mailer: SmtpMailer, capture: CaptureSink
 ) -> None:
-    mail = rendered()
-    outcome = await mailer.send(
-        build_message(mail), envelope_sender(mail), envelope_recipients(mail)
-    )
+    outcome = await mailer.send(built(rendered()))
     assert (outcome.kind, outcome.code, outcome.refused) == ("delivered", 250, {})
     [got] = await capture.wait_for(1, timeout=5)
     assert got.mail_from == "a@b.c"
@@ -95,11 +98,10 @@ async def test_connections_are_reused(mailer: SmtpMailer, capture: CaptureSink) 
 
 async def test_scripted_refusals(mailer: SmtpMailer, capture: CaptureSink) -> None:
     capture.script(["451 4.3.0 try later", "550 5.1.1 no such user"])
-    mail = rendered()
-    args = (envelope_sender(mail), envelope_recipients(mail))
-    deferred = await mailer.send(build_message(mail), *args)
-    bounced = await mailer.send(build_message(mail), *args)
-    delivered = await mailer.send(build_message(mail), *args)
+    mail = built(rendered())
+    deferred = await mailer.send(mail)
+    bounced = await mailer.send(mail)
+    delivered = await mailer.send(mail)
     assert (deferred.kind, deferred.code, deferred.response) == (
         "deferred",
         451,
@@ -116,11 +118,8 @@ async def test_scripted_refusals(mailer: SmtpMailer, capture: CaptureSink) -> No
 async def test_stopped_sink_defers(mailer: SmtpMailer, capture: CaptureSink) -> None:
     assert await send(mailer) == "delivered"
     await capture.stop()
-    mail = rendered(1)
-    outcome = await mailer.send(
-        build_message(mail), envelope_sender(mail), envelope_recipients(mail)
-    )
-    assert (outcome.kind, outcome.code) == ("deferred", None)
+    outcome = await mailer.send(built(rendered(1)))
+    assert (outcome.kind, outcome.code, outcome.connection) == ("deferred", None, True)
 
 
 async def test_pooled_connection_dropped_by_server_is_replaced(
@@ -144,20 +143,24 @@ async def test_header_injection_in_subject_is_refused() -> None:
 
 async def test_log_mailer_logs_the_whole_message(caplog: pytest.LogCaptureFixture) -> None:
     mailer = LogMailer(logging.getLogger("jetpost.mail.test"))
-    mail = rendered()
     with caplog.at_level(logging.INFO, logger="jetpost.mail.test"):
-        outcome = await mailer.send(build_message(mail), "a@b.c", ["x@y.z"])
+        outcome = await mailer.send(built(rendered()))
     assert (outcome.kind, outcome.response, mailer.name) == ("delivered", "logged", "log")
     assert "Subject: Hello" in caplog.text and "<p>html body</p>" in caplog.text
 
 
-async def test_build_mailer() -> None:
+async def test_build_router() -> None:
+    def names(settings: Settings, target: SmtpTarget | None = None) -> list[str]:
+        return [p.name for p in build_router(settings, target).providers]
+
     target = SmtpTarget(host="127.0.0.1", port=2525)
-    assert build_mailer(Settings(provider="log")).name == "log"
-    assert build_mailer(Settings(provider="smtp", smtp_url=None), target).name == "smtp"
-    assert build_mailer(Settings(smtp_url="smtp://h:25")).name == "smtp"
+    assert names(Settings(provider="log")) == ["log"]
+    assert names(Settings(provider="smtp", smtp_url=None), target) == ["capture"]
+    assert names(Settings(smtp_url="smtp://h:25")) == ["smtp"]
+    providers = "smtp://a:25,smtp://b:25#backup,mx://,kumomta+http://k:8000,https+json://h/x"
+    assert names(Settings(providers=providers)) == ["smtp1", "backup", "mx", "kumomta", "http"]
     with pytest.raises(ConfigError):
-        build_mailer(Settings(provider="smtp", smtp_url=None))
+        build_router(Settings(provider="smtp", smtp_url=None))
 
 
 async def test_credentials_in_the_smtp_url_are_used(tmp_path: Path) -> None:
@@ -166,9 +169,9 @@ async def test_credentials_in_the_smtp_url_are_used(tmp_path: Path) -> None:
     try:
         good = SmtpMailer(SmtpTarget.parse(f"smtp://jet:p%40ss%20word@127.0.0.1:{port}"), 1, 5)
         bad = SmtpMailer(SmtpTarget.parse(f"smtp://jet:wrong@127.0.0.1:{port}"), 1, 1)
-        mail = build_message(rendered())
-        assert (await good.send(mail, "a@b.c", ["x@y.z"])).kind == "delivered"
-        refused = await bad.send(mail, "a@b.c", ["x@y.z"])
+        mail = built(rendered())
+        assert (await good.send(mail)).kind == "delivered"
+        refused = await bad.send(mail)
         # our credentials are wrong, not the mail: retried later, never a bounce
         assert refused.kind == "deferred"
         await good.close()

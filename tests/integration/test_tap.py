@@ -13,6 +13,7 @@ import nats
 import pytest
 from nats.js import JetStreamContext
 
+from services.sender.ops import OpsPublisher
 from shared.embedded import EmbeddedNats
 from shared.settings import Settings
 from shared.subjects import EVT_STREAM
@@ -221,3 +222,18 @@ async def test_tap_stops_cleanly_on_ctrl_c(js: JetStreamContext, start: Start) -
         assert code == 0, err
         assert lines == []
         assert "Traceback" not in err
+
+
+async def test_tap_shows_operations_events(js: JetStreamContext, start: Start) -> None:
+    tap = await start("tap", "--json")
+    await wait_tapping(tap)
+    await OpsPublisher(js).circuit("relay1", "open")
+    [event] = await read_json(tap, 1)
+    assert (event["nats_subject"], event["state"]) == ("mail.ops.provider.relay1.open", "open")
+    assert event["provider"] == "relay1"
+    tap.send_signal(signal.SIGINT)
+    human = await start("tap", "--all")
+    await wait_tapping(human)
+    assert human.stdout is not None
+    line = (await asyncio.wait_for(human.stdout.readline(), WAIT)).decode()
+    assert "ops" in line and "relay1" in line and "open" in line

@@ -1,0 +1,44 @@
+"""What the log already says about a message, read before EVERY send.
+
+A nats-server crash can roll a consumer's state back: a message already delivered
+and acked comes back as a first delivery (num_delivered == 1). So the sender never
+trusts the delivery count: one direct get of the last event on `mail.evt.<id>.*`
+tells whether the message is done, and numbers the next attempt after the last one
+recorded, so every real attempt has its own events (issue 14, item 2).
+"""
+
+from __future__ import annotations
+
+from nats.js import JetStreamContext
+from nats.js.errors import NotFoundError
+from pydantic import ValidationError
+
+from shared.events import Event, parse_event
+from shared.subjects import EVT_STREAM, message_filter
+
+# After any of these the message is not to be sent (again).
+DONE = frozenset({
+    "delivered", "bounced", "failed", "cancelled", "rejected", "suppressed", "complained",
+    "opened", "clicked", "unsubscribed", "resent", "render_failed",
+})  # fmt: skip
+
+
+async def last_event(js: JetStreamContext, message_id: str) -> Event | None:
+    try:
+        stored = await js.get_last_msg(EVT_STREAM, message_filter(message_id), direct=True)
+    except NotFoundError:
+        return None
+    try:
+        return parse_event(stored.data or b"")
+    except (ValidationError, ValueError):
+        return None  # written by a newer version: decide from the delivery alone
+
+
+def is_done(last: Event | None) -> bool:
+    return last is not None and last.type in DONE
+
+
+def next_attempt(last: Event | None) -> int:
+    """1, or one past the last attempt the log records. Pure."""
+    attempt = getattr(last, "attempt", None)
+    return attempt + 1 if isinstance(attempt, int) else 1
