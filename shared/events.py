@@ -13,7 +13,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, TypeAdapter
 
 from shared.mailbox import Mailbox
 from shared.subjects import event_msg_id
@@ -59,8 +59,8 @@ class Track(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    opens: bool | None = None
-    clicks: bool | None = None
+    opens: StrictBool | None = None
+    clicks: StrictBool | None = None
 
 
 class Accepted(EventBase):

@@ -8,6 +8,8 @@ from email.utils import getaddresses
 from email_validator import EmailNotValidError, validate_email
 from pydantic import BaseModel, ConfigDict
 
+from shared.limits import has_line_break as has_line_break  # re-exported for callers
+
 
 class Mailbox(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -25,10 +27,6 @@ class Mailbox(BaseModel):
     @property
     def domain(self) -> str:
         return self.email.rpartition("@")[2]
-
-
-def has_line_break(value: str) -> bool:
-    return any(ch in value for ch in "\r\n\0")
 
 
 def parse_mailbox(raw: str, *, operator: bool = False) -> Mailbox:

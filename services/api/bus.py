@@ -19,6 +19,7 @@ from nats.aio.client import Client
 from nats.js import JetStreamContext
 from nats.js.errors import NotFoundError
 from nats.js.kv import KeyValue
+from pydantic import ValidationError
 
 from services.api.problems import TooLarge, Unavailable
 from shared.consumers import TRANSIENT_ERRORS
@@ -106,8 +107,12 @@ class Bus:
                     )  # fmt: skip
                 except NotFoundError:
                     break
-                events.append(parse_event(raw.data or b""))
                 seq = int(raw.seq or seq) + 1
+                try:
+                    events.append(parse_event(raw.data or b""))
+                except (ValidationError, ValueError) as exc:  # recorded by the projections
+                    log.warning("%s: event seq=%d cannot be read; left out: %s",
+                                message_id, seq - 1, str(exc)[:300])  # fmt: skip
         return events
 
     async def last_seq(self) -> int:

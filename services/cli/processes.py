@@ -6,13 +6,14 @@ If one of them fails, the others are stopped and the error is raised."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 
 from projections.runner import run_projections
 from services.api.server import serve_public
 from services.bridge.bridge import BridgeConfig, run_bridge
 from services.feedback.receiver import run_feedback
 from services.runner import SERVICES, build_env, run_services
+from services.supervise import supervise
 from shared.settings import ConfigError, Settings
 
 RUNNABLE = (*SERVICES, "projections", "feedback", "pg-bridge", "public")
@@ -21,26 +22,25 @@ RUNNABLE = (*SERVICES, "projections", "feedback", "pg-bridge", "public")
 async def run_all(settings: Settings, names: Sequence[str], stop: asyncio.Event) -> None:
     if "pg-bridge" in names:
         BridgeConfig.from_settings(settings)  # a missing JETPOST_BRIDGE_DATABASE_URL stops here
-    jobs = []
+    jobs: dict[str, Callable[[], Awaitable[None]]] = {}
     pipeline = [n for n in names if n in SERVICES]
     if pipeline:
-        jobs.append(run_services(build_env(settings), pipeline, settings.nats_address, stop))
+        env = build_env(settings)
+        jobs[", ".join(pipeline)] = lambda: run_services(env, pipeline, settings.nats_address, stop)
     if "projections" in names:
         if not settings.database_url:
             raise ConfigError("JETPOST_DATABASE_URL: required to run projections")
-        jobs.append(
-            run_projections(
-                settings.database_url, settings.nats_address, stop,
-                rules=settings.suppression_rules,
-            )
-        )  # fmt: skip
+        database_url = settings.database_url
+        jobs["projections"] = lambda: run_projections(
+            database_url, settings.nats_address, stop, rules=settings.suppression_rules
+        )
     if "feedback" in names:
-        jobs.append(run_feedback(settings, stop))
+        jobs["feedback"] = lambda: run_feedback(settings, stop)
     if "pg-bridge" in names:
-        jobs.append(run_bridge(settings, stop))
+        jobs["pg-bridge"] = lambda: run_bridge(settings, stop)
     if "public" in names:  # tracking and unsubscribe links alone, on JETPOST_PUBLIC_PORT
-        jobs.append(serve_public(settings, stop))
-    tasks = [asyncio.create_task(job) for job in jobs]
+        jobs["public"] = lambda: serve_public(settings, stop)
+    tasks = [asyncio.create_task(supervise(name, job, stop)) for name, job in jobs.items()]
     try:
         await asyncio.gather(*tasks)
     finally:
