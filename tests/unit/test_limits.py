@@ -80,7 +80,7 @@ def test_booleans_are_strict(value: Any) -> None:
             continue  # an unset tracking choice is allowed
         event = decided(json.dumps(command).encode())
         assert isinstance(event, Rejected)
-    assert "boolean" in event.reason, event.reason
+        assert "boolean" in event.reason, event.reason
 
 
 @pytest.mark.parametrize("char", ["\x0b", "\x0c", "\x1c", "\x1d", "\x1e", "\x85", "\u2028",
