@@ -16,13 +16,12 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
-    StrictBool,
     field_validator,
     model_validator,
 )
 
 from shared.events import Track
-from shared.limits import check_headers, check_value, is_trusted_header
+from shared.limits import Flag, check_headers, check_value, is_trusted_header
 from shared.mailbox import Mailbox, has_line_break, parse_mailbox
 from shared.subjects import MESSAGE_ID_RE
 
@@ -78,7 +77,7 @@ class SendCommand(BaseModel):
     track: Track | None = None
     # Transactional mail (a password reset, a receipt) is not a list: no
     # List-Unsubscribe, and only global suppressions apply, not per-list ones.
-    transactional: StrictBool = False
+    transactional: Flag = False
 
     @model_validator(mode="before")
     @classmethod
@@ -249,7 +248,7 @@ class ResendCommand(BaseModel):
 
     message_id: str
     new_message_id: str
-    rerender: StrictBool = False
+    rerender: Flag = False
 
     @field_validator("message_id", "new_message_id")
     @classmethod

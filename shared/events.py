@@ -13,8 +13,9 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, TypeAdapter
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
+from shared.limits import Flag
 from shared.mailbox import Mailbox
 from shared.subjects import event_msg_id
 
@@ -59,8 +60,8 @@ class Track(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    opens: StrictBool | None = None
-    clicks: StrictBool | None = None
+    opens: Flag | None = None
+    clicks: Flag | None = None
 
 
 class Accepted(EventBase):

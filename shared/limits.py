@@ -10,7 +10,9 @@ header (no line break of any kind). A command that breaks one of these limits is
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Annotated, Any
+
+from pydantic import BeforeValidator
 
 MAX_DEPTH = 32  # nesting of a whole command (objects and arrays), `vars` included
 MAX_INT_DIGITS = 30  # integers beyond this are not numbers anyone means to send
@@ -31,6 +33,18 @@ TRUSTED_PREFIXES = ("resent-", "arc-")
 MAX_HEADERS = 50  # caller headers on one message
 MAX_HEADER_VALUE = 998  # RFC 5322's line limit: one value may not need more
 MAX_HEADERS_SIZE = 16 * 1024  # all caller headers together, names and values
+
+
+def _strict_bool(value: Any) -> Any:
+    if not isinstance(value, bool):
+        raise ValueError("Input should be a valid boolean: true or false")
+    return value
+
+
+# A boolean that is `true` or `false` and nothing else ("yes", 0, "1" are refused).
+# Not pydantic's StrictBool: a caller validating with strict=False (Litestar does)
+# would turn that one lax again.
+Flag = Annotated[bool, BeforeValidator(_strict_bool)]
 
 
 class CommandError(ValueError):
