@@ -62,8 +62,9 @@ class System:
         proc.send_signal(signal.SIGKILL)
         proc.wait(10)
 
-    def stop_all(self, timeout: float = 20.0) -> None:
-        """SIGTERM to every process at once, then wait for them together."""
+    def stop_all(self, timeout: float = 3.0) -> None:
+        """SIGTERM to every process at once, then wait for them together (briefly: a
+        process still draining after `timeout` is killed; nothing here needs a drain)."""
         running = list(self.procs.values())
         self.procs.clear()
         for proc in running:
