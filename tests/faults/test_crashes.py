@@ -15,7 +15,7 @@ from shared.embedded import EmbeddedNats
 from tests.faults.harness import COMPONENTS, System, audit, read_models_agree, send, settle
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
-WAVE = 60  # mails sent before each crash (240 in all; 180 for the nats-server crash)
+WAVE = 50  # mails sent before each crash (200 in all; 150 for the nats-server crash)
 
 
 def new_ids(n: int) -> list[str]:

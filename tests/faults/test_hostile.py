@@ -26,7 +26,7 @@ from tests.faults.harness import (
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
 HOSTILE = 3000
-GOOD = 150
+GOOD = 100
 
 
 def deep(levels: int) -> bytes:

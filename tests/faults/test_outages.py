@@ -70,14 +70,14 @@ async def test_postgres_down_sending_goes_on_and_projections_catch_up(
         loop = asyncio.get_running_loop()
         began = loop.time()
         key = {"Authorization": f"Bearer {await api.key('read')}"}
-        first = [uuid.uuid4().hex for _ in range(60)]
+        first = [uuid.uuid4().hex for _ in range(40)]
         await send(js, first)
         await settle(js, first, timeout=60, system=system)
         print(f"first wave settled at {loop.time() - began:.1f}s")
 
         own_postgres.stop()
         down_at = loop.time()
-        during = [uuid.uuid4().hex for _ in range(120)]
+        during = [uuid.uuid4().hex for _ in range(80)]
         await send(js, during)
         await settle(js, during, timeout=60, system=system)  # sending does not wait
         print(f"second wave settled at {loop.time() - began:.1f}s")

@@ -27,7 +27,7 @@ class FaultyPeer(CaptureSink):
     refuse_for = 3.0  # seconds after the first DATA during which every mail gets 421
     drop_every = 9  # every 9th transaction: the mail is kept, then the connection drops
     hang_every = 13  # every 13th: no reply for longer than the sender waits
-    hang_for = 5.0
+    hang_for = 3.0
 
     def __init__(self, folder: Path) -> None:
         super().__init__(folder)
@@ -75,8 +75,8 @@ async def test_misbehaving_smtp_peers(
 ) -> None:
     assert isinstance(sink, FaultyPeer)
     system.start()
-    good = [uuid.uuid4().hex for _ in range(150)]
-    bad = [uuid.uuid4().hex for _ in range(15)]
+    good = [uuid.uuid4().hex for _ in range(100)]
+    bad = [uuid.uuid4().hex for _ in range(10)]
     await send(js, good)
     await asyncio.gather(*(send(js, [mid], to=f"bad-{mid[:8]}@example.com") for mid in bad))
     ids = good + bad
