@@ -14,9 +14,10 @@ from services.bridge.bridge import BridgeConfig, run_bridge
 from services.feedback.receiver import run_feedback
 from services.runner import SERVICES, build_env, run_services
 from services.supervise import supervise
+from services.webhooks.service import run_webhooks
 from shared.settings import ConfigError, Settings
 
-RUNNABLE = (*SERVICES, "projections", "feedback", "pg-bridge", "public")
+RUNNABLE = (*SERVICES, "projections", "feedback", "pg-bridge", "public", "webhooks")
 
 
 async def run_all(settings: Settings, names: Sequence[str], stop: asyncio.Event) -> None:
@@ -26,18 +27,20 @@ async def run_all(settings: Settings, names: Sequence[str], stop: asyncio.Event)
     pipeline = [n for n in names if n in SERVICES]
     if pipeline:
         env = build_env(settings)
-        jobs[", ".join(pipeline)] = lambda: run_services(env, pipeline, settings.nats_address, stop)
+        jobs[", ".join(pipeline)] = lambda: run_services(env, pipeline, settings, stop)
     if "projections" in names:
         if not settings.database_url:
             raise ConfigError("JETPOST_DATABASE_URL: required to run projections")
         database_url = settings.database_url
         jobs["projections"] = lambda: run_projections(
-            database_url, settings.nats_address, stop, rules=settings.suppression_rules
+            database_url, settings, stop, rules=settings.suppression_rules
         )
     if "feedback" in names:
         jobs["feedback"] = lambda: run_feedback(settings, stop)
     if "pg-bridge" in names:
         jobs["pg-bridge"] = lambda: run_bridge(settings, stop)
+    if "webhooks" in names:  # deliveries to the customer's endpoints
+        jobs["webhooks"] = lambda: run_webhooks(settings, stop)
     if "public" in names:  # tracking and unsubscribe links alone, on JETPOST_PUBLIC_PORT
         jobs["public"] = lambda: serve_public(settings, stop)
     tasks = [asyncio.create_task(supervise(name, job, stop)) for name, job in jobs.items()]
