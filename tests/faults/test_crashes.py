@@ -71,6 +71,6 @@ async def test_nats_server_killed_and_restarted_on_its_store(
     result = await audit(js, ids, sink)
     assert result.outcomes == {"delivered": len(ids)}
     assert set(result.copies) == set(ids)
-    await read_models_agree(js, database_url, ids)
+    await read_models_agree(js, database_url, ids, timeout=120)
     print(f"{len(ids)} mails, {sum(result.copies.values())} copies arrived")
     invisible_duplicates(result.invisible)

@@ -22,7 +22,7 @@ from services.capture import CaptureSink
 from shared.migrate import migrate
 from shared.paths import MIGRATIONS_DIR
 from tests.faults.harness import System, audit, read_models_agree, send, settle
-from tests.integration.test_api_support import assert_problem, start_api
+from tests.integration.test_api_support import assert_problem, eventually, start_api
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 PG_OUTAGE_SECONDS = float(os.environ.get("FAULT_PG_OUTAGE", "12"))
@@ -96,8 +96,12 @@ async def test_postgres_down_sending_goes_on_and_projections_catch_up(
         assert result.outcomes == {"delivered": len(ids)}
         await read_models_agree(js, own_postgres.url, ids, timeout=90)
         print(f"read models caught up at {loop.time() - began:.1f}s")
-        listed = await api.client.get("/v1/messages", params={"limit": 500}, headers=key)
-        assert listed.status_code == 200, listed.text
+
+        async def listed() -> bool:  # the API's pool reconnects by itself
+            answer = await api.client.get("/v1/messages", params={"limit": 500}, headers=key)
+            return answer.status_code == 200
+
+        await eventually(listed, "the API serving reads again", timeout=60)
     finally:
         await api.client.aclose()
         await server.stop()
