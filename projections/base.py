@@ -25,6 +25,16 @@ class Stored:
     trace_id: str | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    """An event of MAIL_EVT this version cannot parse: recorded, then passed over."""
+
+    seq: int
+    subject: str
+    raw: bytes
+    problem: str
+
+
 class Tables:
     """Logical table name -> the physical one being written (live or a replay copy)."""
 

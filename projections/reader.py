@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import time
 
 from nats.aio.client import Client
@@ -22,16 +23,14 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.errors import NotFoundError
 from pydantic import ValidationError
 
-from projections.base import Stored
+from projections.base import DeadLetter, Stored
 from shared.events import parse_event
 from shared.subjects import EVT_PREFIX, EVT_STREAM
 from shared.telemetry.tracing import trace_id_of
 
+log = logging.getLogger("jetpost.projections")
+
 PULL_EXPIRES = 5.0  # seconds a pull request waits on the server for new events
-
-
-class UnreadableEvent(Exception):
-    """An event this version cannot parse; a projection must not skip it silently."""
 
 
 class EventReader:
@@ -40,9 +39,11 @@ class EventReader:
         self.js = nc.jetstream()
         self.next_seq = max(start_seq, 1)  # the first sequence not yet handed out
         self.max_batch = max_batch
-        self._buffer: list[Stored] = []
+        self._buffer: list[Stored | DeadLetter] = []
+        # the events of the last batch that could not be parsed: the caller records
+        # them (and moves its position past them), it does not stop on them
+        self.dead: list[DeadLetter] = []
         self._ready = asyncio.Event()
-        self._error: Exception | None = None
         self._sub: Subscription | None = None
         self._inbox = ""
         self._consumer = ""
@@ -99,13 +100,15 @@ class EventReader:
             return
         self._consumer_seq = meta.sequence.consumer
         self._outstanding -= 1
+        seq = meta.sequence.stream
         try:
-            stored = Stored(meta.sequence.stream, msg.data, parse_event(msg.data),
-                            trace_id_of(msg.headers))  # fmt: skip
+            self._buffer.append(Stored(seq, msg.data, parse_event(msg.data),
+                                       trace_id_of(msg.headers)))  # fmt: skip
         except (ValidationError, ValueError) as exc:
-            self._error = UnreadableEvent(f"{msg.subject}: {exc}")
-        else:
-            self._buffer.append(stored)
+            problem = f"{type(exc).__name__}: {str(exc)[:1000]}"
+            log.error("MAIL_EVT seq=%d (%s) cannot be read; passed over: %s",
+                      seq, msg.subject, problem)  # fmt: skip
+            self._buffer.append(DeadLetter(seq, msg.subject, msg.data, problem))
         self._ready.set()
 
     async def _pull(self) -> None:
@@ -130,18 +133,19 @@ class EventReader:
         self._outstanding, self._asked_at = want, time.monotonic()
 
     async def next_batch(self, timeout: float | None = None) -> list[Stored]:
-        """What has arrived (at most max_batch), waiting up to `timeout` for anything."""
+        """What has arrived (at most max_batch), waiting up to `timeout` for anything.
+        Unreadable events among them are in `dead`, not in the batch."""
+        self.dead = []
         await self._pull()
-        if not self._buffer and self._error is None:
+        if not self._buffer:
             self._ready.clear()
             try:
                 await asyncio.wait_for(self._ready.wait(), timeout)
             except TimeoutError:
                 return []
             await self._pull()
-        if self._error is not None:
-            raise self._error
-        batch, self._buffer = self._buffer[: self.max_batch], self._buffer[self.max_batch :]
-        if batch:
-            self.next_seq = batch[-1].seq + 1
-        return batch
+        taken, self._buffer = self._buffer[: self.max_batch], self._buffer[self.max_batch :]
+        if taken:
+            self.next_seq = taken[-1].seq + 1
+        self.dead = [item for item in taken if isinstance(item, DeadLetter)]
+        return [item for item in taken if isinstance(item, Stored)]

@@ -140,10 +140,10 @@ async def replay(
                 nonlocal done
                 while max(positions.values(), default=0) < seq:
                     batch = await reader.next_batch(timeout=5.0)
-                    if not batch:
+                    if not batch and not reader.dead:
                         raise TimeoutError(f"MAIL_EVT stopped short of sequence {seq}")
-                    await apply_batch(conn, projections, batch, tables, positions)
-                    done += len(batch)
+                    await apply_batch(conn, projections, batch, tables, positions, reader.dead)
+                    done += len(batch) + len(reader.dead)
                     if progress is not None:
                         progress(done, seq)
 

@@ -19,7 +19,7 @@ import psycopg
 from nats.aio.client import Client
 from psycopg import AsyncConnection
 
-from projections.base import Projection, Stored, Tables
+from projections.base import DeadLetter, Projection, Stored, Tables
 from projections.messages import MessagesProjection
 from projections.reader import EventReader
 from projections.suppressions import SuppressionsProjection
@@ -62,13 +62,29 @@ async def apply_batch(
     batch: list[Stored],
     tables: Tables,
     positions: dict[str, int],
+    dead: Sequence[DeadLetter] = (),
 ) -> None:
-    """Apply to each projection what lies above its position; caller owns the transaction."""
+    """Apply to each projection what lies above its position; caller owns the transaction.
+    Unreadable events are recorded as dead letters and every position moves past them."""
     for projection in projections:
         fresh = [item for item in batch if item.seq > positions[projection.name]]
         if fresh:
             await projection.apply(conn, fresh, tables)
             positions[projection.name] = fresh[-1].seq
+    if dead:
+        await record_dead_letters(conn, dead)
+        end = max(dead[-1].seq, batch[-1].seq if batch else 0)
+        for name, seq in positions.items():
+            positions[name] = max(seq, end)
+
+
+async def record_dead_letters(conn: AsyncConnection, dead: Sequence[DeadLetter]) -> None:
+    async with conn.cursor() as cur:
+        await cur.executemany(
+            "INSERT INTO projection_dead_letters (seq, subject, problem, raw)"
+            " VALUES (%s, %s, %s, %s) ON CONFLICT (seq) DO NOTHING",
+            [(d.seq, d.subject, d.problem.replace("\0", "\ufffd"), d.raw) for d in dead],
+        )
 
 
 async def write_checkpoints(conn: AsyncConnection, positions: dict[str, int]) -> None:
@@ -81,11 +97,11 @@ async def write_checkpoints(conn: AsyncConnection, positions: dict[str, int]) ->
 
 
 async def project_once(conn: AsyncConnection, projections: Sequence[Projection],
-                       batch: list[Stored]) -> None:  # fmt: skip
+                       batch: list[Stored], dead: Sequence[DeadLetter] = ()) -> None:  # fmt: skip
     """One batch in one transaction, checkpoints included."""
     async with conn.transaction():
         positions = await checkpoints(conn, [p.name for p in projections], lock=True)
-        await apply_batch(conn, projections, batch, Tables(), positions)
+        await apply_batch(conn, projections, batch, Tables(), positions, dead)
         await write_checkpoints(conn, positions)
 
 
@@ -125,7 +141,7 @@ async def _follow(database_url: str, nc: Client,
         try:
             while not stop.is_set():
                 batch = await reader.next_batch(timeout=0.5)
-                if batch:
-                    await project_once(conn, projections, batch)
+                if batch or reader.dead:
+                    await project_once(conn, projections, batch, reader.dead)
         finally:
             await reader.stop()

@@ -13,10 +13,17 @@ import re
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
 
 from shared.attachments import AttachmentIn
 from shared.events import Track
+from shared.limits import Flag, check_headers, check_value, is_trusted_header
 from shared.mailbox import Mailbox, has_line_break, parse_mailbox
 from shared.subjects import MESSAGE_ID_RE
 
@@ -72,10 +79,33 @@ class SendCommand(BaseModel):
     track: Track | None = None
     # Transactional mail (a password reset, a receipt) is not a list: no
     # List-Unsubscribe, and only global suppressions apply, not per-list ones.
-    transactional: bool = False
+    transactional: Flag = False
     # Hold the message until then (ISO 8601 with a zone); a time past sends now.
     send_at: datetime | None = None
     attachments: tuple[AttachmentIn, ...] = Field(default=(), max_length=100)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _count_first(cls, value: Any) -> Any:
+        """The recipient limit before any address is parsed: a list of 100,000 is
+        refused at once, not after 100,000 validations."""
+        if isinstance(value, dict):
+
+            def count(*names: str) -> int:
+                listed = (value.get(name) for name in names)
+                return sum(len(v) if isinstance(v, list | dict) else 1 for v in listed if v)
+
+            if count("to", "cc", "bcc") > MAX_RECIPIENTS:
+                raise ValueError(f"at most {MAX_RECIPIENTS} recipients (to + cc + bcc)")
+            if count("reply_to") > MAX_RECIPIENTS:
+                raise ValueError(f"at most {MAX_RECIPIENTS} reply_to addresses")
+        return value
+
+    @field_validator("vars", mode="before")
+    @classmethod
+    def _within_limits(cls, value: Any) -> Any:
+        check_value(value, "vars")
+        return value
 
     @field_validator("send_at")
     @classmethod
@@ -110,11 +140,14 @@ class SendCommand(BaseModel):
     @field_validator("headers")
     @classmethod
     def _headers(cls, value: dict[str, str]) -> dict[str, str]:
+        check_headers(value)
         for name, content in value.items():
             if not _HEADER_NAME_RE.match(name):
                 raise ValueError(f"invalid header name {name!r}")
             if name.lower() in RESERVED_HEADERS:
                 raise ValueError(f"header {name!r} is set by jetpost and cannot be given")
+            if is_trusted_header(name):
+                raise ValueError(f"header {name!r} is reserved: receiving systems trust it")
             if has_line_break(content):
                 raise ValueError(f"header {name!r} contains a line break")
         return value
@@ -184,6 +217,12 @@ class BatchRecipient(BaseModel):
     vars: dict[str, Any] = Field(default_factory=dict)
     message_id: str | None = None
 
+    @field_validator("vars", mode="before")
+    @classmethod
+    def _within_limits(cls, value: Any) -> Any:
+        check_value(value, "vars")
+        return value
+
 
 class SendBatchCommand(BaseModel):
     """`mail.cmd.send_batch`: either `messages` (full send commands), or one template
@@ -229,7 +268,7 @@ class ResendCommand(BaseModel):
 
     message_id: str
     new_message_id: str
-    rerender: bool = False
+    rerender: Flag = False
 
     @field_validator("message_id", "new_message_id")
     @classmethod

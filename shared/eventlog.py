@@ -14,6 +14,7 @@ first event. Every stored event is counted (shared.telemetry.metrics).
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Sequence
 
 import nats.errors
@@ -27,6 +28,7 @@ from shared.subjects import EVT_STREAM, event_msg_id, event_subject, message_fil
 from shared.telemetry import tracing
 from shared.telemetry.metrics import observe_appended
 
+log = logging.getLogger("jetpost.eventlog")
 WRONG_LAST_SEQUENCE = 10071  # JetStream: the expected last sequence did not match
 # Appended from outside any message's trace: parented on the message's own context.
 FEEDBACK_TYPES = frozenset({"bounced", "complained", "opened", "clicked", "unsubscribed",
@@ -137,6 +139,10 @@ async def history(
         except NotFoundError:
             break
         seq = int(raw.seq or seq)
-        events.append((seq, parse_event(raw.data or b"")))
+        try:
+            events.append((seq, parse_event(raw.data or b"")))
+        except (ValidationError, ValueError) as exc:  # the projections record it
+            log.warning("%s: event seq=%d cannot be read; left out: %s",
+                        message_id, seq, str(exc)[:300])  # fmt: skip
         seq += 1
     return events

@@ -16,6 +16,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
 from shared.attachments import AttachmentRef
+from shared.limits import Flag
 from shared.mailbox import Mailbox
 from shared.subjects import event_msg_id
 
@@ -60,8 +61,8 @@ class Track(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    opens: bool | None = None
-    clicks: bool | None = None
+    opens: Flag | None = None
+    clicks: Flag | None = None
 
 
 class Accepted(EventBase):

@@ -9,6 +9,8 @@ import idna
 from email_validator import EmailNotValidError, validate_email
 from pydantic import BaseModel, ConfigDict
 
+from shared.limits import has_line_break as has_line_break  # re-exported for callers
+
 
 def ascii_domain(domain: str) -> str:
     """An IDN domain as its A-label form (`bücher.example` -> `xn--bcher-kva.example`),
@@ -49,10 +51,6 @@ class Mailbox(BaseModel):
     def needs_smtputf8(self) -> bool:
         """A UTF-8 local part: only a server offering SMTPUTF8 (RFC 6531) takes it."""
         return not self.email.rpartition("@")[0].isascii()
-
-
-def has_line_break(value: str) -> bool:
-    return any(ch in value for ch in "\r\n\0")
 
 
 def parse_mailbox(raw: str, *, operator: bool = False) -> Mailbox:

@@ -242,6 +242,16 @@ class Settings(BaseSettings):
     api_key_cache_ttl: float = Field(default=10.0, ge=0, le=3600)  # a revoked key works this long
     # /readyz fails while a projection is more than this many events behind MAIL_EVT.
     ready_max_lag: int = Field(default=1000, ge=0)
+    # Hardening of the API's edges (services/api/ratelimit.py): request bodies larger
+    # than NATS takes in one message are refused before they are read; failed key
+    # lookups are remembered briefly and limited per client address; tracking hits
+    # record one event per token and window, and are limited per token and address.
+    api_max_body: int = Field(default=1024 * 1024, ge=1024)  # NATS' default max_payload
+    api_key_miss_ttl: float = Field(default=5.0, ge=0, le=3600)
+    api_auth_fail_rate: float = Field(default=30.0, ge=0)  # failed keys per minute per client
+    track_window: float = Field(default=3600.0, gt=0)  # one opened/clicked event per window
+    track_rate: float = Field(default=60.0, ge=0)  # hits per minute, per client address
+    track_token_rate: float = Field(default=20.0, ge=0)  # hits per minute, per token
     # POST /v1/webhooks/<provider>: `generic` bodies are signed with this secret
     # (X-Jetpost-Signature: sha256=<hex HMAC-SHA256 of the body>); unset: refused.
     webhook_secret: SecretStr | None = None

@@ -17,6 +17,7 @@ from typing import Any
 import httpx
 import psycopg
 from litestar import Litestar
+from litestar._openapi.plugin import OpenAPIPlugin
 from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.exceptions import HTTPException, ValidationException
@@ -45,6 +46,7 @@ from services.api import (
 from services.api.asyncapi import asyncapi_document
 from services.api.bus import Bus
 from services.api.metrics import Metrics, MetricsMiddleware
+from services.api.openapi import complete as complete_openapi
 from services.api.problems import (
     Problem,
     TooLarge,
@@ -58,6 +60,7 @@ from services.api.problems import (
     on_validation,
 )
 from services.api.public import Public
+from services.api.ratelimit import MissCache, RateLimit
 from services.api.runtime import KeyCache, Runtime
 from services.api.templates_info import describe_catalog
 from services.renderer.catalog import TemplateCatalog
@@ -150,6 +153,8 @@ def create_app(
         preview_catalog=TemplateCatalog.load(
             settings.template_dir, keys=KeyRing([secrets.token_bytes(32)])
         ),
+        misses=MissCache(settings.api_key_miss_ttl),
+        auth_failures=RateLimit(settings.api_auth_fail_rate),
     )
     hooks = webhooks.Webhooks(settings, webhook_http)
     outbound = webhook_endpoints.Outbound(settings)
@@ -182,7 +187,7 @@ def create_app(
     def provide_public() -> Public:
         return public
 
-    return Litestar(
+    app = Litestar(
         route_handlers=ROUTES,
         dependencies={
             "rt": Provide(provide_runtime, sync_to_thread=False),
@@ -196,7 +201,10 @@ def create_app(
         openapi_config=_openapi(app_version),
         logging_config=None,
         debug=False,
+        request_max_body_size=settings.api_max_body,  # refused before it is read
     )
+    complete_openapi(app.plugins.get(OpenAPIPlugin).provide_openapi())
+    return app
 
 
 def create_public_app(settings: Settings) -> Litestar:
@@ -227,4 +235,5 @@ def create_public_app(settings: Settings) -> Litestar:
         openapi_config=None,
         logging_config=None,
         debug=False,
+        request_max_body_size=settings.api_max_body,
     )

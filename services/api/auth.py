@@ -1,11 +1,14 @@
 """Bearer API keys with scopes, checked by a route guard before the body is read.
 
 401 without a key or with an unknown or revoked one; 403 when the key lacks the
-route's scope. `admin` holds every scope.
+route's scope. `admin` holds every scope. A key just found unknown is remembered for
+JETPOST_API_KEY_MISS_TTL (no query per retry), and a client address whose failed
+keys exceed JETPOST_API_AUTH_FAIL_RATE per minute gets 429 before any lookup.
 """
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from litestar.connection import ASGIConnection
@@ -14,6 +17,7 @@ from litestar.types import Guard
 
 from services.api.keys import ApiKey, find_key, hash_key
 from services.api.problems import Problem
+from services.api.ratelimit import retry_after_header
 from services.api.runtime import Runtime
 
 CHALLENGE = {"WWW-Authenticate": 'Bearer realm="jetpost"'}
@@ -33,13 +37,25 @@ async def authenticate(connection: ASGIConnection[Any, Any, Any, Any]) -> ApiKey
     secret = _secret(connection)
     digest = hash_key(secret)
     key = rt.keys.get(digest)
-    if key is None:
+    if key is not None:
+        return key
+    now, client = time.monotonic(), _client(connection)
+    if (wait := rt.auth_failures.waiting(client, now)) is not None:
+        raise Problem(429, "too-many-requests", "too many failed API keys from this address",
+                      headers=retry_after_header(wait))  # fmt: skip
+    if not rt.misses.missed(digest, now):
         async with rt.pool.connection() as conn:
             key = await find_key(conn, secret)
-        if key is None:
-            raise Problem(401, "unauthorized", "unknown or revoked API key", headers=CHALLENGE)
-        rt.keys.put(digest, key)
+    if key is None:
+        rt.misses.put(digest, now)
+        rt.auth_failures.retry_after(client, now)  # counts the failure
+        raise Problem(401, "unauthorized", "unknown or revoked API key", headers=CHALLENGE)
+    rt.keys.put(digest, key)
     return key
+
+
+def _client(connection: ASGIConnection[Any, Any, Any, Any]) -> str:
+    return connection.client.host if connection.client else ""
 
 
 def requires(scope: str) -> Guard:

@@ -20,6 +20,7 @@ from services.api.problems import Unavailable, problem
 from services.api.runtime import Runtime
 
 TAGS = ["health"]
+READY_RETRY_AFTER = 5  # seconds a load balancer waits before asking again
 
 
 @get("/healthz", summary="The process is up", tags=TAGS)
@@ -62,7 +63,8 @@ async def readyz(rt: NamedDependency[Runtime]) -> Response[Any]:
             checks["projections"] = f"unknown: {exc}"
     failing = [name for name, check in checks.items() if not _ok(check)]
     if failing:
-        return problem(503, "not-ready", f"not ready: {', '.join(failing)}", checks=checks)
+        return problem(503, "not-ready", f"not ready: {', '.join(failing)}",
+                       {"Retry-After": str(READY_RETRY_AFTER)}, checks=checks)  # fmt: skip
     return Response({"status": "ready", "checks": checks})
 
 

@@ -87,7 +87,8 @@ def on_validation(_: Request[Any, Any, Any], exc: ValidationException) -> Respon
 
 def on_http(_: Request[Any, Any, Any], exc: HTTPException) -> Response[dict[str, Any]]:
     status = exc.status_code
-    kind = {404: "not-found", 405: "method-not-allowed"}.get(status, "")
+    kind = {404: "not-found", 405: "method-not-allowed", 413: "too-large",
+            429: "too-many-requests"}.get(status, "")  # fmt: skip
     if status == 400:
         kind = "invalid-request"
     return problem(status, kind, exc.detail, exc.headers)

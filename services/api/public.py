@@ -3,7 +3,10 @@ verifies their tokens and the NATS connection they append to. Served by the API
 (`create_app`) and alone by `create_public_app` (`jetpost run public`).
 
 Appending a tracking hit must not hold up the person who clicked: every append
-waits at most `HIT_TIMEOUT`, and a failure is logged, not shown to them.
+waits at most `HIT_TIMEOUT`, and a failure is logged, not shown to them. A token
+replayed over and over appends one event per JETPOST_TRACK_WINDOW (later hits are
+counted in `hits.repeats`), and hits are rate-limited per client address and per
+token (429 with Retry-After).
 """
 
 from __future__ import annotations
@@ -12,10 +15,14 @@ import asyncio
 import hashlib
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
+
+from litestar import Request
 
 from services.api.bus import Bus
-from services.api.problems import Unavailable
+from services.api.problems import Problem, Unavailable
+from services.api.ratelimit import HitWindows, RateLimit, retry_after_header
 from shared.consumers import TRANSIENT_ERRORS
 from shared.eventlog import append
 from shared.events import Event
@@ -42,19 +49,36 @@ class Public:
     settings: Settings
     keys: KeyRing
     bus_: Bus | None = None
+    hits: HitWindows = field(init=False)
+    per_address: RateLimit = field(init=False)
+    per_token: RateLimit = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.hits = HitWindows(self.settings.track_window)
+        self.per_address = RateLimit(self.settings.track_rate)
+        self.per_token = RateLimit(self.settings.track_token_rate)
+
+    def admit(self, request: Request[Any, Any, Any], token: str) -> None:
+        """429 when this client address or this token has hit too often."""
+        now = time.monotonic()
+        address = request.client.host if request.client else ""
+        wait = self.per_address.retry_after(address, now) or self.per_token.retry_after(
+            hashlib.blake2b(token.encode(), digest_size=16).hexdigest(), now
+        )
+        if wait is not None:
+            raise Problem(429, "too-many-requests", "too many requests; try again later",
+                          headers={**PRIVATE_HEADERS, **retry_after_header(wait)})  # fmt: skip
+
+    def hit_number(self, token: str) -> int | None:
+        """The append's dedup counter for the first hit of `token` in this window;
+        None for a repeat (counted, not recorded)."""
+        return self.hits.first(token, time.time())
 
     @property
     def bus(self) -> Bus:
         if self.bus_ is None or not self.bus_.connected:
             raise Unavailable("NATS unavailable: not connected")
         return self.bus_
-
-
-def hit_number(token: str) -> int:
-    """The append's dedup counter for one hit: every hit is its own event (a retried
-    append of the same hit reuses it), from the token and the time in ns."""
-    digest = hashlib.blake2b(f"{token}|{time.time_ns()}".encode(), digest_size=8).digest()
-    return int.from_bytes(digest, "big") >> 1 or 1
 
 
 async def record_hit(pub: Public, event: Event, n: int) -> bool:

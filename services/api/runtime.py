@@ -12,6 +12,7 @@ from psycopg_pool import AsyncConnectionPool
 from services.api.bus import Bus
 from services.api.keys import ApiKey
 from services.api.metrics import Metrics
+from services.api.ratelimit import MissCache, RateLimit
 from services.api.templates_info import TemplateInfo
 from services.renderer.catalog import TemplateCatalog
 from shared.settings import Settings
@@ -53,6 +54,9 @@ class Runtime:
     preview_catalog: TemplateCatalog | None = None
     pool_: AsyncConnectionPool | None = None
     bus_: Bus | None = None
+    # keys just looked up and not found, and failed lookups per client address
+    misses: MissCache = field(default_factory=lambda: MissCache(5.0))
+    auth_failures: RateLimit = field(default_factory=lambda: RateLimit(30.0))
 
     @property
     def pool(self) -> AsyncConnectionPool:

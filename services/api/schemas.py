@@ -9,6 +9,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from shared.fold import MessageState
+from shared.limits import Flag
 
 
 class Body(BaseModel):
@@ -25,7 +26,7 @@ class BatchAccepted(Body):
 
 
 class ResendRequest(Body):
-    rerender: bool = Field(default=False, description="render the template again")
+    rerender: Flag = Field(default=False, description="render the template again")
 
 
 class PreviewRequest(Body):

@@ -17,7 +17,7 @@ from litestar.params import FromPath
 from litestar.response import Redirect
 
 from services.api.problems import Problem
-from services.api.public import PRIVATE_HEADERS, Public, hit_number, record_hit
+from services.api.public import PRIVATE_HEADERS, Public, record_hit
 from shared.events import Clicked, Opened, event_id_for
 from shared.tokens import TokenError, read_click, read_open
 
@@ -40,17 +40,18 @@ def user_agent(request: Request[Any, Any, Any]) -> str:
 async def click(
     pub: NamedDependency[Public], request: Request[Any, Any, Any], token: FromPath[str]
 ) -> Redirect:
+    pub.admit(request, token)
     try:
         message_id, url = read_click(pub.keys, token)
     except TokenError:
         raise Problem(404, "not-found", "this link is not valid", headers=PRIVATE_HEADERS) from None
-    n = hit_number(token)
-    event = Clicked(
-        event_id=event_id_for(message_id, "clicked", n), message_id=message_id,
-        correlation_id=message_id, url=url, user_agent=user_agent(request),
-    )  # fmt: skip
-    # Not recorded (NATS away)? Logged; the person who clicked still gets there.
-    await record_hit(pub, event, n)
+    if (n := pub.hit_number(token)) is not None:  # a repeat in the window is only counted
+        event = Clicked(
+            event_id=event_id_for(message_id, "clicked", n), message_id=message_id,
+            correlation_id=message_id, url=url, user_agent=user_agent(request),
+        )  # fmt: skip
+        # Not recorded (NATS away)? Logged; the person who clicked still gets there.
+        await record_hit(pub, event, n)
     # Redirect percent-encodes what a Location header cannot carry (non-ASCII, spaces).
     return Redirect(url, status_code=302, headers=PRIVATE_HEADERS)
 
@@ -60,12 +61,12 @@ async def pixel(
     pub: NamedDependency[Public], request: Request[Any, Any, Any], token: FromPath[str]
 ) -> Response[bytes]:
     token = token.strip("/")
+    pub.admit(request, token)
     try:
         message_id = read_open(pub.keys, token)
     except TokenError:
         message_id = None
-    if message_id is not None:
-        n = hit_number(token)
+    if message_id is not None and (n := pub.hit_number(token)) is not None:
         event = Opened(
             event_id=event_id_for(message_id, "opened", n), message_id=message_id,
             correlation_id=message_id, user_agent=user_agent(request),

@@ -8,8 +8,7 @@ JETPOST_METRICS_PORT set the process serves /metrics."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Awaitable, Callable, Sequence
 
 from projections.retention import run_retention
 from projections.runner import run_projections
@@ -17,6 +16,7 @@ from services.api.server import serve_public
 from services.bridge.bridge import BridgeConfig, run_bridge
 from services.feedback.receiver import run_feedback
 from services.runner import SERVICES, build_env, run_services
+from services.supervise import supervise
 from services.webhooks.service import run_webhooks
 from shared.nats_setup import load_definitions
 from shared.settings import ConfigError, Settings
@@ -29,31 +29,30 @@ RUNNABLE = (*SERVICES, "projections", "retention", "feedback", "pg-bridge", "pub
 async def run_all(settings: Settings, names: Sequence[str], stop: asyncio.Event) -> None:
     if "pg-bridge" in names:
         BridgeConfig.from_settings(settings)  # a missing JETPOST_BRIDGE_DATABASE_URL stops here
-    jobs = []
+    jobs: dict[str, Callable[[], Awaitable[None]]] = {}
     pipeline = [n for n in names if n in SERVICES]
     if pipeline:
-        jobs.append(run_services(build_env(settings), pipeline, settings, stop))
+        env = build_env(settings)
+        jobs[", ".join(pipeline)] = lambda: run_services(env, pipeline, settings, stop)
     if "projections" in names:
         if not settings.database_url:
             raise ConfigError("JETPOST_DATABASE_URL: required to run projections")
-        jobs.append(
-            run_projections(
-                settings.database_url, settings, stop,
-                rules=settings.suppression_rules,
-            )
-        )  # fmt: skip
+        database_url = settings.database_url
+        jobs["projections"] = lambda: run_projections(
+            database_url, settings, stop, rules=settings.suppression_rules
+        )
     if "feedback" in names:
-        jobs.append(run_feedback(settings, stop))
+        jobs["feedback"] = lambda: run_feedback(settings, stop)
     if "pg-bridge" in names:
-        jobs.append(run_bridge(settings, stop))
+        jobs["pg-bridge"] = lambda: run_bridge(settings, stop)
     if "webhooks" in names:  # deliveries to the customer's endpoints
-        jobs.append(run_webhooks(settings, stop))
+        jobs["webhooks"] = lambda: run_webhooks(settings, stop)
     if "public" in names:  # tracking and unsubscribe links alone, on JETPOST_PUBLIC_PORT
-        jobs.append(serve_public(settings, stop))
+        jobs["public"] = lambda: serve_public(settings, stop)
     if "retention" in names:
-        jobs.append(run_retention(settings, stop))
-    jobs.extend(metrics_jobs(settings, names, stop))
-    tasks = [asyncio.create_task(job) for job in jobs]
+        jobs["retention"] = lambda: run_retention(settings, stop)
+    jobs.update(metrics_jobs(settings, names, stop))
+    tasks = [asyncio.create_task(supervise(name, job, stop)) for name, job in jobs.items()]
     try:
         await asyncio.gather(*tasks)
     finally:
@@ -63,20 +62,20 @@ async def run_all(settings: Settings, names: Sequence[str], stop: asyncio.Event)
         await asyncio.gather(*tasks, return_exceptions=True)
 
 
-def metrics_jobs(settings: Settings, names: Sequence[str], stop: asyncio.Event) -> list[Any]:
+def metrics_jobs(
+    settings: Settings, names: Sequence[str], stop: asyncio.Event
+) -> dict[str, Callable[[], Awaitable[None]]]:
     """The gauges only the servers know (queue depths; projection lag where the
     projections run), and /metrics on JETPOST_METRICS_PORT when set (the API's
     /metrics shows them too)."""
     database = settings.database_url if "projections" in names else None
-    jobs: list[Any] = [
-        run_pollers(
-            settings,
-            load_definitions(settings),
-            database,
-            settings.metrics_interval,
-            stop,
+    definitions = load_definitions(settings)
+    jobs: dict[str, Callable[[], Awaitable[None]]] = {
+        "metrics pollers": lambda: run_pollers(
+            settings, definitions, database, settings.metrics_interval, stop
         ),
-    ]
+    }
     if settings.metrics_port is not None:
-        jobs.append(serve_metrics(settings.metrics_host, settings.metrics_port, stop))
+        port = settings.metrics_port
+        jobs["metrics"] = lambda: serve_metrics(settings.metrics_host, port, stop)
     return jobs

@@ -6,7 +6,6 @@ with a reason a caller can act on. Nothing here raises for bad input.
 
 from __future__ import annotations
 
-import json
 import uuid
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -28,6 +27,7 @@ from shared.events import (
     utcnow,
 )
 from shared.lanes import is_bulk
+from shared.limits import CommandError, load_command
 from shared.mailbox import Mailbox
 from shared.subjects import MESSAGE_ID_RE
 from shared.suppression_rules import Entry
@@ -110,14 +110,11 @@ def _claimed_id(payload: object) -> str | None:
 
 
 def load_object(raw: bytes) -> dict[str, Any] | str:
-    """The command's JSON object, or why there is none."""
+    """The command's JSON object, or why there is none (shared.limits)."""
     try:
-        payload = json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        return f"invalid JSON: {exc}"
-    if not isinstance(payload, dict):
-        return "a command is a JSON object"
-    return payload
+        return load_command(raw)
+    except CommandError as exc:
+        return str(exc)
 
 
 def decide(raw: bytes, ctx: CommandContext) -> Decision:

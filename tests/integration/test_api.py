@@ -361,7 +361,9 @@ async def test_ready_only_when_projections_are_caught_up(
             "/v1/messages", json=welcome("Bo"), headers=await api.as_("send")
         )
         await wait_for_event(js, again.json()["id"], "delivered")
-        lagging = assert_problem(await api.client.get("/readyz"), 503)
+        not_ready = await api.client.get("/readyz")
+        lagging = assert_problem(not_ready, 503)
+        assert int(not_ready.headers["retry-after"]) > 0
         assert lagging["checks"]["projections"]["messages"]["lag"] > 0
         metrics = (await api.client.get("/metrics")).text
         assert 'jetpost_projection_lag{projection="messages"}' in metrics
