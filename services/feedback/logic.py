@@ -121,8 +121,14 @@ def decide(analysis: Analysis, mail: Inbound, known: Known | None) -> list[tuple
         found = bounces(analysis.dsn, known, mail.fingerprint)
         failed = [r for r in analysis.dsn.results if verdict(r) is not None]
         if failed and not found:
-            return [unmatched(mail, kind, "the report names no valid recipient address, nor"
-                              f" does message {known.message_id} have a single recipient")]
+            return [
+                unmatched(
+                    mail,
+                    kind,
+                    "the report names no valid recipient address, nor"
+                    f" does message {known.message_id} have a single recipient",
+                )
+            ]
         return found
     if analysis.arf is not None:
         return complaints(analysis.arf, known, mail.fingerprint)
@@ -136,17 +142,18 @@ def dedup_n(fingerprint: str, index: int) -> int:
     return (1 << 48) + int(digest[:12], 16)
 
 
-def recipient_for(result: RecipientResult, known: Known) -> str | None:
-    """Who bounced: of the report's valid addresses, the one the message was sent to,
-    else the best one; with none, the message's only recipient; else None (never a
-    non-address)."""
+def recipients_for(result: RecipientResult, known: Known) -> tuple[str, ...]:
+    """Who bounced: of the report's valid addresses, the one the message was sent to;
+    when the log names no recipients to choose by, every address the report gives
+    (Original- and Final-Recipient differ after forwarding); with none, the message's
+    only recipient; else () (never a non-address)."""
     ours = {r.lower() for r in known.recipients}
     for candidate in result.candidates:
         if candidate.lower() in ours:
-            return candidate
-    if result.recipient is not None:
-        return result.recipient
-    return known.recipients[0] if len(known.recipients) == 1 else None
+            return (candidate,)
+    if result.candidates:
+        return result.candidates if not known.recipients else result.candidates[:1]
+    return known.recipients if len(known.recipients) == 1 else ()
 
 
 def bounces(report: DeliveryReport, known: Known, fingerprint: str) -> list[tuple[Event, int]]:
@@ -154,8 +161,8 @@ def bounces(report: DeliveryReport, known: Known, fingerprint: str) -> list[tupl
     events: list[tuple[Event, int]] = []
     for index, result in enumerate(report.results):
         judged = verdict(result)
-        recipient = recipient_for(result, known)
-        if judged is None or recipient is None:
+        recipients = recipients_for(result, known)
+        if judged is None or not recipients:
             continue
         n = dedup_n(fingerprint, index)
         bounce = Bounced(
@@ -169,7 +176,7 @@ def bounces(report: DeliveryReport, known: Known, fingerprint: str) -> list[tupl
             action=result.action,
             response=result.diagnostic_code or "",
             evidence=result.evidence,
-            recipients=(recipient,),
+            recipients=recipients,
             source="dsn",
         )
         events.append((bounce, n))
