@@ -95,9 +95,21 @@ class Rejected(EventBase):
 
 
 class Suppressed(EventBase):
+    """Nothing is sent: every `to` recipient is on the suppression set. v2 keeps the
+    message's envelope (and template, tags), so a search by address finds it."""
+
     type: Literal["suppressed"] = "suppressed"
+    v: int = 2
     addresses: tuple[str, ...]
     reason: str
+    envelope: Envelope | None = None
+    template: str | None = None
+    tags: tuple[str, ...] = ()
+
+
+def _suppressed_v1_to_v2(payload: dict[str, Any]) -> dict[str, Any]:
+    """v1 kept only the suppressed addresses: they were the message's recipients."""
+    return {**payload, "v": 2}
 
 
 class Scheduled(EventBase):
@@ -292,7 +304,10 @@ EVENT_ADAPTER: TypeAdapter[Event] = TypeAdapter(Event)
 Upcaster = Callable[[dict[str, Any]], dict[str, Any]]
 # (type, v) -> the step lifting that version one up; a new version of an event adds
 # its step here, beside the models.
-UPCASTERS: dict[tuple[str, int], Upcaster] = {("bounced", 1): _bounced_v1_to_v2}
+UPCASTERS: dict[tuple[str, int], Upcaster] = {
+    ("bounced", 1): _bounced_v1_to_v2,
+    ("suppressed", 1): _suppressed_v1_to_v2,
+}
 
 
 def upcast(payload: dict[str, Any]) -> dict[str, Any]:

@@ -5,13 +5,18 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import nats
+from nats.aio.client import Client
+from psycopg import AsyncConnection
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from projections.replay import replay
+from projections.base import Projection
+from projections.replay import BeforeSwap, replay
 from projections.runner import build_projections
+from services.suppression.resync import resync
 from shared.migrate import migrate
 from shared.settings import ConfigError, Settings
+from shared.subjects import SOFT_BOUNCE_BUCKET, SUPPRESSION_BUCKET
 
 
 async def run_replay(
@@ -39,14 +44,16 @@ async def run_replay(
                 rate = done / elapsed if elapsed else 0.0
                 bar.update(task, completed=done, total=max(expected, done), rate=rate)
 
-            result = await replay(settings.database_url, nc, chosen, progress, dry_run=dry_run)
+            result = await replay(settings.database_url, nc, chosen, progress, dry_run=dry_run,
+                                  before_swap=kv_follows(nc, chosen))  # fmt: skip
     finally:
         await nc.close()
     if dry_run:
-        for line in result.changes:
+        for line in [*result.verdicts, *result.changes]:
             console.print(line, soft_wrap=True, highlight=False, markup=False)
         console.print(
-            f"dry run: {len(result.changes)} suppression change(s) from {result.events:,} "
+            f"dry run: {len(result.verdicts)} bounce(s) judged otherwise, "
+            f"{len(result.changes)} suppression change(s) from {result.events:,} "
             "events; nothing applied (run without --dry-run to apply)"
         )
         return
@@ -55,3 +62,16 @@ async def run_replay(
         f"in {result.seconds:.2f}s ({result.rate:,.0f} events/s), up to sequence {result.last_seq}",
         soft_wrap=True,
     )
+
+
+def kv_follows(nc: Client, chosen: Sequence[Projection]) -> BeforeSwap | None:
+    """A rebuilt `suppressions` also rewrites the KV set intake enforces, before the swap."""
+    if "suppressions" not in {p.name for p in chosen}:
+        return None
+
+    async def before_swap(conn: AsyncConnection) -> None:
+        js = nc.jetstream()
+        await resync(conn, await js.key_value(SUPPRESSION_BUCKET),
+                     await js.key_value(SOFT_BOUNCE_BUCKET))  # fmt: skip
+
+    return before_swap

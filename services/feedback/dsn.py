@@ -109,7 +109,8 @@ def _candidates(block: Message) -> tuple[str, ...]:
     as the sender gave it, before any forwarding or aliasing), an rfc822-typed
     Final-Recipient, X-Actual-Recipient, and a Final-Recipient of another type (a
     `LOCAL;` mail-store name is only used when nothing better is there)."""
-    typed, other = [], []
+    typed: list[str] = []
+    other: list[str] = []
     for name in ("Original-Recipient", "Final-Recipient", "X-Actual-Recipient"):
         value = field(block, name) or ""
         kind, sep, _ = value.partition(";")
