@@ -87,8 +87,8 @@ _TEXT: tuple[tuple[str, str], ...] = (
      r"|message size"),
     ("user_unknown", r"(account|address|mailbox) (has been |is )?(\w+ or )?(discontinued|closed"
      r"|deleted|terminated|removed|cancell?ed)"),
-    ("suspend", r"account (has been |is )?(disabled|suspended|inactive|locked|frozen|expired"
-     r"|blocked)|mailbox (has been |is )?(disabled|suspended|inactive|locked|frozen)"
+    ("suspend", r"account (has been |is |was )?(temporarily )?(disabled|suspended|inactive"
+     r"|locked|frozen|expired|blocked)|mailbox (has been |is )?(disabled|suspended|inactive|locked|frozen)"
      r"|inactive (user|account|mailbox)|(user|recipient|account) (is )?(not active|inactive)"
      r"|account has been temporarily"),
     ("has_moved", r"has moved|address (has )?changed|no longer (with|at) "),
@@ -114,7 +114,7 @@ _TEXT: tuple[tuple[str, str], ...] = (
     ("not_accept", r"does not accept (e-?)?mail|accepts no mail|null mx|not accepting mail"),
     ("spam_blocked", r"spam|black ?list|block ?list|\brbl\b|dnsbl|spamhaus|spamcop|barracuda"
      r"|listed (at|in|on|by)|reputation|junk|bulk mail|unsolicited|blocked|virus|malware"
-     r"|banned|content (rejected|filter)|message (was )?rejected|phish"),
+     r"|banned|content (rejected|filter)|phish"),
     ("system_error", r"too many hops|mail loop|loop detected|looping|routing loop"),
     ("rate_limited", r"too many|rate limit|throttl|too fast|exceeded the (maximum )?(number|rate)"
      r"|temporarily deferred|try again later|slow down|connection limit"),

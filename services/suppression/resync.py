@@ -26,14 +26,16 @@ from shared.suppression_set import kv_key
 
 log = logging.getLogger("jetpost.suppression")
 
-_FIELDS = "n.address, n.scope, n.reason, n.source, n.message_id, n.event_id, n.created_at, n.expires_at"
+# Plain constant SQL (no values in it): the rebuilt table beside the live one.
 CHANGED = (
-    f"SELECT {_FIELDS} FROM suppressions__replay n LEFT JOIN suppressions o USING (address, scope)"
+    "SELECT n.address, n.scope, n.reason, n.source, n.message_id, n.event_id, n.created_at,"
+    " n.expires_at FROM suppressions__replay n LEFT JOIN suppressions o USING (address, scope)"
     " WHERE o.address IS NULL OR (o.event_id, o.reason, o.expires_at)"
     " IS DISTINCT FROM (n.event_id, n.reason, n.expires_at)"
 )
 DROPPED = (
-    f"SELECT {_FIELDS.replace('n.', 'o.')} FROM suppressions o"
+    "SELECT o.address, o.scope, o.reason, o.source, o.message_id, o.event_id, o.created_at,"
+    " o.expires_at FROM suppressions o"
     " LEFT JOIN suppressions__replay n USING (address, scope) WHERE n.address IS NULL"
 )
 HISTORIES = (
@@ -63,7 +65,9 @@ async def resync(conn: AsyncConnection, entries: KeyValue, soft_bounces: KeyValu
         deleted += await _delete(entries, entry)
     for row in histories:
         pairs = [(eid, at) for eid, at in row["history"]]
-        await soft_bounces.put(kv_key(row["address"]), HISTORY.dump_json(HISTORY.validate_python(pairs)))
+        await soft_bounces.put(
+            kv_key(row["address"]), HISTORY.dump_json(HISTORY.validate_python(pairs))
+        )
     log.info("suppression set resynced: %d put, %d deleted, %d soft histories",
              len(changed), deleted, len(histories))  # fmt: skip
     return Resynced(len(changed), deleted, len(histories))

@@ -18,8 +18,9 @@ from tests.integration.test_api_support import (  # noqa: F401
 
 async def test_global_scope_kept_recipients_and_404(api: Api, projector: Projector) -> None:
     sender, reader, admin = await api.as_("send"), await api.as_("read"), await api.as_("admin")
-    added = await api.client.post("/v1/suppressions", headers=sender,
-                                  json={"address": "Gone@Example.com", "scope": "global"})  # fmt: skip
+    added = await api.client.post(
+        "/v1/suppressions", headers=sender, json={"address": "Gone@Example.com", "scope": "global"}
+    )
     assert added.status_code == 202, added.text
     assert added.json() == {"address": "gone@example.com", "scope": ""}
 
@@ -34,8 +35,16 @@ async def test_global_scope_kept_recipients_and_404(api: Api, projector: Project
 
     # intake enforces it once the KV set has it: a send may still slip through before
     async def held_back() -> Any:
-        response = await api.client.post("/v1/messages", headers=sender, json={
-            "to": ["gone@example.com"], "cc": ["boss@example.com"], "subject": "s", "text": "t"})  # fmt: skip
+        response = await api.client.post(
+            "/v1/messages",
+            headers=sender,
+            json={
+                "to": ["gone@example.com"],
+                "cc": ["boss@example.com"],
+                "subject": "s",
+                "text": "t",
+            },
+        )
         mid = response.json()["id"]
 
         async def status() -> Any:

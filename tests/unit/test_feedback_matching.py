@@ -195,9 +195,11 @@ VERP = (f"bounces+{MID}@bounces.jetpost.test",)
 def test_no_bounce_for_a_recipient_that_is_not_an_address() -> None:
     """`system;<>` / `LOCAL;<f.b>` and no other clue: the message's only recipient, or
     with several, unmatched; never a `bounced` for a non-address."""
-    data = fixture("postfix_hard_5_1_1.eml").replace(
-        b"Final-Recipient: rfc822; nobody@example.net", b"Final-Recipient: LOCAL;<f.b>"
-    ).replace(b"Original-Recipient: rfc822;nobody@example.net", b"Original-Recipient: system;<>")
+    data = (
+        fixture("postfix_hard_5_1_1.eml")
+        .replace(b"Final-Recipient: rfc822; nobody@example.net", b"Final-Recipient: LOCAL;<f.b>")
+        .replace(b"Original-Recipient: rfc822;nobody@example.net", b"Original-Recipient: system;<>")
+    )
     data = data.replace(b"<nobody@example.net>", b"<f.b>")
     mail = Inbound("", VERP, data)
     analysis = analyse(mail, **DOMAINS)
@@ -210,7 +212,8 @@ def test_no_bounce_for_a_recipient_that_is_not_an_address() -> None:
 
 def test_final_recipient_of_the_message_wins_over_a_mail_store_address() -> None:
     data = fixture("postfix_hard_5_1_1.eml").replace(
-        b"Final-Recipient: rfc822; nobody@example.net", b"Final-Recipient: rfc822; u7@store.internal"
+        b"Final-Recipient: rfc822; nobody@example.net",
+        b"Final-Recipient: rfc822; u7@store.internal",
     )
     mail = Inbound("", VERP, data)
     known = Known(MID, None, ("nobody@example.net", "other@example.net"))
