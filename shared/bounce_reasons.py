@@ -88,7 +88,8 @@ _TEXT: tuple[tuple[str, str], ...] = (
     ("user_unknown", r"(account|address|mailbox) (has been |is )?(\w+ or )?(discontinued|closed"
      r"|deleted|terminated|removed|cancell?ed)"),
     ("suspend", r"account (has been |is |was )?(temporarily )?(disabled|suspended|inactive"
-     r"|locked|frozen|expired|blocked)|mailbox (has been |is )?(disabled|suspended|inactive|locked|frozen)"
+     r"|locked|frozen|expired|blocked)"
+     r"|mailbox (has been |is )?(disabled|suspended|inactive|locked|frozen)"
      r"|inactive (user|account|mailbox)|(user|recipient|account) (is )?(not active|inactive)"
      r"|account has been temporarily"),
     ("has_moved", r"has moved|address (has )?changed|no longer (with|at) "),
