@@ -117,12 +117,55 @@ def _failures(msg: Message) -> list[tuple[str, str]]:
     return list(found.items())
 
 
+_BOUNCE_SENDER = re.compile(r"mailer-daemon|postmaster|mail delivery|mailer|mmdf", re.I)
+_BOUNCE_SUBJECT = re.compile(
+    r"undeliver|delivery (status|failure|has failed|notification|problem|report|delayed)"
+    r"|returned mail|failure notice|mail delivery|non-?delivery|could not be delivered"
+    r"|warning: could not|mail system error|delivery failed|nicht zustellbar|non remis",
+    re.I,
+)
+_FAILURE_LINE = re.compile(
+    r"fail|unknown|not (be )?deliver|undeliver|reject|invalid|does not exist|no such"
+    r"|unable to deliver|could not|error|refused|denied|quota|full|expired|bounce",
+    re.I,
+)
+_DELAY = re.compile(r"delayed|not yet been delivered|will (continue|keep) trying|still trying"
+                    r"|warning:|temporary|will retry", re.I)  # fmt: skip
+
+
+def _fallback(msg: Message, text: str) -> list[tuple[str, str]]:
+    """What flufl.bounce does not recognise: X-Failed-Recipients (Exim, Gmail), else in
+    a mail that is plainly a bounce (from a mailer daemon, or a bounce subject), the
+    addresses on its failure lines, not counting its own sender, recipient or ours."""
+    listed = [valid_address(a) for v in msg.get_all("X-Failed-Recipients", [])
+              for a in str(v).split(",")]  # fmt: skip
+    action = "delayed" if _DELAY.search(str(msg.get("Subject", ""))) else "failed"
+    if failures := [(a, action) for a in dict.fromkeys(listed) if a]:
+        return failures
+    sender, subject = str(msg.get("From", "")), str(msg.get("Subject", ""))
+    if not (_BOUNCE_SENDER.search(sender) or _BOUNCE_SUBJECT.search(subject)):
+        return []
+    own = {a.lower() for h in ("From", "To", "Sender", "Reply-To", "Return-Path")
+           for a in addresses_in(str(msg.get(h, "")))}  # fmt: skip
+    lines = text.split("\n")
+    found: dict[str, str] = {}
+    for i, line in enumerate(lines):
+        for address in addresses_in(line):
+            if address.lower() in own or "mailer-daemon" in address.lower():
+                continue
+            around = " ".join(lines[max(0, i - 2) : i + 3])
+            if _FAILURE_LINE.search(around):
+                found.setdefault(address, "delayed" if _DELAY.search(text) else "failed")
+    return list(found.items())[:10]
+
+
 def parse_plain(msg: Message) -> tuple[RecipientResult, ...]:
-    """One result per failed address flufl.bounce finds; () when it finds none."""
-    failures = _failures(msg)
+    """One result per failed address flufl.bounce finds (or, failing that, the
+    notice's own failure lines name); () when there is none."""
+    text = notice_text(msg)
+    failures = _failures(msg) or _fallback(msg, text)
     if not failures:
         return ()
-    text = notice_text(msg)
     lines = text.split("\n")
     lowered = {a.lower() for a, _ in failures}
     notice = " ".join(text.split())[:NOTICE_CHARS]
