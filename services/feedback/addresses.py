@@ -18,9 +18,12 @@ _ADDRESS = re.compile(r"[\w.!#$%&'*+/=?^`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-
 def valid_address(value: str | None) -> str | None:
     """The address itself (`<bob@example.com>` -> `bob@example.com`), or None when the
     value is not a deliverable-looking address (no @, no dotted domain, a literal...)."""
-    text = (value or "").strip().strip(_STRIP)
+    text = (value or "").strip()
     if text.lower().startswith(("rfc822;", "smtp;")):
-        text = text.partition(";")[2].strip().strip(_STRIP)
+        text = text.partition(";")[2].strip()
+    if "<" in text and ">" in text:  # `John Doe <john@example.com>`
+        text = text[text.rindex("<") + 1 : text.rindex(">")]
+    text = text.strip().strip(_STRIP)
     if not text or "@" not in text or len(text) > 320:
         return None
     try:

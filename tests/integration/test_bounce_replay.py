@@ -6,11 +6,8 @@ suppress otherwise, and applying it updates the KV set intake enforces."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from pathlib import Path
 
-import aiosmtplib
-import pytest
 from nats.aio.client import Client
 from nats.js import JetStreamContext
 
@@ -27,35 +24,23 @@ from shared.settings import Settings
 from shared.suppression_rules import Rules
 from tests.conftest import Pipeline, Projector
 from tests.eventlog_reader import history, wait_for_any, wait_for_event
+from tests.integration.test_feedback_receiver import crlf, deliver, receiver  # noqa: F401
 from tests.integration.test_suppression import DONE, listed, send
 
 CORPUS = Path(__file__).parents[1] / "fixtures" / "bounces"
 
 
-@pytest.fixture
-async def receiver(js: JetStreamContext, settings: Settings) -> AsyncIterator[FeedbackReceiver]:
-    running = FeedbackReceiver(js, bounce_domain=settings.feedback_domain,
-                               mail_domain=settings.mail_domain)  # fmt: skip
-    await running.start()
-    yield running
-    await running.stop()
-
-
-async def deliver(receiver: FeedbackReceiver, data: bytes, rcpt: str) -> None:
-    async with aiosmtplib.SMTP(hostname="127.0.0.1", port=receiver.port) as client:
-        await client.sendmail("", [rcpt], data.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n"))
-
-
 async def test_plain_text_bounce_over_smtp_suppresses_the_recipient(
-    pipeline: Pipeline, js: JetStreamContext, sink: CaptureSink, receiver: FeedbackReceiver,
+    pipeline: Pipeline, js: JetStreamContext, sink: CaptureSink,
+    receiver: FeedbackReceiver,  # noqa: F811 - the fixture, imported above
     settings: Settings,
 ) -> None:  # fmt: skip
     mid = await send(js, "gone@example.net")
     await wait_for_event(js, mid, "delivered")
     # a real qmail notice (no delivery-status part), about our recipient
     qmail = (CORPUS / "sisimai-qmail-01.eml").read_bytes()
-    await deliver(receiver, qmail.replace(b"kijitora@example.ne.jp", b"gone@example.net"),
-                  verp_address(mid, settings.feedback_domain))  # fmt: skip
+    about_ours = qmail.replace(b"kijitora@example.ne.jp", b"gone@example.net")
+    await deliver(receiver, crlf(about_ours), verp_address(mid, settings.feedback_domain))
 
     (bounce,) = [e for e in await history(js, mid) if isinstance(e, Bounced)]
     assert bounce.recipients == ("gone@example.net",)
@@ -70,7 +55,7 @@ async def test_plain_text_bounce_over_smtp_suppresses_the_recipient(
 
     # an out-of-office reply to the same message is no bounce
     vacation = (CORPUS / "sisimai-rfc3834-01.eml").read_bytes()
-    await deliver(receiver, vacation, verp_address(mid, settings.feedback_domain))
+    await deliver(receiver, crlf(vacation), verp_address(mid, settings.feedback_domain))
     assert len([e for e in await history(js, mid) if isinstance(e, Bounced)]) == 1
 
 
