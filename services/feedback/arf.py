@@ -22,6 +22,9 @@ from services.feedback.parts import (
 )
 
 
+ARF_TYPES = frozenset({"message/feedback-report"})
+
+
 @dataclass(frozen=True)
 class FeedbackReport:
     feedback_type: str  # abuse, fraud, virus, other, not-spam, auth-failure (or new ones)
@@ -44,7 +47,7 @@ class FeedbackReport:
 
 def parse_arf(mail: bytes | Message) -> FeedbackReport:
     """ReportError when the mail is not a feedback report."""
-    parts = parts_around(load(mail), frozenset({"message/feedback-report"}))
+    parts = parts_around(load(mail), ARF_TYPES)
     if parts is None:
         raise ReportError("no message/feedback-report part")
     report = next((p for p in parts if p.get_content_type() == "message/feedback-report"), None)

@@ -14,12 +14,12 @@ from email.message import Message
 from functools import cached_property
 from typing import Literal
 
-from services.feedback.arf import FeedbackReport, parse_arf
+from services.feedback.arf import ARF_TYPES, FeedbackReport, parse_arf
 from services.feedback.autoreply import autoreply_reason
 from services.feedback.classify import verdict
 from services.feedback.dsn import DeliveryReport, RecipientResult, parse_dsn
 from services.feedback.matching import Match, match_message
-from services.feedback.parts import Original, ReportError, load, report_type
+from services.feedback.parts import Original, ReportError, load, parts_around, report_type
 from services.feedback.plaintext import parse_plain, quoted_addresses, quoted_original
 from shared.events import Bounced, Complained, Event, FeedbackUnmatched, event_id_for
 
@@ -64,6 +64,8 @@ def analyse(mail: Inbound, *, bounce_domain: str, mail_domain: str) -> Analysis:
     msg = load(mail.data)
     found = report_type(msg)
     kind: ReportKind = KINDS.get(found, "unknown")
+    if kind == "unknown" and parts_around(msg, ARF_TYPES) is not None:
+        kind = "arf"  # a feedback-report part in a report without (or with another) type
     dsn, arf, problem, original = None, None, None, Original()
     try:
         if (why := autoreply_reason(msg)) is not None:

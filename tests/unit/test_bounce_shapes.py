@@ -78,3 +78,12 @@ def test_a_personal_auto_reply_is_not_a_bounce() -> None:
 def test_a_dsn_auto_submitted_by_the_mailer_is_still_a_bounce() -> None:
     (bounce,) = events(POSTFIX.read_bytes())  # Postfix sets Auto-Submitted: auto-replied
     assert isinstance(bounce, Bounced)
+
+
+def test_a_feedback_report_without_report_type_is_a_complaint() -> None:
+    arf = (POSTFIX.parent / "arf_abuse.eml").read_bytes()
+    marker = b"report-type=feedback-report"
+    assert marker in arf
+    mail = Inbound("", ("fbl@jetpost.test",), arf.replace(marker, b"x-note=none"))
+    analysis = analyse(mail, **DOMAINS)
+    assert analysis.kind == "arf" and analysis.arf is not None and analysis.problem is None
