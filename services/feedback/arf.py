@@ -21,7 +21,6 @@ from services.feedback.parts import (
     typed_value,
 )
 
-
 ARF_TYPES = frozenset({"message/feedback-report"})
 
 
