@@ -20,7 +20,7 @@ from services.feedback.classify import verdict
 from services.feedback.dsn import DeliveryReport, RecipientResult, parse_dsn
 from services.feedback.matching import Match, match_message
 from services.feedback.parts import Original, ReportError, load, parts_around, report_type
-from services.feedback.plaintext import parse_plain, quoted_addresses, quoted_original
+from services.feedback.plaintext import parse_plain, quoted_original
 from shared.events import Bounced, Complained, Event, FeedbackUnmatched, event_id_for
 
 EXCERPT_BYTES = 4096
@@ -87,8 +87,8 @@ def analyse(mail: Inbound, *, bounce_domain: str, mail_domain: str) -> Analysis:
 
 def _delivery_report(msg: Message) -> DeliveryReport:
     """A DSN wherever its status part sits; else a plain-text bounce (flufl.bounce).
-    A DSN whose recipient fields name no usable address borrows the one its text
-    names, when the text names just one."""
+    A DSN whose recipient fields name no usable address borrows the failed address
+    its text names, when the text names just one."""
     try:
         report = parse_dsn(msg)
     except ReportError:
@@ -100,7 +100,7 @@ def _delivery_report(msg: Message) -> DeliveryReport:
         return DeliveryReport(None, results, quoted_original(msg))
     if all(r.candidates for r in report.results):
         return report
-    text_addresses = quoted_addresses(msg) or [r.recipient for r in parse_plain(msg) if r.recipient]
+    text_addresses = [r.recipient for r in parse_plain(msg) if r.recipient]
     if len(set(text_addresses)) != 1:
         return report
     fixed = tuple(r if r.candidates else replace(r, candidates=(text_addresses[0],))

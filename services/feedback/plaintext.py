@@ -184,11 +184,6 @@ def parse_plain(msg: Message) -> tuple[RecipientResult, ...]:
     return tuple(results)
 
 
-def quoted_addresses(msg: Message) -> list[str]:
-    """Addresses a notice's text names (for a DSN whose fields name none usable)."""
-    return addresses_in(notice_text(msg))
-
-
 _QUOTED_ID = re.compile(r"^[>\s]*(message-id|x-jetpost-message-id):[ \t]*(\S+)", re.I | re.M)
 
 
