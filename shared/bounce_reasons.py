@@ -11,6 +11,7 @@ host unknown, moved, a domain that accepts no mail); a full mailbox, a spam bloc
 a policy refusal or an expired queue are about the moment, the message or us, so
 they are soft. The order of evidence:
 
+0. A refusal of the sender (at MAIL FROM, a bad sender address) is about us: policy.
 1. A specific enhanced status code (5.1.1, 5.2.2 ...) names the reason, from the
    Status field or, when that is generic (x.0.0, x.7.1, x.5.x ...) or missing, from
    the diagnostic text (`550 5.1.1 ...` inside a `5.0.0` DSN).
@@ -53,7 +54,8 @@ class Verdict:
 # GENERIC ones leave the reason to the text.
 _BY_CODE: dict[str, str] = {
     "1.1": "user_unknown", "1.2": "host_unknown", "1.3": "user_unknown",
-    "1.4": "user_unknown", "1.6": "has_moved", "1.10": "not_accept",
+    "1.4": "user_unknown", "1.6": "has_moved", "1.7": "policy", "1.8": "policy",
+    "1.10": "not_accept",
     "2.1": "user_unknown", "2.2": "mailbox_full", "2.3": "message_too_large",
     "3.1": "system_full", "3.4": "message_too_large",
     "4.1": "network", "4.2": "network", "4.3": "host_unknown", "4.4": "not_accept",
@@ -67,7 +69,15 @@ _BY_CODE: dict[str, str] = {
 _GENERIC = frozenset({"0.0", "1.0", "2.0", "3.0", "4.0", "5.0", "7.0", "7.1",
                       "5.1", "5.2", "5.3", "5.4", "5.5", "6.0"})  # fmt: skip
 # What a generic code means when the text says nothing better.
-_BY_GENERIC: dict[str, str] = {"7.0": "policy", "7.1": "policy", "4.0": "network"}
+_BY_GENERIC: dict[str, str] = {"7.0": "policy", "7.1": "policy", "4.0": "network",
+                               **{f"5.{n}": "system_error" for n in range(6)}}  # fmt: skip
+# Refused for the sender, not the recipient (the MAIL FROM stage, a bad sender
+# address or domain): about us, whatever code and words follow.
+_SENDER_REFUSED = re.compile(
+    r"after mail from|sender (address )?(rejected|denied|refused|verify failed|domain)"
+    r"|mail from .{0,60}(rejected|refused|denied)|envelope sender .{0,30}(rejected|refused|denied)",
+    re.I,
+)
 
 # The diagnostic's words, in order: the first match names the reason. Specific
 # before general (a "mailbox size limit" is a full mailbox, not a big message; an
@@ -124,7 +134,8 @@ _TEXT: tuple[tuple[str, str], ...] = (
     ("network", r"connection (refused|timed out|reset|lost)|lost connection|network"
      r"|timed out|timeout|unreachable|no route"),
     ("system_error", r"system (error|full)|internal error|local error|mail loop|loop detected"
-     r"|too many hops|configuration error|server error"),
+     r"|too many hops|configuration error|server error|command died|command output|x-unix"
+     r"|mailer error|procmail|maildrop"),
 )  # fmt: skip
 _PATTERNS = tuple((reason, re.compile(pattern, re.I | re.M)) for reason, pattern in _TEXT)
 
@@ -180,8 +191,8 @@ def classify(
     text = " ".join((diagnostic or "").split())
     code = best_status(status, text)
     parts = _split(code)
-    reason = None
-    if parts is not None and parts[1] not in _GENERIC:
+    reason = "policy" if _SENDER_REFUSED.search(text) else None
+    if reason is None and parts is not None and parts[1] not in _GENERIC:
         reason = _BY_CODE.get(parts[1])
     reason = reason or text_reason(text)
     if reason is None and parts is not None:

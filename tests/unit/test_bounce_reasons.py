@@ -59,3 +59,21 @@ def test_best_status_prefers_a_specific_code_of_the_same_class() -> None:
     assert best_status("5.0.0", "450 4.2.2 full") == "5.0.0"
     assert best_status(None, "qmail said (#5.1.1)") == "5.1.1"
     assert best_status(None, "no code here") is None
+
+
+@pytest.mark.parametrize(
+    ("status", "diagnostic", "reason"),
+    [
+        ("5.1.8", "550 5.1.8 <us@jetpost.test>: Sender address rejected: Domain not found",
+         "policy"),
+        ("5.1.1", "SMTP error from remote mail server after MAIL FROM:<us@jetpost.test>: 550",
+         "policy"),
+        ("5.5.0", "500 5.5.0 Command unrecognized", "system_error"),
+        ("5.0.0", "X-Unix; Command died with status 127", "system_error"),
+    ],
+)  # fmt: skip
+def test_refusals_of_the_sender_or_the_protocol_are_soft(
+    status: str, diagnostic: str, reason: str
+) -> None:
+    verdict = classify(status, None, diagnostic, "failed")
+    assert (verdict.reason, verdict.kind) == (reason, "soft")
