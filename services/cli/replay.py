@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import nats
 from nats.aio.client import Client
 from nats.js.errors import BucketNotFoundError
 from psycopg import AsyncConnection
@@ -16,6 +15,7 @@ from projections.replay import BeforeSwap, replay
 from projections.runner import build_projections
 from services.suppression.resync import Resynced, resync
 from shared.migrate import migrate
+from shared.nats_connect import connect
 from shared.settings import ConfigError, Settings
 from shared.subjects import SOFT_BOUNCE_BUCKET, SUPPRESSION_BUCKET
 
@@ -31,7 +31,7 @@ async def run_replay(
         raise ValueError(f"unknown projection(s) {sorted(unknown)}; known: {sorted(registry)}")
     chosen = [registry[n] for n in names or registry]
     await migrate(settings.database_url, settings.migrations_dir)
-    nc = await nats.connect(settings.nats_address, connect_timeout=5, max_reconnect_attempts=1)
+    nc = await connect(settings, name="jetpost-replay")
     resynced: list[Resynced] = []
     columns = (
         TextColumn("replaying"), BarColumn(), MofNCompleteColumn(),
