@@ -10,7 +10,7 @@ one transaction.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
 import psycopg
@@ -33,6 +33,8 @@ class ReplayResult:
     seconds: float
     # dry runs: how the rebuilt suppression set differs from the live one
     changes: list[str] = field(default_factory=list)
+    # dry runs: past bounces the rebuild judges otherwise (a changed classifier)
+    verdicts: list[str] = field(default_factory=list)
 
     @property
     def rate(self) -> float:
@@ -40,6 +42,10 @@ class ReplayResult:
 
 
 Progress = Callable[[int, int], None]  # (events done, events expected)
+# Run inside the swap's transaction, the rebuilt tables complete beside the live ones:
+# what lives outside Postgres follows the rebuild (the NATS KV suppression set). If it
+# raises, nothing is swapped.
+BeforeSwap = Callable[[AsyncConnection], Awaitable[None]]
 
 
 async def _last_seq(js: JetStreamContext) -> int:
@@ -67,6 +73,20 @@ async def _suppression_changes(conn: AsyncConnection) -> list[str]:
     rows = await (await conn.execute(query)).fetchall()
     return [f"{sign} {address}{f' [{scope}]' if scope else ''}: {reason}"
             for sign, address, scope, reason in rows]  # fmt: skip
+
+
+async def _verdict_changes(conn: AsyncConnection) -> list[str]:
+    """`~ address (message): old kind (reason) -> new kind (reason)` for every past bounce
+    the rebuild judges otherwise."""
+    query = (
+        "SELECT n.address, n.message_id, o.kind, o.reason, n.kind, n.reason"
+        " FROM suppression_verdicts__replay n JOIN suppression_verdicts o"
+        " USING (event_id, address)"
+        " WHERE (o.kind, o.reason) IS DISTINCT FROM (n.kind, n.reason) ORDER BY n.seq"
+    )
+    rows = await (await conn.execute(query)).fetchall()
+    return [f"~ {address} (message {message_id}): {old_kind} ({old_reason}) -> {kind} ({reason})"
+            for address, message_id, old_kind, old_reason, kind, reason in rows]  # fmt: skip
 
 
 async def _prepare(conn: AsyncConnection, projections: Sequence[Projection]) -> None:
@@ -119,6 +139,7 @@ async def replay(
     progress: Progress | None = None,
     max_batch: int = 5000,
     dry_run: bool = False,
+    before_swap: BeforeSwap | None = None,
 ) -> ReplayResult:
     """Rebuild and swap in; with `dry_run`, rebuild up to now, report what differs in
     the suppression set, and drop the rebuilt tables again."""
@@ -152,14 +173,20 @@ async def replay(
                 async with conn.transaction():
                     await build_until(min(target, max(positions.values()) + max_batch))
             if dry_run:
-                changes = await _suppression_changes(conn) if "suppressions" in names else []
+                changes, verdicts = [], []
+                if "suppressions" in names:
+                    changes = await _suppression_changes(conn)
+                    verdicts = await _verdict_changes(conn)
                 async with conn.transaction():
                     await _drop(conn, projections)
                 seconds = time.perf_counter() - started
-                return ReplayResult(done, max(positions.values(), default=0), seconds, changes)
+                last = max(positions.values(), default=0)
+                return ReplayResult(done, last, seconds, changes, verdicts)
             async with conn.transaction():
                 await checkpoints(conn, names, lock=True)  # live projections wait here
                 await build_until(await _last_seq(js))
+                if before_swap is not None:
+                    await before_swap(conn)
                 for projection in projections:
                     for table in projection.tables:
                         await _swap(conn, table)

@@ -14,8 +14,8 @@ from typing import Any
 from psycopg import AsyncConnection, sql
 
 from projections.base import Stored, Tables, pg_text
-from shared.events import SuppressionAdded, SuppressionRemoved
-from shared.suppression_rules import Entry, Rules, SoftHistory, affected, decide
+from shared.events import Bounced, SuppressionAdded, SuppressionRemoved
+from shared.suppression_rules import Entry, Rules, SoftHistory, affected, decide, judge
 
 FEEDBACK = frozenset({"bounced", "complained"})
 MANUAL = (SuppressionAdded, SuppressionRemoved)
@@ -34,7 +34,8 @@ def manual_entry(e: SuppressionAdded | SuppressionRemoved) -> Entry:
 
 class SuppressionsProjection:
     name = "suppressions"
-    tables: tuple[str, ...] = ("suppressions", "suppression_soft_bounces", "suppression_changes")
+    tables: tuple[str, ...] = ("suppressions", "suppression_soft_bounces", "suppression_changes",
+                               "suppression_verdicts")  # fmt: skip
 
     def __init__(self, rules: Rules | None = None) -> None:
         self.rules = rules or Rules()
@@ -48,6 +49,7 @@ class SuppressionsProjection:
         ]
         changes = await self._changes(conn, tables, {(e.address, e.scope) for e in manual})
         touched: set[str] = set()
+        verdicts: list[tuple[Any, ...]] = []
         for item in batch:
             e = item.event
             if isinstance(e, MANUAL):
@@ -58,6 +60,10 @@ class SuppressionsProjection:
                     changes[key] = entry.command_seq
                 final[key] = None if entry.removed else (entry, item.seq)
             elif e.type in FEEDBACK:
+                if isinstance(e, Bounced):
+                    verdict = judge(e, self.rules)
+                    verdicts += [(e.event_id, a, e.message_id, item.seq, verdict.kind,
+                                  verdict.reason, e.status) for a in affected(e)]  # fmt: skip
                 for address in affected(e):
                     found, histories[address] = decide(e, address, histories.get(address, ()),
                                                        self.rules)  # fmt: skip
@@ -67,6 +73,21 @@ class SuppressionsProjection:
         await self._write(conn, tables, final)
         await self._save_changes(conn, tables, changes)
         await self._save_histories(conn, tables, {a: histories[a] for a in touched})
+        await self._save_verdicts(conn, tables, verdicts)
+
+    async def _save_verdicts(
+        self, conn: AsyncConnection, tables: Tables, rows: list[tuple[Any, ...]]
+    ) -> None:
+        if not rows:
+            return
+        async with conn.cursor() as cur:
+            await cur.executemany(
+                sql.SQL(
+                    "INSERT INTO {} (event_id, address, message_id, seq, kind, reason, status)"
+                    " VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING"
+                ).format(tables("suppression_verdicts")),
+                [tuple(pg_text(v) for v in row) for row in rows],
+            )
 
     async def _histories(
         self, conn: AsyncConnection, tables: Tables, addresses: set[str]

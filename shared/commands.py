@@ -294,6 +294,22 @@ class SuppressCommand(BaseModel):
     def _address(cls, value: str) -> str:
         return parse_mailbox(value).email.lower()
 
+    @field_validator("scope")
+    @classmethod
+    def _scope(cls, value: str) -> str:
+        return suppression_scope(value)
+
+
+GLOBAL_SCOPE_NAMES = frozenset({"", "global", "*"})
+
+
+def suppression_scope(value: str) -> str:
+    """The scope of a suppression: "" is global, and "global" (or "*") names it too;
+    any other value is a list (a tag). A line break is refused."""
+    if has_line_break(value):
+        raise ValueError("scope: line breaks are not allowed")
+    return "" if value.strip().lower() in GLOBAL_SCOPE_NAMES else value
+
 
 class WebhookEndpointRef(BaseModel):
     """`mail.cmd.webhook_delete`, and the base of the other webhook endpoint commands."""

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from shared.attachments import AttachmentRef
 from shared.limits import Flag
@@ -98,9 +98,21 @@ class Rejected(EventBase):
 
 
 class Suppressed(EventBase):
+    """Nothing is sent: every `to` recipient is on the suppression set. v2 keeps the
+    message's envelope (and template, tags), so a search by address finds it."""
+
     type: Literal["suppressed"] = "suppressed"
+    v: int = 2
     addresses: tuple[str, ...]
     reason: str
+    envelope: Envelope | None = None
+    template: str | None = None
+    tags: tuple[str, ...] = ()
+
+
+def _suppressed_v1_to_v2(payload: dict[str, Any]) -> dict[str, Any]:
+    """v1 kept only the suppressed addresses: they were the message's recipients."""
+    return {**payload, "v": 2}
 
 
 class Scheduled(EventBase):
@@ -179,7 +191,12 @@ class Deferred(EventBase):
 
 
 class Bounced(EventBase):
+    """v2 keeps the evidence (`action`, `evidence` beside status, code and response) so
+    the suppression rules can judge every past bounce again with a changed classifier
+    (shared.bounce_reasons); `kind` and `reason` are the verdict when it was recorded."""
+
     type: Literal["bounced"] = "bounced"
+    v: int = 2
     kind: Literal["hard", "soft"]
     attempt: int | None = None
     provider: str | None = None
@@ -190,6 +207,15 @@ class Bounced(EventBase):
     recipients: tuple[str, ...] = ()
     source: Literal["smtp", "dsn", "webhook"] = "smtp"
     provider_event_id: str | None = None  # the webhook provider's id for the report
+    action: str | None = None  # the DSN's Action: failed or delayed (None: not said)
+    reason: str | None = None  # user_unknown, mailbox_full ... (shared.bounce_reasons)
+    evidence: str = ""  # the report's raw fields or text for this recipient (bounded)
+
+
+def _bounced_v1_to_v2(payload: dict[str, Any]) -> dict[str, Any]:
+    """v1 had no action, reason or evidence: a v1 `hard` came from a failed delivery."""
+    action = "failed" if payload.get("kind") == "hard" else None
+    return {**payload, "v": 2, "action": payload.get("action", action)}
 
 
 class Failed(EventBase):
@@ -387,9 +413,12 @@ EVENT_ADAPTER: TypeAdapter[Event] = TypeAdapter(Event)
 
 
 Upcaster = Callable[[dict[str, Any]], dict[str, Any]]
-# (type, v) -> the step lifting that version one up. Every event is at v1 today; a v2
-# of an event adds its step here, beside the models.
-UPCASTERS: dict[tuple[str, int], Upcaster] = {}
+# (type, v) -> the step lifting that version one up; a new version of an event adds
+# its step here, beside the models.
+UPCASTERS: dict[tuple[str, int], Upcaster] = {
+    ("bounced", 1): _bounced_v1_to_v2,
+    ("suppressed", 1): _suppressed_v1_to_v2,
+}
 
 
 def upcast(payload: dict[str, Any]) -> dict[str, Any]:
@@ -400,9 +429,15 @@ def upcast(payload: dict[str, Any]) -> dict[str, Any]:
 
 
 def parse_event(data: bytes | str) -> Event:
-    if not UPCASTERS:  # nothing to lift: parse in one pass (replay reads millions)
-        return EVENT_ADAPTER.validate_json(data)
-    return EVENT_ADAPTER.validate_python(upcast(json.loads(data)))
+    """Current events parse in one pass (replay reads millions); an older version (or
+    one the current model refuses) is lifted by its upcasters first."""
+    try:
+        event = EVENT_ADAPTER.validate_json(data)
+    except ValidationError:
+        return EVENT_ADAPTER.validate_python(upcast(json.loads(data)))
+    if (event.type, event.v) in UPCASTERS:
+        return EVENT_ADAPTER.validate_python(upcast(json.loads(data)))
+    return event
 
 
 def event_id_for(message_id: str, event_type: str, n: int = 1) -> str:

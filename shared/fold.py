@@ -129,8 +129,12 @@ def _earliest(current: datetime | None, at: datetime) -> datetime:
     return at if current is None or at < current else current
 
 
-def _envelope(s: dict[str, Any], event: Accepted | Rendered) -> None:
+def _envelope(s: dict[str, Any], event: Accepted | Rendered | Suppressed) -> None:
     envelope = event.envelope
+    if envelope is None:  # a v1 `suppressed`: only the suppressed addresses are known
+        if isinstance(event, Suppressed) and not s["to"]:
+            s["to"] = event.addresses
+        return
     s["sender"] = str(envelope.sender)
     s["to"] = tuple(m.email for m in envelope.to)
     s["cc"] = tuple(m.email for m in envelope.cc)
@@ -180,7 +184,10 @@ def _step(s: dict[str, Any], event: Event) -> None:
             s["last_error"] = event.reason
             if event.smtp_code is not None:
                 s["last_smtp_code"] = event.smtp_code
-        case Rejected() | RenderFailed() | Suppressed():
+        case Suppressed():
+            _envelope(s, event)
+            s["last_error"] = event.reason
+        case Rejected() | RenderFailed():
             s["last_error"] = event.reason
         case Opened():
             s["opens"] += 1

@@ -8,23 +8,26 @@ changed rules would do before they are applied.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from pydantic import BaseModel, ConfigDict
 
+from shared.bounce_reasons import Verdict, classify
 from shared.events import Bounced, Complained, Event
+
+# (status, SMTP code, diagnostic, action) -> reason and hard/soft: shared.bounce_reasons
+Classifier = Callable[[str | None, int | None, str | None, str | None], Verdict]
 
 
 @dataclass(frozen=True)
 class Rules:
     soft_bounce_limit: int = 3  # this many soft bounces...
     soft_bounce_window: timedelta = timedelta(days=7)  # ...within this window suppress
-    # 5.x.x statuses that say nothing about the address (mailbox full, too big,
-    # expired, policy, SPF/DMARC): they count as soft bounces
-    soft_statuses: frozenset[str] = frozenset(
-        {"5.2.2", "5.2.3", "5.3.4", "5.4.7", "5.7.1", "5.7.23", "5.7.24", "5.7.25", "5.7.26"}
-    )
+    # judges every bounce from the evidence its event kept; a changed classifier is
+    # tried on every past bounce by `jetpost replay suppressions --dry-run`
+    classifier: Classifier = classify
     suppress_complaints: bool = True
     bounce_ttl: timedelta | None = None  # None: bounce suppressions never expire
 
@@ -60,13 +63,13 @@ class Entry(BaseModel):
 SoftHistory = tuple[tuple[str, datetime], ...]
 
 
-def is_hard(bounce: Bounced, rules: Rules) -> bool:
-    status = bounce.status
-    if status is None and bounce.smtp_code is not None:
-        status = f"{bounce.smtp_code // 100}.0.0"
-    if status is None:
-        return bounce.kind == "hard"
-    return status.startswith("5") and status not in rules.soft_statuses
+def judge(bounce: Bounced, rules: Rules) -> Verdict:
+    """The classifier's verdict on a bounce's evidence; a bounce that kept none (a
+    provider's webhook that said only Permanent or Transient) keeps its own kind."""
+    diagnostic = bounce.response or bounce.evidence
+    if bounce.status is None and bounce.smtp_code is None and not diagnostic.strip():
+        return Verdict(bounce.reason or "other", bounce.kind)
+    return rules.classifier(bounce.status, bounce.smtp_code, diagnostic, bounce.action)
 
 
 def affected(event: Event) -> tuple[str, ...]:
@@ -95,14 +98,16 @@ def decide(
         return None, history
     expires = at + rules.bounce_ttl if rules.bounce_ttl else None
     detail = f"{event.status or event.smtp_code or ''} {event.response}".strip()[:300]
-    if is_hard(event, rules):
-        return Entry(reason=f"hard bounce: {detail}", source="bounce", expires_at=expires,
-                     **cause), history  # fmt: skip
+    verdict = judge(event, rules)
+    if verdict.hard:
+        return Entry(reason=f"hard bounce ({verdict.reason}): {detail}", source="bounce",
+                     expires_at=expires, **cause), history  # fmt: skip
     if any(seen == event.event_id for seen, _ in history):
         return None, history  # the same bounce again (a redelivery)
     recent = tuple(h for h in history if h[1] > at - rules.soft_bounce_window)
     recent += ((event.event_id, at),)
     if len(recent) < rules.soft_bounce_limit:
         return None, recent
-    reason = f"{len(recent)} soft bounces within {rules.soft_bounce_window}: {detail}"
+    reason = (f"{len(recent)} soft bounces within {rules.soft_bounce_window}, the last"
+              f" ({verdict.reason}): {detail}")  # fmt: skip
     return Entry(reason=reason, source="bounce", expires_at=expires, **cause), ()

@@ -18,8 +18,11 @@ from services.api.auth import ADMIN, READ, SECURITY, SEND
 from services.api.problems import Problem
 from services.api.runtime import Runtime
 from services.api.schemas import Suppression, SuppressionAccepted, SuppressionPage
-from shared.commands import SuppressCommand
-from shared.subjects import CMD_SUPPRESS, CMD_UNSUPPRESS
+from shared.commands import SuppressCommand, suppression_scope
+from shared.consumers import TRANSIENT_ERRORS
+from shared.events import utcnow
+from shared.subjects import CMD_SUPPRESS, CMD_UNSUPPRESS, SUPPRESSION_BUCKET
+from shared.suppression_set import get_entry
 
 TAGS = ["suppressions"]
 
@@ -42,7 +45,11 @@ async def list_suppressions(
     if address is not None:
         where.append(sql.SQL("address = {}").format(sql.Literal(address.strip().lower())))
     if scope_ is not None:
-        where.append(sql.SQL("scope = {}").format(sql.Literal(scope_)))
+        try:
+            scope = suppression_scope(scope_)
+        except ValueError as exc:
+            raise Problem(400, "invalid-request", str(exc)) from None
+        where.append(sql.SQL("scope = {}").format(sql.Literal(scope)))
     if cursor_:
         after = cursor.decode(cursor_, (str, str))
         where.append(sql.SQL("(address, scope) > ({}, {})").format(*map(sql.Literal, after)))
@@ -75,9 +82,27 @@ async def add_suppression(
     return SuppressionAccepted(address=data.address, scope=data.scope)
 
 
+async def _exists(rt: Runtime, address: str, scope: str) -> bool:
+    """On the list: in the read model, or already in the KV set intake checks (the
+    read model may lag a suppression just made). A KV that cannot be read leaves the
+    read model's word."""
+    async with rt.pool.connection() as conn:
+        cur = await conn.execute(
+            "SELECT 1 FROM suppressions WHERE address = %s AND scope = %s", (address, scope)
+        )
+        if await cur.fetchone() is not None:
+            return True
+    try:
+        entry = await get_entry(await rt.bus.js.key_value(SUPPRESSION_BUCKET), address, scope)
+    except TRANSIENT_ERRORS:
+        return False
+    return entry is not None and entry.active(utcnow())
+
+
 @delete(
     "/v1/suppressions/{address:str}",
     summary="Lift a suppression (admin)",
+    description="404 when the address (in that scope) is not suppressed.",
     status_code=202,
     guards=ADMIN,
     security=SECURITY,
@@ -91,7 +116,11 @@ async def remove_suppression(
     try:
         command = SuppressCommand(address=address, scope=scope_)
     except ValidationError as exc:
-        raise Problem(400, "invalid-request", f"address: {exc.errors()[0]['msg']}") from None
+        first = exc.errors()[0]
+        raise Problem(400, "invalid-request", f"{first['loc'][0]}: {first['msg']}") from None
+    if not await _exists(rt, command.address, command.scope):
+        where = f" in scope {command.scope!r}" if command.scope else ""
+        raise Problem(404, "not-found", f"{command.address} is not suppressed{where}")
     await rt.bus.publish(CMD_UNSUPPRESS, command.model_dump(mode="json"), uuid.uuid4().hex)
     return SuppressionAccepted(address=command.address, scope=command.scope)
 

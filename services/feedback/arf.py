@@ -17,9 +17,11 @@ from services.feedback.parts import (
     header_blocks,
     load,
     original_of,
-    report_parts,
+    parts_around,
     typed_value,
 )
+
+ARF_TYPES = frozenset({"message/feedback-report"})
 
 
 @dataclass(frozen=True)
@@ -44,7 +46,9 @@ class FeedbackReport:
 
 def parse_arf(mail: bytes | Message) -> FeedbackReport:
     """ReportError when the mail is not a feedback report."""
-    parts = report_parts(load(mail), "feedback-report")
+    parts = parts_around(load(mail), ARF_TYPES)
+    if parts is None:
+        raise ReportError("no message/feedback-report part")
     report = next((p for p in parts if p.get_content_type() == "message/feedback-report"), None)
     if report is None:
         raise ReportError("multipart/report without a message/feedback-report part")

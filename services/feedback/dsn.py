@@ -9,6 +9,7 @@ import re
 from dataclasses import dataclass
 from email.message import Message
 
+from services.feedback.addresses import valid_address
 from services.feedback.parts import (
     Original,
     ReportError,
@@ -16,7 +17,7 @@ from services.feedback.parts import (
     header_blocks,
     load,
     original_of,
-    report_parts,
+    parts_around,
     typed_value,
 )
 
@@ -40,10 +41,20 @@ class RecipientResult:
     diagnostic_code: str | None = None  # the remote reply, without its `smtp;` type
     remote_mta: str | None = None
     original_recipient: str | None = None
+    # The valid addresses the report gives for this recipient, best first
+    # (Final-Recipient, Original-Recipient, X-Actual-Recipient); () when none is usable
+    # (`system;<>`, `LOCAL;<f.b>`): then the text or the matched message must say.
+    candidates: tuple[str, ...] = ()
+    evidence: str = ""  # the recipient's raw fields (or lines of text), kept in the event
+    reply_code: int | None = None  # found in a plain-text notice
 
     @property
     def smtp_code(self) -> int | None:
-        return smtp_code(self.diagnostic_code)
+        return self.reply_code or smtp_code(self.diagnostic_code)
+
+    @property
+    def recipient(self) -> str | None:
+        return self.candidates[0] if self.candidates else None
 
 
 @dataclass(frozen=True)
@@ -67,8 +78,12 @@ def smtp_code(diagnostic: str | None) -> int | None:
 
 
 def parse_dsn(mail: bytes | Message) -> DeliveryReport:
-    """ReportError when the mail is not a DSN or names no recipient."""
-    parts = report_parts(load(mail), "delivery-status")
+    """ReportError when the mail is not a DSN or names no recipient. The status part
+    is looked for anywhere: a multipart/report without report-type, or a
+    multipart/mixed, carries it as well."""
+    parts = parts_around(load(mail), STATUS_TYPES)
+    if parts is None:
+        raise ReportError("no message/delivery-status part")
     status_part = next((p for p in parts if p.get_content_type() in STATUS_TYPES), None)
     if status_part is None:
         raise ReportError("multipart/report without a message/delivery-status part")
@@ -89,11 +104,29 @@ def parse_dsn(mail: bytes | Message) -> DeliveryReport:
     )
 
 
+def _candidates(block: Message) -> tuple[str, ...]:
+    """Valid addresses for the recipient, best first: Original-Recipient (the address
+    as the sender gave it, before any forwarding or aliasing), an rfc822-typed
+    Final-Recipient, X-Actual-Recipient, and a Final-Recipient of another type (a
+    `LOCAL;` mail-store name is only used when nothing better is there)."""
+    typed: list[str] = []
+    other: list[str] = []
+    for name in ("Original-Recipient", "Final-Recipient", "X-Actual-Recipient"):
+        value = field(block, name) or ""
+        kind, sep, _ = value.partition(";")
+        address = valid_address(typed_value(value) or "")
+        if address is None:
+            continue
+        local = name == "Final-Recipient" and sep and kind.strip().lower() not in ("rfc822", "")
+        (other if local else typed).append(address)
+    return tuple(dict.fromkeys(typed + other))
+
+
 def _result(block: Message) -> RecipientResult | None:
-    recipient = typed_value(field(block, "Final-Recipient"))
-    if not recipient:
+    named = [field(block, n) for n in ("Final-Recipient", "Original-Recipient")]
+    if not any(named):
         return None
-    recipient = recipient.strip("<>")
+    recipient = (typed_value(named[0]) or "").strip("<>")
     diagnostic = typed_value(field(block, "Diagnostic-Code"))
     status = parse_status(field(block, "Status")) or _status_in(diagnostic)
     action = (field(block, "Action") or "").split("(")[0].strip().lower()
@@ -107,6 +140,8 @@ def _result(block: Message) -> RecipientResult | None:
         diagnostic_code=diagnostic,
         remote_mta=typed_value(field(block, "Remote-MTA")),
         original_recipient=original.strip("<>") if original else None,
+        candidates=_candidates(block),
+        evidence=block.as_string()[:2000],
     )
 
 

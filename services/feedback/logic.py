@@ -9,15 +9,18 @@ sending MTA retries when our 250 got lost) yields the same events, which the str
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from email.message import Message
 from functools import cached_property
 from typing import Literal
 
-from services.feedback.arf import FeedbackReport, parse_arf
-from services.feedback.classify import classify
-from services.feedback.dsn import DeliveryReport, parse_dsn
+from services.feedback.arf import ARF_TYPES, FeedbackReport, parse_arf
+from services.feedback.autoreply import autoreply_reason
+from services.feedback.classify import verdict
+from services.feedback.dsn import DeliveryReport, RecipientResult, parse_dsn
 from services.feedback.matching import Match, match_message
-from services.feedback.parts import Original, ReportError, load, report_type
+from services.feedback.parts import Original, ReportError, load, parts_around, report_type
+from services.feedback.plaintext import parse_plain, quoted_original
 from shared.events import Bounced, Complained, Event, FeedbackUnmatched, event_id_for
 
 EXCERPT_BYTES = 4096
@@ -60,25 +63,49 @@ class Known:
 def analyse(mail: Inbound, *, bounce_domain: str, mail_domain: str) -> Analysis:
     msg = load(mail.data)
     found = report_type(msg)
-    kind = KINDS.get(found, "unknown")
+    kind: ReportKind = KINDS.get(found, "unknown")
+    if kind == "unknown" and parts_around(msg, ARF_TYPES) is not None:
+        kind = "arf"  # a feedback-report part in a report without (or with another) type
     dsn, arf, problem, original = None, None, None, Original()
     try:
-        if kind == "dsn":
-            dsn = parse_dsn(msg)
-            original = dsn.original
+        if (why := autoreply_reason(msg)) is not None:
+            problem = f"not a bounce: {why}"
         elif kind == "arf":
             arf = parse_arf(msg)
             original = arf.original
         else:
-            problem = "not a delivery-status or feedback-report multipart/report" + (
-                f" (report-type={found})" if found else ""
-            )
+            dsn = _delivery_report(msg)
+            kind, original = "dsn", dsn.original
     except ReportError as exc:
         problem = str(exc)
+        original = quoted_original(msg)
     match = match_message(
         mail.rcpt_tos, original, bounce_domain=bounce_domain, mail_domain=mail_domain
     )
     return Analysis(kind, match, dsn, arf, problem)
+
+
+def _delivery_report(msg: Message) -> DeliveryReport:
+    """A DSN wherever its status part sits; else a plain-text bounce (flufl.bounce).
+    A DSN whose recipient fields name no usable address borrows the failed address
+    its text names, when the text names just one."""
+    try:
+        report = parse_dsn(msg)
+    except ReportError:
+        results = parse_plain(msg)
+        if not results:
+            raise ReportError(
+                "neither a delivery-status report nor a bounce notice naming a failed address"
+            ) from None
+        return DeliveryReport(None, results, quoted_original(msg))
+    if all(r.candidates for r in report.results):
+        return report
+    text_addresses = [r.recipient for r in parse_plain(msg) if r.recipient]
+    if len(set(text_addresses)) != 1:
+        return report
+    fixed = tuple(r if r.candidates else replace(r, candidates=(text_addresses[0],))
+                  for r in report.results)  # fmt: skip
+    return replace(report, results=fixed)
 
 
 def decide(analysis: Analysis, mail: Inbound, known: Known | None) -> list[tuple[Event, int]]:
@@ -93,7 +120,18 @@ def decide(analysis: Analysis, mail: Inbound, known: Known | None) -> list[tuple
     if known is None:
         return [unmatched(mail, kind, f"message {match.message_id} ({match.via}) not in the log")]
     if analysis.dsn is not None:
-        return bounces(analysis.dsn, known, mail.fingerprint)
+        found = bounces(analysis.dsn, known, mail.fingerprint)
+        failed = [r for r in analysis.dsn.results if verdict(r) is not None]
+        if failed and not found:
+            return [
+                unmatched(
+                    mail,
+                    kind,
+                    "the report names no valid recipient address, nor"
+                    f" does message {known.message_id} have a single recipient",
+                )
+            ]
+        return found
     if analysis.arf is not None:
         return complaints(analysis.arf, known, mail.fingerprint)
     return [unmatched(mail, analysis.kind, "neither a DSN nor an ARF report")]
@@ -106,23 +144,41 @@ def dedup_n(fingerprint: str, index: int) -> int:
     return (1 << 48) + int(digest[:12], 16)
 
 
+def recipients_for(result: RecipientResult, known: Known) -> tuple[str, ...]:
+    """Who bounced: of the report's valid addresses, the one the message was sent to;
+    when the log names no recipients to choose by, every address the report gives
+    (Original- and Final-Recipient differ after forwarding); with none, the message's
+    only recipient; else () (never a non-address)."""
+    ours = {r.lower() for r in known.recipients}
+    for candidate in result.candidates:
+        if candidate.lower() in ours:
+            return (candidate,)
+    if result.candidates:
+        return result.candidates if not known.recipients else result.candidates[:1]
+    return known.recipients if len(known.recipients) == 1 else ()
+
+
 def bounces(report: DeliveryReport, known: Known, fingerprint: str) -> list[tuple[Event, int]]:
-    """One `bounced` per failed or delayed recipient."""
+    """One `bounced` per failed or delayed recipient, with the evidence it rests on."""
     events: list[tuple[Event, int]] = []
     for index, result in enumerate(report.results):
-        kind = classify(result)
-        if kind is None:
+        judged = verdict(result)
+        recipients = recipients_for(result, known)
+        if judged is None or not recipients:
             continue
         n = dedup_n(fingerprint, index)
         bounce = Bounced(
             event_id=event_id_for(known.message_id, "bounced", n),
             message_id=known.message_id,
             correlation_id=known.correlation_id,
-            kind=kind,
+            kind=judged.kind,
+            reason=judged.reason,
             smtp_code=result.smtp_code,
             status=result.status,
+            action=result.action,
             response=result.diagnostic_code or "",
-            recipients=(result.final_recipient,),
+            evidence=result.evidence,
+            recipients=recipients,
             source="dsn",
         )
         events.append((bounce, n))

@@ -79,4 +79,7 @@ def match_message(
         return Match(found, "message-id")
     if original.return_path and (found := from_verp(original.return_path, bounce_domain)):
         return Match(found, "verp")
+    for value in original.quoted_ids:  # headers a plain-text notice quotes inline
+        if (found := from_message_id(value, (mail_domain,))) is not None:
+            return Match(found, "message-id")
     return None

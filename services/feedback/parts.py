@@ -34,6 +34,9 @@ class Original:
     to: str | None = None
     sender: str | None = None
     return_path: str | None = None  # its envelope sender: a VERP address, when we used one
+    # Message-ID / X-Jetpost-Message-Id values quoted in the report's text, for plain-text
+    # bounces that paste the returned headers inline instead of attaching them
+    quoted_ids: tuple[str, ...] = ()
 
 
 def load(mail: bytes | Message) -> Message:
@@ -69,18 +72,18 @@ def typed_value(value: str | None) -> str | None:
     return value.strip() or None
 
 
-def report_parts(msg: Message, report_type: str) -> list[Message]:
-    """The parts of the first multipart/report of `report_type` (it may be nested in
-    a forwarding multipart/mixed). ReportError when there is none."""
+def parts_around(msg: Message, content_types: frozenset[str]) -> list[Message] | None:
+    """The sibling parts of the first part of one of `content_types`, wherever it is:
+    in a multipart/report with or without report-type, or one nested in (or sent
+    as) multipart/mixed. None when the mail has no such part."""
     for part in msg.walk():
-        if part.get_content_type() != "multipart/report":
+        payload = part.get_payload() if part.is_multipart() else None
+        if not isinstance(payload, list):
             continue
-        found = str(part.get_param("report-type", "") or "").strip().lower()
-        if found == report_type:
-            payload = part.get_payload()
-            if isinstance(payload, list):
-                return [p for p in payload if isinstance(p, Message)]
-    raise ReportError(f"not a multipart/report; report-type={report_type}")
+        children = [p for p in payload if isinstance(p, Message)]
+        if any(child.get_content_type() in content_types for child in children):
+            return children
+    return None
 
 
 def report_type(mail: bytes | Message) -> str | None:

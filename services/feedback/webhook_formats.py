@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from services.feedback.dsn import parse_status, smtp_code
 from services.feedback.matching import from_header, from_message_id
+from shared.bounce_reasons import classify
 from shared.events import (
     Bounced,
     Complained,
@@ -294,11 +295,14 @@ def event_for(
                               "provider_event_id": item.provider_event_id}  # fmt: skip
     if item.kind == "bounce":
         n = dedup_n(item)
+        kind = item.bounce_kind or "hard"
+        action = "failed" if kind == "hard" else None
+        verdict = classify(item.status, item.smtp_code, item.diagnostic, action)
         return Bounced(
             event_id=event_id_for(message_id, "bounced", n), **common,
-            kind=item.bounce_kind or "hard", provider=item.provider, smtp_code=item.smtp_code,
-            status=item.status, response=item.diagnostic, recipients=item.recipients,
-            source="webhook",
+            kind=kind, provider=item.provider, smtp_code=item.smtp_code, status=item.status,
+            response=item.diagnostic, recipients=item.recipients, source="webhook",
+            action=action, reason=verdict.reason,
         ), n  # fmt: skip
     if item.kind == "complaint":
         n = dedup_n(item)

@@ -255,6 +255,9 @@ def without_suppressed(accepted: Accepted, hits: dict[str, Entry]) -> Accepted |
             correlation_id=accepted.correlation_id,
             addresses=tuple(sorted(hits)),
             reason="; ".join(reasons)[:1000],
+            envelope=envelope,  # kept: a search by address explains why nothing was sent
+            template=accepted.template,
+            tags=accepted.tags,
         )
     trimmed = envelope.model_copy(
         update={"to": keep(envelope.to), "cc": keep(envelope.cc), "bcc": keep(envelope.bcc)}

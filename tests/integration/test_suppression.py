@@ -122,8 +122,8 @@ async def test_soft_bounces_add_up_and_rules_replay_dry_run(
 
     stricter = build_projections(Rules(soft_bounce_limit=1))["suppressions"]
     dry = await replay(database_url, nc, [stricter], dry_run=True)
-    assert dry.changes == ["+ other@example.com: 1 soft bounces within 7 days, 0:00:00: "
-                           "4.2.2 mailbox full"]  # fmt: skip
+    assert dry.changes == ["+ other@example.com: 1 soft bounces within 7 days, 0:00:00, the "
+                           "last (mailbox_full): 4.2.2 mailbox full"]  # fmt: skip
     laxer = build_projections(Rules(soft_bounce_limit=5))["suppressions"]
     assert [c[:19] for c in (await replay(database_url, nc, [laxer], dry_run=True)).changes] == [
         "- full@example.com:"

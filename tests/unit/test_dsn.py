@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from services.feedback.classify import SOFT_PERMANENT, classify
+from services.feedback.classify import kind_of as classify
 from services.feedback.dsn import RecipientResult, parse_dsn, parse_status, smtp_code
 from services.feedback.parts import ReportError
 
@@ -70,8 +70,29 @@ def test_other_mail_is_not_a_dsn(name: str) -> None:
 
 def test_dsn_without_recipient_fields_is_refused() -> None:
     broken = fixture("postfix_hard_5_1_1.eml").replace(b"Final-Recipient:", b"X-Gone:")
+    broken = broken.replace(b"Original-Recipient:", b"X-Gone-Too:")
     with pytest.raises(ReportError, match="names no recipient"):
         parse_dsn(broken)
+
+
+@pytest.mark.parametrize("final", [b"system;<>", b"LOCAL;<f.b>", b"rfc822;", b"x400; /C=US/S=Doe/"])
+def test_unusable_final_recipient_falls_back_to_original_recipient(final: bytes) -> None:
+    data = fixture("postfix_hard_5_1_1.eml").replace(
+        b"Final-Recipient: rfc822; nobody@example.net", b"Final-Recipient: " + final
+    )
+    assert data != fixture("postfix_hard_5_1_1.eml")
+    (result,) = parse_dsn(data).results
+    assert result.candidates == ("nobody@example.net",)
+
+
+def test_mail_store_final_recipient_ranks_after_original_recipient() -> None:
+    data = fixture("postfix_hard_5_1_1.eml").replace(
+        b"Final-Recipient: rfc822; nobody@example.net",
+        b"Final-Recipient: LOCAL; u123@store7.mail.internal",
+    )
+    (result,) = parse_dsn(data).results
+    assert result.candidates == ("nobody@example.net", "u123@store7.mail.internal")
+    assert result.recipient == "nobody@example.net"
 
 
 def test_missing_status_and_action_come_from_the_diagnostic() -> None:
@@ -120,7 +141,7 @@ def result(action: str, status: str | None, diagnostic: str | None = None) -> Re
         ("delayed", "5.1.1", None, "soft"),  # still being tried
         ("failed", None, "421 try later", "soft"),
         ("failed", None, "550 no such user", "hard"),
-        ("failed", None, None, "hard"),
+        ("failed", None, None, "hard"),  # a permanent failure that names no reason
         ("delivered", "2.0.0", None, None),
         ("relayed", "2.0.0", None, None),
         ("expanded", "2.0.0", None, None),
@@ -128,9 +149,3 @@ def result(action: str, status: str | None, diagnostic: str | None = None) -> Re
 )
 def test_classify(action: str, status: str | None, diagnostic: str | None, kind: str) -> None:
     assert classify(result(action, status, diagnostic)) == kind
-
-
-def test_every_soft_permanent_code_is_permanent_and_documented() -> None:
-    for status, why in SOFT_PERMANENT.items():
-        assert status.startswith("5.") and why
-        assert classify(result("failed", status)) == "soft"

@@ -34,3 +34,22 @@ def test_upcasters_lift_old_versions(monkeypatch: pytest.MonkeyPatch) -> None:
            "occurred_at": "2026-11-01T00:00:00Z"}  # fmt: skip
     lifted = parse_event(json.dumps(old))
     assert isinstance(lifted, Opened) and (lifted.v, lifted.user_agent) == (1, "ua")
+
+
+def test_bounced_v1_is_lifted_to_v2() -> None:
+    old = {"type": "bounced", "v": 1, "event_id": "e", "message_id": "m", "kind": "hard",
+           "status": "5.1.1", "response": "550 5.1.1 unknown", "recipients": ["a@example.com"],
+           "occurred_at": "2026-11-01T00:00:00Z"}  # fmt: skip
+    lifted = parse_event(json.dumps(old))
+    assert isinstance(lifted, events.Bounced)
+    assert (lifted.v, lifted.action, lifted.reason, lifted.evidence) == (2, "failed", None, "")
+    soft = parse_event(json.dumps({**old, "kind": "soft"}))
+    assert isinstance(soft, events.Bounced) and soft.action is None
+
+
+def test_suppressed_v1_is_lifted_to_v2() -> None:
+    old = {"type": "suppressed", "v": 1, "event_id": "e", "message_id": "m",
+           "addresses": ["a@example.com"], "reason": "a@example.com: manual",
+           "occurred_at": "2026-11-01T00:00:00Z"}  # fmt: skip
+    lifted = parse_event(json.dumps(old))
+    assert isinstance(lifted, events.Suppressed) and (lifted.v, lifted.envelope) == (2, None)

@@ -158,7 +158,7 @@ def test_mail_that_is_no_report_is_kept_as_unmatched() -> None:
     mail = Inbound("dave@example.org", ("noreply@jetpost.test",), fixture("garbage.eml"))
     ((event, n),) = events_for(mail)
     assert isinstance(event, FeedbackUnmatched)
-    assert event.kind == "unknown" and "not a delivery-status or feedback-report" in event.reason
+    assert event.kind == "unknown" and "not a bounce: an auto-reply" in event.reason
     assert event.message_id == "fb-" + mail.fingerprint[:32] and n == 1
     assert (event.mail_from, event.rcpt_tos) == ("dave@example.org", ("noreply@jetpost.test",))
     assert event.raw_excerpt.startswith("Return-Path: <dave@example.org>")
@@ -182,9 +182,45 @@ def test_report_about_a_message_the_log_does_not_know() -> None:
 
 def test_broken_report_is_unmatched_and_says_whom_it_was_for() -> None:
     data = fixture("postfix_hard_5_1_1.eml").replace(b"Final-Recipient:", b"X-Gone:")
+    data = data.replace(b"Original-Recipient:", b"X-Gone-Too:").replace(b"<nobody@", b"<")
+    data = data.replace(b"Diagnostic-Code:", b"X-Diag:")
     ((event, _),) = events_for(Inbound("", (f"bounces+{MID}@bounces.jetpost.test",), data))
     assert isinstance(event, FeedbackUnmatched) and event.kind == "dsn"
-    assert event.reason == f"delivery-status names no recipient (addressed to message {MID})"
+    assert event.reason.endswith(f"(addressed to message {MID})")
+
+
+VERP = (f"bounces+{MID}@bounces.jetpost.test",)
+
+
+def test_no_bounce_for_a_recipient_that_is_not_an_address() -> None:
+    """`system;<>` / `LOCAL;<f.b>` and no other clue: the message's only recipient, or
+    with several, unmatched; never a `bounced` for a non-address."""
+    data = (
+        fixture("postfix_hard_5_1_1.eml")
+        .replace(b"Final-Recipient: rfc822; nobody@example.net", b"Final-Recipient: LOCAL;<f.b>")
+        .replace(b"Original-Recipient: rfc822;nobody@example.net", b"Original-Recipient: system;<>")
+    )
+    data = data.replace(b"<nobody@example.net>", b"<f.b>")
+    mail = Inbound("", VERP, data)
+    analysis = analyse(mail, **DOMAINS)
+    ((only, _),) = decide(analysis, mail, Known(MID, None, ("Nobody@Example.net",)))
+    assert isinstance(only, Bounced) and only.recipients == ("Nobody@Example.net",)
+    ((event, _),) = decide(analysis, mail, Known(MID, None, ("a@example.net", "b@example.net")))
+    assert isinstance(event, FeedbackUnmatched)
+    assert "names no valid recipient address" in event.reason
+
+
+def test_final_recipient_of_the_message_wins_over_a_mail_store_address() -> None:
+    data = fixture("postfix_hard_5_1_1.eml").replace(
+        b"Final-Recipient: rfc822; nobody@example.net",
+        b"Final-Recipient: rfc822; u7@store.internal",
+    )
+    mail = Inbound("", VERP, data)
+    known = Known(MID, None, ("nobody@example.net", "other@example.net"))
+    ((event, _),) = decide(analyse(mail, **DOMAINS), mail, known)
+    assert isinstance(event, Bounced) and event.recipients == ("nobody@example.net",)
+    assert (event.kind, event.reason, event.action) == ("hard", "user_unknown", "failed")
+    assert "u7@store.internal" in event.evidence
 
 
 def test_excerpt_is_the_first_4_kb() -> None:
