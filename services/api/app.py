@@ -21,12 +21,12 @@ from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.openapi import OpenAPIConfig
-from litestar.openapi.plugins import SwaggerRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from services.api import (
     actions,
+    console,
     health,
     messages,
     sending,
@@ -64,6 +64,7 @@ PUBLIC_ROUTES = [*tracking.ROUTES, *unsubscribe.ROUTES]
 ROUTES = [
     *sending.ROUTES, *messages.ROUTES, *suppressions.ROUTES, *templates.ROUTES,
     *stats.ROUTES, *health.ROUTES, *actions.ROUTES, *PUBLIC_ROUTES, *webhooks.ROUTES,
+    *console.ROUTES,
 ]  # fmt: skip
 
 
@@ -81,7 +82,7 @@ def _openapi(app_version: str) -> OpenAPIConfig:
         description="Send and query mail. Errors are application/problem+json (RFC 9457). "
         "Keys: `jetpost keys create --scope send,read`; send them as `Authorization: Bearer`.",
         path="/schema",
-        render_plugins=[SwaggerRenderPlugin()],  # /schema/swagger; JSON at /schema/openapi.json
+        render_plugins=[console.swagger_plugin()],  # /schema/swagger, offline; JSON: openapi.json
         components=Components(
             security_schemes={
                 "ApiKey": SecurityScheme(type="http", scheme="bearer", description="jp_..."),
@@ -173,6 +174,7 @@ def create_app(
         exception_handlers=_exception_handlers(),
         middleware=[MetricsMiddleware(metrics)],
         openapi_config=_openapi(app_version),
+        template_config=console.TEMPLATES,
         logging_config=None,
         debug=False,
     )

@@ -77,9 +77,16 @@ async def list_messages(
     limit: Annotated[int, QueryParameter(ge=1, le=500)] = 50,
     cursor_: Annotated[str | None, QueryParameter(name="cursor")] = None,
 ) -> MessagePage:
-    after = cursor.decode(cursor_, (datetime, str)) if cursor_ else None
     filters = {"status": status, "to": to, "template": template, "tag": tag,
                "since": utc(since), "until": utc(until)}  # fmt: skip
+    return await find_messages(rt, filters, cursor_, limit)
+
+
+async def find_messages(
+    rt: Runtime, filters: dict[str, Any], cursor_: str | None, limit: int
+) -> MessagePage:
+    """One page of the list, newest first (the API's list and the console's)."""
+    after = cursor.decode(cursor_, (datetime, str)) if cursor_ else None
     async with rt.pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
         await cur.execute(list_query(filters, after, limit))
         rows = await cur.fetchall()
@@ -148,7 +155,10 @@ async def _as_of(rt: Runtime, message_id: str, as_of: datetime) -> Message:
     tags=TAGS,
 )
 async def message_events(rt: NamedDependency[Runtime], message_id: FromPath[str]) -> Timeline:
-    known_id(message_id)
+    return await timeline(rt, known_id(message_id))
+
+
+async def timeline(rt: Runtime, message_id: str) -> Timeline:
     async with rt.pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
         await cur.execute(
             "SELECT seq, type, occurred_at, data FROM message_events"

@@ -161,10 +161,14 @@ async def resend_message(
     message_id: FromPath[str],
     data: JSONBody[ResendRequest | None] = None,
 ) -> MessageAccepted:
+    return await resend(rt, message_id, rerender=data.rerender if data else False)
+
+
+async def resend(rt: Runtime, message_id: str, *, rerender: bool) -> MessageAccepted:
     if await message_row(rt, known_id(message_id)) is None:
         raise Problem(404, "not-found", f"no message {message_id!r}")
     command = ResendCommand(message_id=message_id, new_message_id=new_id(),
-                            rerender=data.rerender if data else False)  # fmt: skip
+                            rerender=rerender)  # fmt: skip
     await rt.bus.publish(CMD_RESEND, command.model_dump(mode="json"), command.new_message_id)
     return MessageAccepted(id=command.new_message_id)
 

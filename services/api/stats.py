@@ -38,6 +38,10 @@ async def stats(
     since: Annotated[datetime | None, QueryParameter(description="from (inclusive)")] = None,
     until: Annotated[datetime | None, QueryParameter(description="to (exclusive)")] = None,
 ) -> Stats:
+    return await compute_stats(rt, since, until)
+
+
+async def compute_stats(rt: Runtime, since: datetime | None, until: datetime | None) -> Stats:
     since, until = utc(since), utc(until)
     by_created = _where([("created_at", ">=", since), ("created_at", "<", until)])
     by_day = _where([("day", ">=", _day(since, end=False)), ("day", "<=", _day(until, end=True))])
