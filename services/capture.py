@@ -15,8 +15,8 @@ import json
 import os
 from collections import deque
 from dataclasses import dataclass
-from email.parser import BytesHeaderParser
 from datetime import UTC, datetime
+from email.parser import BytesHeaderParser
 from pathlib import Path
 from typing import Any
 

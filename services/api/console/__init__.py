@@ -17,9 +17,8 @@ from litestar.types import ControllerRouterHandler
 
 from services.api.console import live, pages, signin
 from services.api.console.pages import Forbidden
-from services.api.console.session import BadCsrf, ConsoleSession, SignedOut, load_session
+from services.api.console.session import BadCsrf, ConsoleSession, Rt, SignedOut, load_session
 from services.api.problems import Problem
-from services.api.runtime import Runtime
 
 HERE = Path(__file__).parent
 STATIC = "/console/static"
@@ -33,7 +32,7 @@ CSP = (
 TEMPLATES = TemplateConfig(directory=HERE / "templates", engine=JinjaTemplateEngine)
 
 
-async def provide_session(rt: Runtime, request: Request[Any, Any, Any]) -> ConsoleSession:
+async def provide_session(rt: Rt, request: Request[Any, Any, Any]) -> ConsoleSession:
     return await load_session(rt, request)
 
 
@@ -45,7 +44,10 @@ def _signed_out(request: Request[Any, Any, Any], _: SignedOut) -> Response[Any]:
 
 def _error(status: int, detail: str) -> Template:
     return Template(
-        template_name="error.html", context={"status": status, "detail": detail}, status_code=status
+        media_type="text/html",
+        template_name="error.html",
+        context={"status": status, "detail": detail},
+        status_code=status,
     )
 
 

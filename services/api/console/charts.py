@@ -34,7 +34,7 @@ def per_day(daily: Iterable[DailyCount], width: int = 720, height: int = 220) ->
     if not days:
         return _empty(width, "no counts in this window")
     top = max(sum(c.values()) for c in days.values()) or 1
-    plot_h, step = height - 40, (width - 40) / len(days)
+    plot_h, step = height - 40, (width - 180) / len(days)
     bar_w = max(2.0, min(48.0, step * 0.7))
     parts = [f'<text x="4" y="14" class="axis">{top}</text>']
     for i, (day, counts) in enumerate(sorted(days.items())):
@@ -48,7 +48,12 @@ def per_day(daily: Iterable[DailyCount], width: int = 720, height: int = 220) ->
                 f"{n}</title></rect>"
             )
         parts.append(f'<text x="{x:.1f}" y="{height - 8}" class="axis">{escape(day[5:])}</text>')
-    return _svg(width, height, "messages per day by outcome", parts)
+    for i, outcome in enumerate(sorted({o for c in days.values() for o in c})):
+        x = width - 130
+        parts.append(f'<rect x="{x}" y="{6 + i * 16}" width="10" height="10" '
+                     f'fill="{_colour(outcome)}"/><text x="{x + 14}" y="{15 + i * 16}" '
+                     f'class="label">{escape(outcome)}</text>')  # fmt: skip
+    return _svg(width, height, "events per day by outcome", parts)
 
 
 def per_template(daily: Iterable[DailyCount], width: int = 720) -> str:
@@ -69,10 +74,6 @@ def per_template(daily: Iterable[DailyCount], width: int = 720) -> str:
             f'<text x="{206 + w:.1f}" y="{y + 15}" class="label">{n}</text>'
         )
     return _svg(width, height, "events per template", parts)
-
-
-def legend(daily: Iterable[DailyCount]) -> list[tuple[str, str]]:
-    return [(o, _colour(o)) for o in sorted({row.outcome for row in daily})]
 
 
 def _svg(width: int, height: int, title: str, parts: list[str]) -> str:

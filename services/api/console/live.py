@@ -11,11 +11,10 @@ import json
 from collections.abc import AsyncIterator
 
 from litestar import get
-from litestar.di import NamedDependency
 from litestar.response import ServerSentEvent, ServerSentEventMessage
 
 from services.api.console.pages import need
-from services.api.console.session import ConsoleSession
+from services.api.console.session import Rt, Session
 from services.api.runtime import Runtime
 from shared.subjects import event_filter
 
@@ -50,7 +49,7 @@ async def _events(rt: Runtime) -> AsyncIterator[ServerSentEventMessage]:
 
 
 @get("/events")
-async def live_events(rt: NamedDependency[Runtime], session: ConsoleSession) -> ServerSentEvent:
+async def live_events(rt: Rt, session: Session) -> ServerSentEvent:
     need(session, "read")
     return ServerSentEvent(_events(rt))
 

@@ -11,13 +11,13 @@ from typing import Any
 from urllib.parse import urlencode
 
 from litestar import Request, Response, get, post
-from litestar.di import NamedDependency
+from litestar.params import FromPath
 from litestar.response import Redirect, Template
 from pydantic import ValidationError
 
 from services.api import keys, messages, sending, stats, suppressions, templates
 from services.api.console import charts, inbox, mailview
-from services.api.console.session import ConsoleSession, check_csrf
+from services.api.console.session import ConsoleSession, Rt, Session, check_csrf
 from services.api.problems import Problem
 from services.api.runtime import Runtime
 from services.api.schemas import Message
@@ -37,7 +37,9 @@ def need(session: ConsoleSession, scope: str) -> None:
 
 
 def page(template: str, session: ConsoleSession, /, **context: Any) -> Template:
-    return Template(template_name=template, context={"session": session, **context})
+    return Template(
+        media_type="text/html", template_name=template, context={"session": session, **context}
+    )
 
 
 def _when(raw: str | None) -> datetime | None:
@@ -66,7 +68,9 @@ async def home() -> Redirect:
 
 @get("/messages")
 async def message_list(
-    rt: NamedDependency[Runtime], request: Request[Any, Any, Any], session: ConsoleSession
+    rt: Rt,
+    request: Request[Any, Any, Any],
+    session: Session,
 ) -> Template:
     need(session, "read")
     given = _filters(request)
@@ -81,7 +85,9 @@ def _query(given: dict[str, str]) -> str:
 
 @get("/messages/{message_id:str}")
 async def message_page(
-    rt: NamedDependency[Runtime], message_id: str, session: ConsoleSession
+    rt: Rt,
+    message_id: FromPath[str],
+    session: Session,
 ) -> Template:
     need(session, "read")
     messages.known_id(message_id)
@@ -110,7 +116,9 @@ def mail_body(html: str | None) -> Response[str]:
 
 @get("/messages/{message_id:str}/body")
 async def message_body(
-    rt: NamedDependency[Runtime], message_id: str, session: ConsoleSession
+    rt: Rt,
+    message_id: FromPath[str],
+    session: Session,
 ) -> Response[str]:
     need(session, "read")
     mail = mailview.rendered_mail(await rt.bus.history(messages.known_id(message_id)))
@@ -119,10 +127,10 @@ async def message_body(
 
 @post("/messages/{message_id:str}/resend")
 async def resend(
-    rt: NamedDependency[Runtime],
+    rt: Rt,
     request: Request[Any, Any, Any],
-    message_id: str,
-    session: ConsoleSession,
+    message_id: FromPath[str],
+    session: Session,
 ) -> Redirect:
     form = await check_csrf(request, session.csrf)
     need(session, "send")
@@ -131,7 +139,7 @@ async def resend(
 
 
 @get("/capture")
-async def capture_list(rt: NamedDependency[Runtime], session: ConsoleSession) -> Template:
+async def capture_list(rt: Rt, session: Session) -> Template:
     need(session, "read")
     folder = rt.settings.data_dir.resolve() / "capture"
     return page("capture.html", session, mails=inbox.list_captured(folder), folder=folder)
@@ -145,7 +153,7 @@ def _captured(rt: Runtime, name: str) -> tuple[bytes, dict[str, Any]]:
 
 
 @get("/capture/{name:str}")
-async def capture_one(rt: NamedDependency[Runtime], name: str, session: ConsoleSession) -> Template:
+async def capture_one(rt: Rt, name: FromPath[str], session: Session) -> Template:
     need(session, "read")
     data, envelope = _captured(rt, name)
     return page(
@@ -159,16 +167,16 @@ async def capture_one(rt: NamedDependency[Runtime], name: str, session: ConsoleS
 
 
 @get("/capture/{name:str}/body")
-async def capture_body(
-    rt: NamedDependency[Runtime], name: str, session: ConsoleSession
-) -> Response[str]:
+async def capture_body(rt: Rt, name: FromPath[str], session: Session) -> Response[str]:
     need(session, "read")
     return mail_body(mailview.view_of(_captured(rt, name)[0]).html)
 
 
 @get("/suppressions")
 async def suppression_list(
-    rt: NamedDependency[Runtime], request: Request[Any, Any, Any], session: ConsoleSession
+    rt: Rt,
+    request: Request[Any, Any, Any],
+    session: Session,
 ) -> Template:
     need(session, "read")
     address = request.query_params.get("address", "").strip() or None
@@ -186,7 +194,9 @@ async def suppression_list(
 
 @post("/suppressions")
 async def suppression_add(
-    rt: NamedDependency[Runtime], request: Request[Any, Any, Any], session: ConsoleSession
+    rt: Rt,
+    request: Request[Any, Any, Any],
+    session: Session,
 ) -> Redirect:
     form = await check_csrf(request, session.csrf)
     need(session, "send")
@@ -204,7 +214,9 @@ async def suppression_add(
 
 @post("/suppressions/lift")
 async def suppression_lift(
-    rt: NamedDependency[Runtime], request: Request[Any, Any, Any], session: ConsoleSession
+    rt: Rt,
+    request: Request[Any, Any, Any],
+    session: Session,
 ) -> Redirect:
     form = await check_csrf(request, session.csrf)
     need(session, "admin")
@@ -214,7 +226,9 @@ async def suppression_lift(
 
 @get("/stats")
 async def stats_page(
-    rt: NamedDependency[Runtime], request: Request[Any, Any, Any], session: ConsoleSession
+    rt: Rt,
+    request: Request[Any, Any, Any],
+    session: Session,
 ) -> Template:
     need(session, "read")
     since, until = request.query_params.get("since", ""), request.query_params.get("until", "")
@@ -227,22 +241,21 @@ async def stats_page(
         until=until,
         per_day=charts.per_day(found.daily),
         per_template=charts.per_template(found.daily),
-        legend=charts.legend(found.daily),
     )
 
 
 @get("/templates")
-async def template_list(rt: NamedDependency[Runtime], session: ConsoleSession) -> Template:
+async def template_list(rt: Rt, session: Session) -> Template:
     need(session, "read")
     return page("templates.html", session, templates=list(rt.templates.values()))
 
 
 @post("/templates/{name:str}/preview")
 async def template_preview(
-    rt: NamedDependency[Runtime],
+    rt: Rt,
     request: Request[Any, Any, Any],
-    name: str,
-    session: ConsoleSession,
+    name: FromPath[str],
+    session: Session,
 ) -> Response[str]:
     form = await check_csrf(request, session.csrf)
     need(session, "read")
@@ -261,7 +274,9 @@ async def template_preview(
 
 @get("/keys")
 async def key_list(
-    rt: NamedDependency[Runtime], request: Request[Any, Any, Any], session: ConsoleSession
+    rt: Rt,
+    request: Request[Any, Any, Any],
+    session: Session,
 ) -> Template:
     need(session, "admin")
     async with rt.pool.connection() as conn:
@@ -271,7 +286,9 @@ async def key_list(
 
 @post("/keys")
 async def key_create(
-    rt: NamedDependency[Runtime], request: Request[Any, Any, Any], session: ConsoleSession
+    rt: Rt,
+    request: Request[Any, Any, Any],
+    session: Session,
 ) -> Template:
     form = await check_csrf(request, session.csrf)
     need(session, "admin")
@@ -288,10 +305,10 @@ async def key_create(
 
 @post("/keys/{key_id:str}/revoke")
 async def key_revoke(
-    rt: NamedDependency[Runtime],
+    rt: Rt,
     request: Request[Any, Any, Any],
-    key_id: str,
-    session: ConsoleSession,
+    key_id: FromPath[str],
+    session: Session,
 ) -> Redirect:
     await check_csrf(request, session.csrf)
     need(session, "admin")

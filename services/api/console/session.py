@@ -13,6 +13,7 @@ from typing import Any
 
 from litestar import Request
 from litestar.datastructures import Cookie
+from litestar.di import NamedDependency
 
 from services.api.keys import ApiKey, find_key
 from services.api.runtime import Runtime
@@ -111,3 +112,7 @@ async def check_csrf(request: Request[Any, Any, Any], expected: str) -> dict[str
     if not same_token(expected, given):
         raise BadCsrf
     return form
+
+
+Session = NamedDependency[ConsoleSession]  # the `session` dependency of console routes
+Rt = NamedDependency[Runtime]

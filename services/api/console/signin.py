@@ -7,7 +7,6 @@ import secrets
 from typing import Any
 
 from litestar import Request, get, post
-from litestar.di import NamedDependency
 from litestar.response import Redirect, Template
 
 from services.api.console.session import (
@@ -16,7 +15,8 @@ from services.api.console.session import (
     LOGIN_CSRF_COOKIE,
     TTL_HOURS,
     BadCsrf,
-    ConsoleSession,
+    Rt,
+    Session,
     close_session,
     cookie,
     open_session,
@@ -28,6 +28,7 @@ from services.api.runtime import Runtime
 def _form(rt: Runtime, error: str = "", status: int = 200) -> Template:
     token = secrets.token_urlsafe(24)
     return Template(
+        media_type="text/html",
         template_name="login.html",
         context={"csrf": token, "error": error},
         status_code=status,
@@ -36,12 +37,12 @@ def _form(rt: Runtime, error: str = "", status: int = 200) -> Template:
 
 
 @get("/login")
-async def login_form(rt: NamedDependency[Runtime]) -> Template:
+async def login_form(rt: Rt) -> Template:
     return _form(rt)
 
 
 @post("/login")
-async def login(rt: NamedDependency[Runtime], request: Request[Any, Any, Any]) -> Any:
+async def login(rt: Rt, request: Request[Any, Any, Any]) -> Any:
     form = await request.form()
     if not same_token(request.cookies.get(LOGIN_CSRF_COOKIE, ""), form.get(CSRF_FIELD)):
         raise BadCsrf
@@ -57,7 +58,9 @@ async def login(rt: NamedDependency[Runtime], request: Request[Any, Any, Any]) -
 
 @post("/logout")
 async def logout(
-    rt: NamedDependency[Runtime], request: Request[Any, Any, Any], session: ConsoleSession
+    rt: Rt,
+    request: Request[Any, Any, Any],
+    session: Session,
 ) -> Redirect:
     form = await request.form()
     if not same_token(session.csrf, form.get(CSRF_FIELD)):
