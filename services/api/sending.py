@@ -21,6 +21,7 @@ from services.api.messages import known_id, message_row
 from services.api.problems import Problem
 from services.api.runtime import Runtime
 from services.api.schemas import BatchAccepted, MessageAccepted, ResendRequest
+from services.precheck import check_command, errors_of
 from shared.commands import ResendCommand, SendBatchCommand, SendCommand
 from shared.subjects import CMD_RESEND, CMD_SEND, CMD_SEND_BATCH
 
@@ -41,18 +42,11 @@ def new_id() -> str:
     return uuid.uuid4().hex
 
 
-def errors_of(exc: ValidationError) -> str:
-    parts = []
-    for err in exc.errors(include_url=False):
-        loc = ".".join(str(p) for p in err["loc"]) or "command"
-        parts.append(f"{loc}: {err['msg'].removeprefix('Value error, ')}")
-    return "; ".join(parts)
-
-
-def _template_known(rt: Runtime, template: str | None) -> str | None:
-    if template and template not in rt.catalog.names():
-        return f"template: unknown template {template!r}"
-    return None
+def _precheck(rt: Runtime, command: SendCommand) -> str | None:
+    """Unknown template or a variable missing: refused now rather than accepted."""
+    info = rt.templates.get(command.template or "")
+    return check_command(command, rt.preview_catalog or rt.catalog, rt.settings.sender_from,
+                         rt.settings.mail_domain, info.variables if info else None)  # fmt: skip
 
 
 @post(
@@ -80,7 +74,7 @@ async def send_message(
     if idempotency_key and data.idempotency_key and idempotency_key != data.idempotency_key:
         detail = "the Idempotency-Key header and the body's idempotency_key differ"
         raise Problem(422, "idempotency-key-mismatch", detail)
-    if problem := _template_known(rt, data.template):
+    if problem := _precheck(rt, data):
         raise Problem(422, "invalid-command", problem)
     key = idempotency_key or data.idempotency_key
     message_id = data.message_id or new_id()
@@ -112,7 +106,7 @@ def _batch_ids(rt: Runtime, entries: list[dict[str, Any]]) -> list[str]:
             errors.append({"index": index, "detail": errors_of(exc)})
             continue
         message_id = command.message_id or new_id()
-        if problem := _template_known(rt, command.template):
+        if problem := _precheck(rt, command):
             errors.append({"index": index, "detail": problem})
         elif message_id in ids:
             errors.append({"index": index, "detail": f"message_id: {message_id!r} repeats"})

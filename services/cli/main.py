@@ -4,17 +4,21 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 from collections.abc import Sequence
+from importlib.metadata import PackageNotFoundError, version
 
 from rich.console import Console
+from rich.markup import escape
 
 from services.api.cli import add_keys_arguments, keys_command, run_with_api
 from services.capture import CaptureSink
-from services.cli.dev import run_dev
+from services.cli.config_check import unknown_variables
+from services.cli.dev import run_dev, with_dev_database
 from services.cli.processes import RUNNABLE
 from services.cli.replay import run_replay
-from services.cli.send import build_command, publish_command
+from services.cli.send import add_send_arguments, command_of, precheck_send, publish_command
 from services.cli.stopping import stop_on_signals
 from services.cli.suppress import add_arguments as add_suppress_arguments
 from services.cli.suppress import publish_suppression
@@ -27,22 +31,22 @@ from shared.nats_setup import apply_definitions, load_definitions
 from shared.settings import ConfigError, Settings, load_settings
 
 
+def _version() -> str:
+    try:
+        return version("jetpost")
+    except PackageNotFoundError:  # pragma: no cover - running from a bare checkout
+        return "0"
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="jetpost", description="Event-sourced mail delivery.")
+    p.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     sub = p.add_subparsers(dest="command", required=True)
     sub.add_parser("dev", help="run everything on embedded defaults")
     run = sub.add_parser("run", help="run one or more services against JETPOST_NATS_URL")
-    run.add_argument("services", nargs="+", choices=(*RUNNABLE, "api"))
-    send = sub.add_parser("send", help="publish a send command; prints its message id")
-    send.add_argument("--to", action="append", required=True)
-    send.add_argument("--template")
-    send.add_argument("--var", action="append", default=[], metavar="NAME=VALUE")
-    send.add_argument("--subject")
-    send.add_argument("--html")
-    send.add_argument("--text")
-    send.add_argument("--from", dest="sender")
-    send.add_argument("--tag", action="append", default=[])
-    send.add_argument("--idempotency-key")
+    run.add_argument("services", nargs="+", choices=(*RUNNABLE, "api"),
+                     help="the services to run in this process")  # fmt: skip
+    add_send_arguments(sub.add_parser("send", help="publish a send command; prints its message id"))
     add_suppress_arguments(sub.add_parser("suppress", help="add an address to the suppression set"),
                            reason=True)  # fmt: skip
     add_suppress_arguments(
@@ -52,7 +56,8 @@ def parser() -> argparse.ArgumentParser:
     sub.add_parser("capture", help="run the SMTP capture sink alone (.eml files)")
     sub.add_parser("migrate", help="apply database migrations to JETPOST_DATABASE_URL")
     replay = sub.add_parser("replay", help="rebuild read models from MAIL_EVT, then swap them in")
-    replay.add_argument("projections", nargs="*", metavar="NAME")
+    replay.add_argument("projections", nargs="*", metavar="NAME",
+                        help="the read models to rebuild (default: all)")  # fmt: skip
     replay.add_argument(
         "--dry-run", action="store_true",
         help="rebuild beside the live models and show what changes in suppressions",
@@ -62,7 +67,9 @@ def parser() -> argparse.ArgumentParser:
     add_inspect_arguments(sub.add_parser("inspect", help="print one message's timeline"))
     add_keys_arguments(sub.add_parser("keys", help="API keys: create, list, revoke"))
     config = sub.add_parser("config", help="configuration")
-    config.add_argument("action", choices=["check"])
+    actions = config.add_subparsers(dest="action", required=True)
+    actions.add_parser("check", help="validate the JETPOST_* settings and the template catalog; "
+                       "warn about unknown JETPOST_* names")  # fmt: skip
     return p
 
 
@@ -107,10 +114,10 @@ def dispatch(args: argparse.Namespace, settings: Settings, console: Console) -> 
     elif args.command == "run":
         asyncio.run(_run(settings, args.services))
     elif args.command == "send":
-        command = build_command(
-            args.to, args.template, args.var, args.subject, args.html, args.text,
-            args.sender, args.tag, args.idempotency_key,
-        )  # fmt: skip
+        command = command_of(args)
+        if reason := precheck_send(settings, command):
+            console.print(f"[red]jetpost: not sent: {escape(reason)}[/]")
+            return 1
         asyncio.run(publish_command(settings.nats_address, command))
         print(command["message_id"])
     elif args.command in ("suppress", "unsuppress"):
@@ -120,11 +127,13 @@ def dispatch(args: argparse.Namespace, settings: Settings, console: Console) -> 
     elif args.command == "capture":
         asyncio.run(_capture(settings, console))
     elif args.command == "migrate":
+        settings = with_dev_database(settings)
         if not settings.database_url:
             raise ConfigError("JETPOST_DATABASE_URL: required for migrate")
         applied = asyncio.run(migrate(settings.database_url, settings.migrations_dir))
         console.print(f"applied {len(applied)} migration(s): {', '.join(applied) or '-'}")
     elif args.command == "replay":
+        settings = with_dev_database(settings)
         asyncio.run(run_replay(settings, args.projections, console, args.dry_run))
     elif args.command == "streams":
         asyncio.run(_streams(settings, console))
@@ -133,9 +142,13 @@ def dispatch(args: argparse.Namespace, settings: Settings, console: Console) -> 
     elif args.command == "inspect":
         return inspect_command(args, settings.nats_address, console)
     elif args.command == "keys":
-        return keys_command(args, settings, console)
+        return keys_command(args, with_dev_database(settings), console)
     elif args.command == "config":
         build_env(settings)
+        if unknown := unknown_variables(os.environ):
+            for name, hint in unknown:
+                console.print(f"[yellow]warning: {name} is not a jetpost setting{hint}[/]")
+            return 1
         console.print("configuration OK")
     return 0
 

@@ -36,6 +36,7 @@ from shared.subjects import EVT_STREAM, MESSAGE_ID_RE, message_filter
 
 CONNECT_TIMEOUT = 10.0
 INSPECT_MSG_TIMEOUT = 10.0
+CAUGHT_UP_CHECK = 0.5  # seconds without a message before asking whether the log has more
 
 
 class TapError(Exception):
@@ -87,11 +88,16 @@ def add_tap_arguments(p: argparse.ArgumentParser) -> None:
         help="from a time: 30s, 10m, 2h, 1d, or ISO-8601 (default: from now)",
     )
     p.add_argument("--json", action="store_true", help="one JSON object per line (for jq)")
-    p.add_argument("--limit", type=_positive, metavar="N", help="stop after N events")
+    p.add_argument(
+        "--limit",
+        type=_positive,
+        metavar="N",
+        help="stop after N events (with --all/--seq/--since: or at the log's end)",
+    )
 
 
 def add_inspect_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("message_id")
+    p.add_argument("message_id", help="the id `jetpost send` printed")
     p.add_argument("--json", action="store_true", help="one JSON object per line (for jq)")
 
 
@@ -262,12 +268,24 @@ async def _subscribe(
 
 
 async def _pump(
-    sub: JetStreamContext.PushSubscription, start: Start, limit: int | None, emit: Emit
+    sub: JetStreamContext.PushSubscription,
+    start: Start,
+    limit: int | None,
+    emit: Emit,
+    *,
+    to_end: bool = False,
 ) -> None:
+    """Print until `limit` events; `to_end`: also stop once the log holds no more
+    (a `--limit` over history must end when the history is shorter)."""
     shown = 0
     last = start.seq - 1
     while limit is None or shown < limit:
-        msg = await sub.next_msg(timeout=None)
+        try:
+            msg = await sub.next_msg(timeout=CAUGHT_UP_CHECK if to_end else None)
+        except nats.errors.TimeoutError:
+            if (await sub.consumer_info()).num_pending == 0:
+                return
+            continue
         meta = msg.metadata
         seq = meta.sequence.stream
         # a restarted ordered consumer sends again what was printed (see module doc)
@@ -276,6 +294,8 @@ async def _pump(
         last = seq
         emit(msg)
         shown += 1
+        if to_end and meta.num_pending == 0:
+            return
 
 
 async def _tap(args: argparse.Namespace, url: str, console: Console) -> int:
@@ -292,7 +312,8 @@ async def _tap(args: argparse.Namespace, url: str, console: Console) -> int:
         try:
             tapping = f"tapping {' '.join(filters)} {start.label}; Ctrl-C stops"
             console.print(Text(tapping), soft_wrap=True)
-            await _pump(sub, start, args.limit, emit)
+            from_history = bool(args.all or args.seq or args.since)
+            await _pump(sub, start, args.limit, emit, to_end=from_history and bool(args.limit))
         finally:
             with contextlib.suppress(Exception):
                 await sub.unsubscribe()

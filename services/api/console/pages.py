@@ -21,6 +21,7 @@ from services.api.console.session import ConsoleSession, Rt, Session, check_csrf
 from services.api.problems import Problem
 from services.api.runtime import Runtime
 from services.api.schemas import Message
+from services.precheck import errors_of
 from shared.commands import SuppressCommand
 
 FILTERS = ("status", "to", "template", "tag", "since", "until")
@@ -207,7 +208,7 @@ async def suppression_add(
             reason=form.get("reason") or "manual",
         )
     except ValidationError as exc:
-        raise Problem(400, "invalid-request", sending.errors_of(exc)) from None
+        raise Problem(400, "invalid-request", errors_of(exc)) from None
     await suppressions.suppress(rt, command)
     return Redirect(f"/console/suppressions?notice=suppressed+{command.address}")
 
