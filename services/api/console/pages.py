@@ -5,7 +5,6 @@ the API answers; every write publishes the same command the API would."""
 from __future__ import annotations
 
 import json
-from datetime import datetime
 from html import escape
 from typing import Any
 from urllib.parse import urlencode
@@ -23,8 +22,10 @@ from services.api.runtime import Runtime
 from services.api.schemas import Message
 from services.precheck import errors_of
 from shared.commands import SuppressCommand
+from shared.fold import STATUS_RANK
 
 FILTERS = ("status", "to", "template", "tag", "since", "until")
+STATUSES = sorted(set(STATUS_RANK) - {"unknown"}, key=lambda s: (STATUS_RANK[s], s))
 
 
 class Forbidden(Exception):
@@ -43,22 +44,14 @@ def page(template: str, session: ConsoleSession, /, **context: Any) -> Template:
     )
 
 
-def _when(raw: str | None) -> datetime | None:
-    if not raw:
-        return None
-    try:
-        return messages.utc(datetime.fromisoformat(raw))
-    except ValueError:
-        raise Problem(400, "invalid-request", f"not a date or time: {raw!r}") from None
-
-
 def _filters(request: Request[Any, Any, Any]) -> dict[str, str]:
     return {name: request.query_params.get(name, "").strip() for name in FILTERS}
 
 
 async def _page_of(rt: Runtime, given: dict[str, str], cursor: str | None) -> Any:
     filters: dict[str, Any] = {k: v or None for k, v in given.items()}
-    filters["since"], filters["until"] = _when(given["since"]), _when(given["until"])
+    filters["since"] = messages.when(given["since"], "since")
+    filters["until"] = messages.when(given["until"], "until")
     return await messages.find_messages(rt, filters, cursor or None, 50)
 
 
@@ -77,7 +70,7 @@ async def message_list(
     given = _filters(request)
     found = await _page_of(rt, given, request.query_params.get("cursor"))
     name = "_rows.html" if request.headers.get("hx-request") else "messages.html"
-    return page(name, session, page=found, filters=given, query=_query(given))
+    return page(name, session, page=found, filters=given, query=_query(given), statuses=STATUSES)
 
 
 def _query(given: dict[str, str]) -> str:
@@ -233,7 +226,9 @@ async def stats_page(
 ) -> Template:
     need(session, "read")
     since, until = request.query_params.get("since", ""), request.query_params.get("until", "")
-    found = await stats.compute_stats(rt, _when(since), _when(until))
+    found = await stats.compute_stats(
+        rt, messages.when(since, "since"), messages.when(until, "until")
+    )
     return page(
         "stats.html",
         session,
