@@ -9,13 +9,13 @@ from typing import Any
 from nats.js import JetStreamContext
 
 from tests.conftest import Projector
-from tests.integration.test_pipeline import send as publish
 from tests.integration.test_api_support import (  # noqa: F401
     Api,
     api_fixture,
     assert_problem,
     eventually,
 )
+from tests.integration.test_pipeline import send as publish
 
 DONE = {"delivered", "render_failed", "rejected", "bounced", "failed", "suppressed"}
 

@@ -11,11 +11,13 @@ from pathlib import Path
 
 import pytest
 
+from services.api.cli import api_server
 from services.cli.config_check import unknown_variables
 from services.cli.dev import next_steps
 from services.cli.main import main, parser
 from services.cli.send import command_of
 from shared.ports import PortInUse, binding, ensure_free
+from shared.settings import load_settings
 
 Parsers = list[tuple[str, argparse.ArgumentParser]]
 
@@ -84,6 +86,17 @@ def test_dev_prints_commands_that_carry_this_instance(tmp_path: Path) -> None:
     keys = shlex.split(steps["an API key:"])
     assert keys[0] == "JETPOST_DATABASE_URL=postgresql://postgres:@/postgres?host=/x y"
     assert keys[1:5] == [exe, "keys", "create", "--scope"]
+
+
+def test_the_api_port_in_use_is_named(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        settings = load_settings(api_port=port, database_url="postgresql:///unused",
+                                 data_dir=tmp_path)  # fmt: skip
+        with pytest.raises(PortInUse, match=rf"JETPOST_API_PORT: port {port} on 127.0.0.1"):
+            api_server(settings)
 
 
 def test_a_port_in_use_is_named_with_its_variable() -> None:
