@@ -64,6 +64,11 @@ class Pages:
         script = "return [...document.querySelectorAll(arguments[0])].map(e => e.innerText)"
         return list(self.driver.execute_script(script, css))
 
+    def errors(self) -> list[str]:
+        """The browser's error-level log lines since the last call."""
+        logs = self.driver.get_log("browser")  # type: ignore[no-untyped-call]
+        return [str(e["message"]) for e in logs if e.get("level") == "SEVERE"]
+
     def shot(self, name: str) -> None:
         self.driver.save_screenshot(str(self.shots / f"{name}.png"))
 
@@ -187,6 +192,9 @@ def _other_pages(p: Pages) -> None:
 
 def _sign_out(p: Pages) -> None:
     p.open("/console/messages")
+    # no CSP refusal, no asset that failed to load, no script error, on any page so far
+    wrong_key = "console/login - Failed to load resource: the server responded with a status of 401"
+    assert [e for e in p.errors() if wrong_key not in e] == []
     p.find("#sign-out").click()
     p.wait(lambda d: d.current_url.endswith("/console/login"), "signed out")
     p.open("/console/messages")
@@ -217,7 +225,6 @@ async def _swagger(console_api: Api, browser: webdriver.Chrome, tmp_path: Path) 
         )
         assert loaded and all(u.startswith(console_api.url) for u in loaded), loaded
         p.shot("swagger")
-        logs = browser.get_log("browser")  # type: ignore[no-untyped-call]
-        assert not [e for e in logs if e.get("level") == "SEVERE"], logs  # nothing failed to load
+        assert p.errors() == []  # nothing failed to load, no script error
 
     await asyncio.to_thread(check)

@@ -69,7 +69,10 @@ async def message_list(
     need(session, "read")
     given = _filters(request)
     found = await _page_of(rt, given, request.query_params.get("cursor"))
-    name = "_rows.html" if request.headers.get("hx-request") else "messages.html"
+    rows_only = request.headers.get("hx-request") and not request.headers.get(
+        "hx-history-restore-request"
+    )  # the back button asks htmx for a whole page
+    name = "_rows.html" if rows_only else "messages.html"
     return page(name, session, page=found, filters=given, query=_query(given), statuses=STATUSES)
 
 
