@@ -92,7 +92,7 @@ def add_tap_arguments(p: argparse.ArgumentParser) -> None:
         "--limit",
         type=_positive,
         metavar="N",
-        help="stop after N events (with --all/--seq/--since: or at the log's end)",
+        help="stop after N events (or, started inside the log, at its end)",
     )
 
 
@@ -150,6 +150,7 @@ class Start:
     label: str
     seq: int = 1  # the first stream sequence to print
     since: datetime | None = None  # only for a server that cannot look a time up
+    in_history: bool = False  # starts at an event already in the log
 
 
 Emit = Callable[[Msg], None]
@@ -236,16 +237,18 @@ async def _seq_at(nc: Client, when: datetime) -> int | None:
 async def _resolve_start(nc: Client, js: JetStreamContext, args: argparse.Namespace) -> Start:
     last = await _stream_last_seq(js)
     if args.all:
-        return Start(DeliverPolicy.ALL, "from the beginning")
+        return Start(DeliverPolicy.ALL, "from the beginning", in_history=True)
     if args.seq:
-        return Start(DeliverPolicy.BY_START_SEQUENCE, f"from seq {args.seq}", args.seq)
+        return Start(DeliverPolicy.BY_START_SEQUENCE, f"from seq {args.seq}", args.seq,
+                     in_history=args.seq <= last)  # fmt: skip
     if args.since:
         stamp = args.since.astimezone().strftime("%Y-%m-%d %H:%M:%S")
         seq = await _seq_at(nc, args.since)
         if seq is None:
             return Start(DeliverPolicy.BY_START_TIME, f"since {stamp}", since=args.since)
-        seq = seq or last + 1
-        return Start(DeliverPolicy.BY_START_SEQUENCE, f"since {stamp} (seq {seq})", seq)
+        found, seq = bool(seq), seq or last + 1
+        return Start(DeliverPolicy.BY_START_SEQUENCE, f"since {stamp} (seq {seq})", seq,
+                     in_history=found)  # fmt: skip
     return Start(DeliverPolicy.BY_START_SEQUENCE, f"from now (seq {last + 1})", last + 1)
 
 
@@ -312,8 +315,8 @@ async def _tap(args: argparse.Namespace, url: str, console: Console) -> int:
         try:
             tapping = f"tapping {' '.join(filters)} {start.label}; Ctrl-C stops"
             console.print(Text(tapping), soft_wrap=True)
-            from_history = bool(args.all or args.seq or args.since)
-            await _pump(sub, start, args.limit, emit, to_end=from_history and bool(args.limit))
+            # a --limit over what the log holds ends at its end; from now, it waits
+            await _pump(sub, start, args.limit, emit, to_end=start.in_history and bool(args.limit))
         finally:
             with contextlib.suppress(Exception):
                 await sub.unsubscribe()
