@@ -16,6 +16,7 @@ from psycopg import AsyncConnection, sql
 from psycopg.rows import dict_row
 
 from projections.base import Stored, Tables, pg_text
+from services.webhooks.endpoints import ENDPOINT_EVENTS
 from shared.fold import MessageState, fold
 
 # Events counted in daily_stats (by the day they happened).
@@ -24,7 +25,9 @@ COUNTED = frozenset({
     "deferred", "bounced", "failed", "cancelled", "complained", "opened", "clicked",
     "unsubscribed",
 })  # fmt: skip
-IGNORED = frozenset({"suppression_added", "suppression_removed", "feedback_unmatched"})
+# (webhook endpoints are their own aggregates too, not messages)
+IGNORED = frozenset({"suppression_added", "suppression_removed", "feedback_unmatched",
+                     *ENDPOINT_EVENTS})  # fmt: skip
 
 # messages columns, in table order, and how each comes from a state.
 COLUMNS = (

@@ -24,6 +24,8 @@ from projections.messages import MessagesProjection
 from projections.reader import EventReader
 from projections.suppressions import SuppressionsProjection
 from projections.timeline import TimelineProjection
+from projections.webhook_endpoints import WebhookEndpointsProjection
+from shared.nats_connect import NatsTarget, connect
 from shared.suppression_rules import Rules
 
 log = logging.getLogger("jetpost.projections")
@@ -33,6 +35,7 @@ def build_projections(rules: Rules | None = None) -> dict[str, Projection]:
     """Every projection by name; the suppression rules come from the configuration."""
     built: tuple[Projection, ...] = (
         MessagesProjection(), TimelineProjection(), SuppressionsProjection(rules),
+        WebhookEndpointsProjection(),
     )  # fmt: skip
     return {p.name: p for p in built}
 
@@ -88,7 +91,7 @@ async def project_once(conn: AsyncConnection, projections: Sequence[Projection],
 
 async def run_projections(
     database_url: str,
-    nats_url: str,
+    nats_url: NatsTarget,
     stop: asyncio.Event,
     started: asyncio.Event | None = None,
     names: Sequence[str] = tuple(PROJECTIONS),
@@ -96,7 +99,7 @@ async def run_projections(
 ) -> None:
     registry = build_projections(rules)
     projections = [registry[n] for n in names]
-    nc = await nats.connect(nats_url, max_reconnect_attempts=-1, reconnect_time_wait=1)
+    nc = await connect(nats_url, name="jetpost-projections")
     try:
         while not stop.is_set():
             try:

@@ -21,6 +21,7 @@ from services.renderer.catalog import TemplateCatalog
 from services.sender.app import register as register_sender
 from services.suppression.app import register as register_suppression_set
 from shared.logs import faststream_logger
+from shared.nats_connect import NatsTarget, bounded, broker_options
 from shared.nats_setup import apply_definitions, load_definitions
 from shared.settings import Settings, redact_url
 from shared.tokens import load_key_ring
@@ -45,11 +46,18 @@ def build_env(settings: Settings) -> Env:
     )
 
 
-def make_broker(nats_url: str) -> NatsBroker:
+def make_broker(nats: NatsTarget, errors: list[BaseException] | None = None) -> NatsBroker:
+    """The services' broker: servers, auth and TLS as every jetpost client has them
+    (shared/nats_connect.py); `errors` collects connection errors for the report."""
+    seen = errors if errors is not None else []
+
+    async def on_error(exc: Exception) -> None:
+        seen.append(exc)
+        del seen[:-5]
+
     return NatsBroker(
-        nats_url,
-        max_reconnect_attempts=-1,  # a service waits for NATS to come back
-        reconnect_time_wait=1,
+        **broker_options(nats),  # a service waits for NATS to come back
+        error_cb=on_error,
         log_level=logging.DEBUG,  # per-message lines only when asked for
         graceful_timeout=10.0,
         logger=faststream_logger(),
@@ -59,16 +67,17 @@ def make_broker(nats_url: str) -> NatsBroker:
 async def run_services(
     env: Env,
     names: Sequence[str],
-    nats_url: str,
+    nats_url: NatsTarget,
     stop: asyncio.Event,
     started: asyncio.Event | None = None,
 ) -> None:
     unknown = set(names) - set(REGISTRY)
     if unknown:
         raise ValueError(f"unknown service(s): {', '.join(sorted(unknown))}")
-    broker = make_broker(nats_url)
+    errors: list[BaseException] = []
+    broker = make_broker(nats_url, errors)
     services = [REGISTRY[name](broker, env) for name in names]
-    await broker.connect()
+    await bounded(nats_url, broker.connect(), errors)
     try:
         js = broker.connection.jetstream()
         await apply_definitions(js, env.definitions)
@@ -78,9 +87,8 @@ async def run_services(
         # Start-up objects (templates, settings, FastStream's graph) live for the whole
         # run: keep the cyclic GC from walking them again on every collection.
         gc.freeze()
-        log.info("running %s on %s", ", ".join(names), redact_url(nats_url))
-        if started is not None:
-            started.set()
+        where = nats_url if isinstance(nats_url, str) else nats_url.nats_address
+        log.info("running %s on %s", ", ".join(names), redact_url(where))
         if started is not None:
             started.set()
         await stop.wait()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -234,3 +235,47 @@ class SuppressCommand(BaseModel):
     @classmethod
     def _address(cls, value: str) -> str:
         return parse_mailbox(value).email.lower()
+
+
+class WebhookEndpointRef(BaseModel):
+    """`mail.cmd.webhook_delete`, and the base of the other webhook endpoint commands."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    endpoint_id: str = Field(pattern=MESSAGE_ID_RE.pattern)
+
+
+class WebhookCreateCommand(WebhookEndpointRef):
+    """`mail.cmd.webhook_create`: `secret` is already encrypted (services/webhooks)."""
+
+    url: str = Field(max_length=2048)
+    events: tuple[str, ...]
+    description: str = Field(default="", max_length=500)
+    enabled: bool = True
+    secret: str = Field(max_length=2000)
+
+
+class WebhookUpdateCommand(WebhookEndpointRef):
+    url: str | None = Field(default=None, max_length=2048)
+    events: tuple[str, ...] | None = None
+    description: str | None = Field(default=None, max_length=500)
+    enabled: bool | None = None
+
+
+class WebhookRotateCommand(WebhookEndpointRef):
+    secret: str = Field(max_length=2000)
+
+
+class WebhookReplayCommand(WebhookEndpointRef):
+    """From a stream sequence or a time, up to `until_seq` (the log's end when asked)."""
+
+    replay_id: str = Field(pattern=MESSAGE_ID_RE.pattern)
+    seq: int | None = Field(default=None, ge=1)
+    since: datetime | None = None
+    until_seq: int = Field(ge=0)
+
+    @model_validator(mode="after")
+    def _one_start(self) -> WebhookReplayCommand:
+        if (self.seq is None) == (self.since is None):
+            raise ValueError("give either 'seq' or 'since'")
+        return self

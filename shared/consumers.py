@@ -4,12 +4,20 @@ Every jetpost subscriber goes through here, so every one of them has the same,
 deliberate ack policy: MANUAL. Handlers ack only after their result is appended,
 nak with a delay on transient errors, and never let FastStream's default
 (terminate the message when a handler raises) decide for them.
+
+And every one heartbeats: while a handler works on a message, an in-progress ack
+(+WPI) every quarter ack wait keeps it from being redelivered. So ack waits are
+short (nats/jetstream.yaml: 10 s), and a message whose worker died, or whose ack
+was lost in a NATS leader election, comes back within seconds, not minutes.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import nats.errors
@@ -27,6 +35,47 @@ GIVE_UP_AFTER = 5  # deliveries of a message whose handler raised something unex
 
 # Errors worth a retry: the server or the connection, not the input.
 TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (nats.errors.Error, TimeoutError, OSError)
+
+
+MAX_WORK = 600.0  # seconds a handler may hold a message before heartbeats stop
+
+
+class Heartbeat:
+    """In-progress acks for the messages a subscriber is working on, from one task
+    that runs only while something is held."""
+
+    def __init__(self, durable: str, interval: float, max_work: float = MAX_WORK) -> None:
+        self.durable, self.interval, self.max_work = durable, interval, max_work
+        self.held: dict[int, tuple[Any, float]] = {}  # id(raw message) -> (message, since)
+        self._task: asyncio.Task[None] | None = None
+
+    @contextlib.asynccontextmanager
+    async def working(self, raw: Any) -> AsyncIterator[None]:
+        self.held[id(raw)] = (raw, time.monotonic())
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._beat(), name=f"{self.durable}-heartbeat")
+        try:
+            yield
+        finally:
+            self.held.pop(id(raw), None)
+
+    async def _beat(self) -> None:
+        while self.held:
+            await asyncio.sleep(self.interval)
+            now = time.monotonic()
+            for key, (raw, since) in list(self.held.items()):
+                if now - since > self.max_work:
+                    log.warning("%s: %s worked on for %.0fs; no longer kept from redelivery",
+                                self.durable, raw.subject, now - since)  # fmt: skip
+                    self.held.pop(key, None)
+                    continue
+                with contextlib.suppress(*TRANSIENT_ERRORS):
+                    await raw.in_progress()
+
+
+def heartbeat_interval(ack_wait: float | None) -> float:
+    """A quarter of the ack wait: three beats may be lost before a redelivery."""
+    return max(0.05, (ack_wait or 30.0) / 4)
 
 
 def retry_delay(num_delivered: int, base: float = 0.5, cap: float = 30.0) -> float:
@@ -74,12 +123,14 @@ def subscribe(
     give_up: GiveUp | None = None,
 ) -> None:
     stream, config = definitions.consumer(durable)
+    heartbeat = Heartbeat(durable, heartbeat_interval(config.ack_wait))
 
     async def on_message(msg: NatsMessage) -> None:
-        try:
-            await handler(msg)
-        except Exception as exc:  # deliberately broad: see on_failure
-            await on_failure(msg, exc, durable, give_up)
+        async with heartbeat.working(msg.raw_message):
+            try:
+                await handler(msg)
+            except Exception as exc:  # deliberately broad: see on_failure
+                await on_failure(msg, exc, durable, give_up)
 
     on_message.__name__ = f"{durable}_handler"
     broker.subscriber(

@@ -248,6 +248,69 @@ class FeedbackUnmatched(EventBase):
     rcpt_tos: tuple[str, ...] = ()
 
 
+class WebhookEndpointCreated(EventBase):
+    """A customer's webhook endpoint (services/webhooks). `message_id` is the endpoint's
+    id; `secret` is its signing secret encrypted with the webhook key, never plain."""
+
+    type: Literal["webhook_endpoint_created"] = "webhook_endpoint_created"
+    url: str
+    events: tuple[str, ...]
+    description: str = ""
+    enabled: bool = True
+    secret: str
+    command_seq: int | None = None
+
+
+class WebhookEndpointUpdated(EventBase):
+    """Only the fields given change."""
+
+    type: Literal["webhook_endpoint_updated"] = "webhook_endpoint_updated"
+    url: str | None = None
+    events: tuple[str, ...] | None = None
+    description: str | None = None
+    enabled: bool | None = None
+    command_seq: int | None = None
+
+
+class WebhookEndpointDeleted(EventBase):
+    type: Literal["webhook_endpoint_deleted"] = "webhook_endpoint_deleted"
+    command_seq: int | None = None
+
+
+class WebhookSecretRotated(EventBase):
+    """A new signing secret (encrypted); the ones before it sign beside it until
+    `previous_valid_until`."""
+
+    type: Literal["webhook_secret_rotated"] = "webhook_secret_rotated"
+    secret: str
+    previous_valid_until: datetime
+    command_seq: int | None = None
+
+
+class WebhookEndpointDisabled(EventBase):
+    """Failing without a success for too long (JETPOST_WEBHOOK_DISABLE_AFTER)."""
+
+    type: Literal["webhook_endpoint_disabled"] = "webhook_endpoint_disabled"
+    reason: str
+    failing_since: datetime
+
+
+class WebhookReplayRequested(EventBase):
+    """Send the endpoint's events again from `start_seq` (or `since`) up to `until_seq`."""
+
+    type: Literal["webhook_replay_requested"] = "webhook_replay_requested"
+    replay_id: str
+    start_seq: int | None = None
+    since: datetime | None = None
+    until_seq: int
+    command_seq: int | None = None
+
+
+class WebhookReplayFinished(EventBase):
+    type: Literal["webhook_replay_finished"] = "webhook_replay_finished"
+    replay_id: str
+
+
 Event = Annotated[
     Accepted
     | Rejected
@@ -268,7 +331,14 @@ Event = Annotated[
     | Resent
     | SuppressionAdded
     | SuppressionRemoved
-    | FeedbackUnmatched,
+    | FeedbackUnmatched
+    | WebhookEndpointCreated
+    | WebhookEndpointUpdated
+    | WebhookEndpointDeleted
+    | WebhookSecretRotated
+    | WebhookEndpointDisabled
+    | WebhookReplayRequested
+    | WebhookReplayFinished,
     Field(discriminator="type"),
 ]
 

@@ -13,7 +13,14 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import unquote, urlsplit
 
-from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from shared.mailbox import parse_mailbox
@@ -69,6 +76,38 @@ def parse_template_map(raw: str) -> dict[str, str]:
     return mapping
 
 
+NATS_SCHEMES = ("nats", "tls", "ws", "wss")
+
+
+def parse_nats_servers(raw: str) -> list[str]:
+    """JETPOST_NATS_URL: `nats://a:4222,nats://b:4222` (or one URL) -> the server list."""
+    servers = [s.strip() for s in raw.split(",") if s.strip()]
+    if not servers:
+        raise ValueError("expected one or more comma-separated nats:// URLs")
+    for server in servers:
+        parts = urlsplit(server)
+        try:
+            parts.port  # noqa: B018 - raises on a bad port
+        except ValueError:
+            raise ValueError(f"bad port in {redact_url(server)!r}") from None
+        if parts.scheme not in NATS_SCHEMES or not parts.hostname:
+            raise ValueError(
+                f"expected nats://host:port (or tls://, ws://, wss://), got {redact_url(server)!r}"
+            )
+    return servers
+
+
+def parse_delays(raw: str) -> tuple[float, ...]:
+    """`5,300,1800` -> (5.0, 300.0, 1800.0): a retry schedule in seconds."""
+    try:
+        delays = tuple(float(part) for part in raw.split(",") if part.strip())
+    except ValueError:
+        raise ValueError(f"expected seconds separated by commas, got {raw!r}") from None
+    if any(d < 0 for d in delays):
+        raise ValueError("delays are 0 or more seconds")
+    return delays
+
+
 MIN_TOKEN_KEY_LENGTH = 16
 
 
@@ -85,8 +124,20 @@ def parse_token_keys(raw: str) -> list[str]:
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="JETPOST_", extra="ignore", populate_by_name=True)
 
-    nats_url: str | None = None
+    nats_url: str | None = None  # one URL or a comma-separated list (a cluster's nodes)
     nats_port: int = Field(default=4222, ge=0, le=65535)
+    # A NATS cluster (shared/nats_connect.py, shared/nats_setup.py): replicas of every
+    # stream, consumer and bucket; how long to wait for any server before giving up;
+    # auth (a creds file, an NKEY seed file, or user and password) and TLS.
+    nats_replicas: int = Field(default=1, ge=1, le=5)
+    nats_connect_timeout: float = Field(default=15.0, gt=0, le=3600)
+    nats_creds: Path | None = None
+    nats_nkey_seed: Path | None = None
+    nats_user: str | None = None
+    nats_password: SecretStr | None = None
+    nats_tls_ca: Path | None = None
+    nats_tls_cert: Path | None = None
+    nats_tls_key: Path | None = None
     database_url: str | None = None
     data_dir: Path = Path(".jetpost")
     template_dir: Path = TEMPLATES_DIR
@@ -153,6 +204,51 @@ class Settings(BaseSettings):
     bridge_batch_size: int = Field(default=100, ge=1, le=1000)
     bridge_batch_wait: float = Field(default=0.5, ge=0, le=60)
     bridge_poll_interval: float = Field(default=10.0, gt=0, le=3600)
+    # Event webhooks to the customer's endpoints (services/webhooks, `jetpost run webhooks`).
+    webhook_timeout: float = Field(default=10.0, gt=0, le=300)  # one attempt, whole exchange
+    webhook_allow_private: bool = False  # loopback/private targets and plain http (dev, tests)
+    webhook_retry_delays: str = "5,300,1800,7200,18000,36000,36000"  # seconds; then failed
+    webhook_disable_after: float = Field(default=5 * 86400.0, gt=0)  # failing, no success
+    webhook_concurrency: int = Field(default=32, ge=1, le=1024)  # in flight per endpoint
+    # Encrypt endpoint secrets at rest (comma-separated, 16+ characters, the first
+    # encrypts); unset: a key kept in <data dir>/webhook.key.
+    webhook_keys: SecretStr | None = None
+
+    @field_validator("webhook_retry_delays")
+    @classmethod
+    def _webhook_retry_delays(cls, value: str) -> str:
+        parse_delays(value)
+        return value
+
+    @property
+    def webhook_delays(self) -> tuple[float, ...]:
+        return parse_delays(self.webhook_retry_delays)
+
+    @field_validator("nats_url")
+    @classmethod
+    def _nats_url(cls, value: str | None) -> str | None:
+        if value:
+            parse_nats_servers(value)
+        return value or None
+
+    @field_validator("nats_creds", "nats_nkey_seed", "nats_tls_ca", "nats_tls_cert",
+                     "nats_tls_key")  # fmt: skip
+    @classmethod
+    def _nats_file(cls, value: Path | None) -> Path | None:
+        if value is not None and not value.is_file():
+            raise ValueError(f"no such file: {value}")
+        return value
+
+    @model_validator(mode="after")
+    def _nats_auth(self) -> Settings:
+        if (self.nats_tls_cert is None) != (self.nats_tls_key is None):
+            raise ValueError("JETPOST_NATS_TLS_CERT and JETPOST_NATS_TLS_KEY go together")
+        ways = [self.nats_creds, self.nats_nkey_seed, self.nats_user]
+        if sum(way is not None for way in ways) > 1:
+            raise ValueError(
+                "JETPOST_NATS_CREDS, JETPOST_NATS_NKEY_SEED, JETPOST_NATS_USER: set one of them"
+            )
+        return self
 
     @field_validator("smtp_url")
     @classmethod
@@ -256,6 +352,10 @@ class Settings(BaseSettings):
         return self.nats_url or f"nats://127.0.0.1:{self.nats_port}"
 
     @property
+    def nats_servers(self) -> list[str]:
+        return parse_nats_servers(self.nats_address)
+
+    @property
     def bridge_template_map(self) -> dict[str, str]:
         return parse_template_map(self.bridge_templates)
 
@@ -282,7 +382,10 @@ class Settings(BaseSettings):
 
 
 def redact_url(url: str) -> str:
-    """A URL fit for logs and the console: any password replaced by `***`."""
+    """A URL fit for logs and the console: any password replaced by `***` (in each URL
+    of a comma-separated list)."""
+    if "," in url:
+        return ",".join(redact_url(part) for part in url.split(","))
     parts = urlsplit(url)
     if not parts.password:
         return url
@@ -299,6 +402,8 @@ def load_settings(**overrides: object) -> Settings:
         return Settings(**overrides)  # type: ignore[arg-type]
     except ValidationError as exc:
         first = exc.errors()[0]
-        field = str(first["loc"][0]) if first["loc"] else "?"
+        if not first["loc"]:  # a check across settings: its message names them
+            raise ConfigError(str(first["msg"]).removeprefix("Value error, ")) from None
+        field = str(first["loc"][0])
         name = field if field.startswith("JETPOST_") else f"JETPOST_{field.upper()}"
         raise ConfigError(f"{name}: {first['msg']}") from None

@@ -11,6 +11,12 @@ CMD_SEND_BATCH = "mail.cmd.send_batch"
 CMD_RESEND = "mail.cmd.resend"
 CMD_SUPPRESS = "mail.cmd.suppress"
 CMD_UNSUPPRESS = "mail.cmd.unsuppress"
+# Changes to the customer's webhook endpoints (services/webhooks): intake records them.
+CMD_WEBHOOK_CREATE = "mail.cmd.webhook_create"
+CMD_WEBHOOK_UPDATE = "mail.cmd.webhook_update"
+CMD_WEBHOOK_DELETE = "mail.cmd.webhook_delete"
+CMD_WEBHOOK_ROTATE = "mail.cmd.webhook_rotate"
+CMD_WEBHOOK_REPLAY = "mail.cmd.webhook_replay"
 
 EVT_PREFIX = "mail.evt"
 

@@ -81,8 +81,13 @@ async def sink(tmp_path: Path) -> AsyncIterator[CaptureSink]:
 
 @pytest.fixture
 def settings(tmp_path: Path, nats_server: EmbeddedNats, sink: CaptureSink) -> Settings:
+    return base_settings(nats_server.url, tmp_path, sink)
+
+
+def base_settings(nats_url: str, tmp_path: Path, sink: CaptureSink, **extra: Any) -> Settings:
+    """What every test's services run with: fast retries, mail to the test's sink."""
     return load_settings(
-        nats_url=nats_server.url,
+        nats_url=nats_url,
         data_dir=tmp_path / "data",
         smtp_url=f"smtp://127.0.0.1:{sink.port}",
         sender_from="jetpost tests <noreply@jetpost.test>",
@@ -90,6 +95,7 @@ def settings(tmp_path: Path, nats_server: EmbeddedNats, sink: CaptureSink) -> Se
         retry_max=1.0,
         max_attempts=3,
         smtp_pool_size=4,
+        **extra,
     )
 
 

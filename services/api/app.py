@@ -35,6 +35,7 @@ from services.api import (
     templates,
     tracking,
     unsubscribe,
+    webhook_endpoints,
     webhooks,
 )
 from services.api.asyncapi import asyncapi_document
@@ -56,6 +57,7 @@ from services.api.public import Public
 from services.api.runtime import KeyCache, Runtime
 from services.api.templates_info import describe_catalog
 from services.renderer.catalog import TemplateCatalog
+from services.webhooks.docs import openapi_webhooks
 from shared.nats_setup import load_definitions
 from shared.settings import ConfigError, Settings
 from shared.tokens import KeyRing, load_key_ring
@@ -64,7 +66,7 @@ PUBLIC_ROUTES = [*tracking.ROUTES, *unsubscribe.ROUTES]
 ROUTES = [
     *sending.ROUTES, *messages.ROUTES, *suppressions.ROUTES, *templates.ROUTES,
     *stats.ROUTES, *health.ROUTES, *actions.ROUTES, *PUBLIC_ROUTES, *webhooks.ROUTES,
-    *console.ROUTES,
+    *webhook_endpoints.ROUTES, *console.ROUTES,
 ]  # fmt: skip
 
 
@@ -83,6 +85,7 @@ def _openapi(app_version: str) -> OpenAPIConfig:
         "Keys: `jetpost keys create --scope send,read`; send them as `Authorization: Bearer`.",
         path="/schema",
         render_plugins=[console.swagger_plugin()],  # /schema/swagger, offline; JSON: openapi.json
+        webhooks=openapi_webhooks(),  # what jetpost POSTs to customers' webhook endpoints
         components=Components(
             security_schemes={
                 "ApiKey": SecurityScheme(type="http", scheme="bearer", description="jp_..."),
@@ -134,6 +137,7 @@ def create_app(
         ),
     )
     hooks = webhooks.Webhooks(settings, webhook_http)
+    outbound = webhook_endpoints.Outbound(settings)
 
     @contextlib.asynccontextmanager
     async def lifespan(_: Litestar) -> AsyncIterator[None]:
@@ -144,7 +148,7 @@ def create_app(
         )  # fmt: skip
         await pool.open(wait=False)  # Postgres may come later; /readyz tells
         try:
-            rt.bus_ = await Bus.connect(settings.nats_address, definitions, settings.api_timeout)
+            rt.bus_ = await Bus.connect(settings, definitions, settings.api_timeout)
             rt.pool_ = pool
             public.bus_ = rt.bus_
             try:
@@ -169,8 +173,8 @@ def create_app(
             "rt": Provide(provide_runtime, sync_to_thread=False),
             "pub": Provide(provide_public, sync_to_thread=False),
         },
-        state=State({"runtime": rt, "webhooks": hooks}),
-        lifespan=[lifespan, hooks.lifespan],
+        state=State({"runtime": rt, "webhooks": hooks, "webhook_endpoints": outbound}),
+        lifespan=[lifespan, hooks.lifespan, outbound.lifespan],
         exception_handlers=_exception_handlers(),
         middleware=[MetricsMiddleware(metrics)],
         openapi_config=_openapi(app_version),
@@ -188,7 +192,7 @@ def create_public_app(settings: Settings) -> Litestar:
 
     @contextlib.asynccontextmanager
     async def lifespan(_: Litestar) -> AsyncIterator[None]:
-        bus = await Bus.connect(settings.nats_address, definitions, settings.api_timeout)
+        bus = await Bus.connect(settings, definitions, settings.api_timeout)
         public.bus_ = bus
         try:
             yield

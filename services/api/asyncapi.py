@@ -14,7 +14,18 @@ from faststream.specification import AsyncAPI
 from services.component import Env
 from services.renderer.catalog import TemplateCatalog
 from services.runner import REGISTRY
-from shared.commands import ResendCommand, SendBatchCommand, SendCommand, SuppressCommand
+from services.webhooks.docs import add_to_asyncapi
+from shared.commands import (
+    ResendCommand,
+    SendBatchCommand,
+    SendCommand,
+    SuppressCommand,
+    WebhookCreateCommand,
+    WebhookEndpointRef,
+    WebhookReplayCommand,
+    WebhookRotateCommand,
+    WebhookUpdateCommand,
+)
 from shared.nats_setup import Definitions
 from shared.settings import Settings
 from shared.subjects import (
@@ -23,6 +34,11 @@ from shared.subjects import (
     CMD_SEND_BATCH,
     CMD_SUPPRESS,
     CMD_UNSUPPRESS,
+    CMD_WEBHOOK_CREATE,
+    CMD_WEBHOOK_DELETE,
+    CMD_WEBHOOK_REPLAY,
+    CMD_WEBHOOK_ROTATE,
+    CMD_WEBHOOK_UPDATE,
 )
 
 COMMANDS: list[tuple[str, type[Any], str]] = [
@@ -31,6 +47,11 @@ COMMANDS: list[tuple[str, type[Any], str]] = [
     (CMD_RESEND, ResendCommand, "Send an earlier message's content again, as a new message."),
     (CMD_SUPPRESS, SuppressCommand, "Add an address to the suppression set."),
     (CMD_UNSUPPRESS, SuppressCommand, "Remove an address from the suppression set."),
+    (CMD_WEBHOOK_CREATE, WebhookCreateCommand, "Register a webhook endpoint (secret sealed)."),
+    (CMD_WEBHOOK_UPDATE, WebhookUpdateCommand, "Change a webhook endpoint."),
+    (CMD_WEBHOOK_DELETE, WebhookEndpointRef, "Delete a webhook endpoint."),
+    (CMD_WEBHOOK_ROTATE, WebhookRotateCommand, "Rotate a webhook endpoint's secret."),
+    (CMD_WEBHOOK_REPLAY, WebhookReplayCommand, "Send an endpoint's events again."),
 ]
 
 
@@ -40,7 +61,7 @@ def asyncapi_document(
     # The sender's registration builds (does not open) a mailer: describe it with the
     # log provider so the document needs no SMTP configuration.
     env = Env(settings.model_copy(update={"provider": "log"}), definitions, catalog)
-    broker = NatsBroker(settings.nats_address)
+    broker = NatsBroker(settings.nats_servers)
     for register in REGISTRY.values():
         register(broker, env)
     for subject, schema, description in COMMANDS:
@@ -49,4 +70,4 @@ def asyncapi_document(
                     description="Event-sourced mail delivery: commands on MAIL_CMD "
                     "(mail.cmd.*), events on MAIL_EVT (mail.evt.<message_id>.<type>).")  # fmt: skip
     document: dict[str, Any] = spec.to_specification().to_jsonable()
-    return document
+    return add_to_asyncapi(document)

@@ -14,7 +14,6 @@ import logging
 from collections.abc import Iterator
 from typing import Any
 
-import nats
 from nats.aio.client import Client
 from nats.js import JetStreamContext
 from nats.js.errors import NotFoundError
@@ -24,6 +23,7 @@ from services.api.problems import TooLarge, Unavailable
 from shared.consumers import TRANSIENT_ERRORS
 from shared.events import Event, parse_event
 from shared.idempotency import Claim, claim
+from shared.nats_connect import NatsTarget, connect
 from shared.nats_setup import Definitions, apply_definitions
 from shared.subjects import CMD_STREAM, EVT_STREAM, IDEMPOTENCY_BUCKET, message_filter
 
@@ -45,18 +45,12 @@ class Bus:
         self.nc, self.js, self.kv, self.timeout = nc, js, kv, timeout
 
     @classmethod
-    async def connect(cls, url: str, definitions: Definitions, timeout: float) -> Bus:
-        async def on_error(exc: Exception) -> None:
-            log.warning("NATS: %r", exc)
-
+    async def connect(cls, target: NatsTarget, definitions: Definitions, timeout: float) -> Bus:
         async def on_disconnect() -> None:
             if not nc.is_draining and not nc.is_closed:
                 log.warning("NATS disconnected; reconnecting")
 
-        nc = await nats.connect(
-            url, name="jetpost-api", connect_timeout=timeout, max_reconnect_attempts=-1,
-            reconnect_time_wait=0.5, error_cb=on_error, disconnected_cb=on_disconnect,
-        )  # fmt: skip
+        nc = await connect(target, name="jetpost-api", disconnected_cb=on_disconnect)
         try:
             js = nc.jetstream(timeout=timeout)
             await apply_definitions(js, definitions)  # any process may come up first

@@ -39,6 +39,7 @@ from services.bridge.logic import (
     to_command,
     wait_timeout,
 )
+from shared.nats_connect import connect
 from shared.nats_setup import apply_definitions, load_definitions
 from shared.settings import ConfigError, Settings
 from shared.subjects import CMD_SEND, CMD_STREAM
@@ -234,7 +235,7 @@ async def run_bridge(
     settings: Settings, stop: asyncio.Event, started: asyncio.Event | None = None
 ) -> None:
     config = BridgeConfig.from_settings(settings)
-    nc = await nats.connect(settings.nats_address, max_reconnect_attempts=-1, reconnect_time_wait=1)
+    nc = await connect(settings, name="jetpost-pg-bridge")
     try:
         js = nc.jetstream()
         await apply_definitions(js, load_definitions(settings))

@@ -20,14 +20,16 @@ from services.cli.processes import RUNNABLE
 from services.cli.replay import run_replay
 from services.cli.send import add_send_arguments, command_of, precheck_send, publish_command
 from services.cli.stopping import stop_on_signals
+from services.cli.streams import add_streams_arguments, streams_command
 from services.cli.suppress import add_arguments as add_suppress_arguments
 from services.cli.suppress import publish_suppression
 from services.cli.tap import add_inspect_arguments, add_tap_arguments, inspect_command, tap_command
+from services.cli.webhooks import add_arguments as add_webhooks_arguments
+from services.cli.webhooks import webhooks_command
 from services.renderer.catalog import CatalogError
 from services.runner import build_env
 from shared.logs import configure_logging
 from shared.migrate import migrate
-from shared.nats_setup import apply_definitions, load_definitions
 from shared.settings import ConfigError, Settings, load_settings
 
 
@@ -62,10 +64,11 @@ def parser() -> argparse.ArgumentParser:
         "--dry-run", action="store_true",
         help="rebuild beside the live models and show what changes in suppressions",
     )  # fmt: skip
-    sub.add_parser("streams", help="apply nats/ definitions and show stream state")
+    add_streams_arguments(sub.add_parser("streams", help="apply nats/ definitions, show state"))
     add_tap_arguments(sub.add_parser("tap", help="print MAIL_EVT events as they happen"))
     add_inspect_arguments(sub.add_parser("inspect", help="print one message's timeline"))
     add_keys_arguments(sub.add_parser("keys", help="API keys: create, list, revoke"))
+    add_webhooks_arguments(sub.add_parser("webhooks", help="webhook endpoints: add, list, rm"))
     config = sub.add_parser("config", help="configuration")
     actions = config.add_subparsers(dest="action", required=True)
     actions.add_parser("check", help="validate the JETPOST_* settings and the template catalog; "
@@ -90,24 +93,6 @@ async def _capture(settings: Settings, console: Console) -> None:
         await sink.stop()
 
 
-async def _streams(settings: Settings, console: Console) -> None:
-    import nats
-
-    nc = await nats.connect(settings.nats_address, connect_timeout=5, max_reconnect_attempts=1)
-    try:
-        js = nc.jetstream()
-        definitions = load_definitions(settings)
-        await apply_definitions(js, definitions)
-        for stream in definitions.streams:
-            info = await js.stream_info(stream.name or "")
-            console.print(
-                f"{stream.name:10} messages={info.state.messages} bytes={info.state.bytes} "
-                f"first_seq={info.state.first_seq} last_seq={info.state.last_seq}"
-            )
-    finally:
-        await nc.close()
-
-
 def dispatch(args: argparse.Namespace, settings: Settings, console: Console) -> int:
     if args.command == "dev":
         asyncio.run(run_dev(settings, console))
@@ -118,11 +103,11 @@ def dispatch(args: argparse.Namespace, settings: Settings, console: Console) -> 
         if reason := precheck_send(settings, command):
             console.print(f"[red]jetpost: not sent: {escape(reason)}[/]")
             return 1
-        asyncio.run(publish_command(settings.nats_address, command))
+        asyncio.run(publish_command(settings, command))
         print(command["message_id"])
     elif args.command in ("suppress", "unsuppress"):
         remove = args.command == "unsuppress"
-        asyncio.run(publish_suppression(settings.nats_address, args, remove=remove))
+        asyncio.run(publish_suppression(settings, args, remove=remove))
         console.print(f"{args.command}: {args.address} (command published)")
     elif args.command == "capture":
         asyncio.run(_capture(settings, console))
@@ -136,13 +121,15 @@ def dispatch(args: argparse.Namespace, settings: Settings, console: Console) -> 
         settings = with_dev_database(settings)
         asyncio.run(run_replay(settings, args.projections, console, args.dry_run))
     elif args.command == "streams":
-        asyncio.run(_streams(settings, console))
+        return asyncio.run(streams_command(settings, console, args.apply, args.yes))
     elif args.command == "tap":
-        return tap_command(args, settings.nats_address, console)
+        return tap_command(args, settings, console)
     elif args.command == "inspect":
-        return inspect_command(args, settings.nats_address, console)
+        return inspect_command(args, settings, console)
     elif args.command == "keys":
         return keys_command(args, with_dev_database(settings), console)
+    elif args.command == "webhooks":
+        return asyncio.run(webhooks_command(args, settings, console))
     elif args.command == "config":
         build_env(settings)
         if unknown := unknown_variables(os.environ):

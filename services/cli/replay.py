@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import nats
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from projections.replay import replay
 from projections.runner import build_projections
 from shared.migrate import migrate
+from shared.nats_connect import connect
 from shared.settings import ConfigError, Settings
 
 
@@ -25,7 +25,7 @@ async def run_replay(
         raise ValueError(f"unknown projection(s) {sorted(unknown)}; known: {sorted(registry)}")
     chosen = [registry[n] for n in names or registry]
     await migrate(settings.database_url, settings.migrations_dir)
-    nc = await nats.connect(settings.nats_address, connect_timeout=5, max_reconnect_attempts=1)
+    nc = await connect(settings, name="jetpost-replay")
     columns = (
         TextColumn("replaying"), BarColumn(), MofNCompleteColumn(),
         TextColumn("{task.fields[rate]:>9,.0f} events/s"), TimeElapsedColumn(),

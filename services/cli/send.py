@@ -8,10 +8,9 @@ import secrets
 import uuid
 from typing import Any
 
-import nats
-
 from services.precheck import check_send
 from services.renderer.catalog import TemplateCatalog
+from shared.nats_connect import NatsTarget, connect
 from shared.settings import Settings
 from shared.subjects import CMD_SEND, CMD_STREAM
 from shared.tokens import KeyRing
@@ -141,9 +140,11 @@ def parse_var(raw: str) -> tuple[str, Any]:
         return name, value
 
 
-async def publish_command(nats_url: str, command: dict[str, Any], subject: str = CMD_SEND) -> int:
+async def publish_command(
+    nats_url: NatsTarget, command: dict[str, Any], subject: str = CMD_SEND
+) -> int:
     """Publish and wait for JetStream's ack; returns the command's stream sequence."""
-    nc = await nats.connect(nats_url, connect_timeout=5, max_reconnect_attempts=1)
+    nc = await connect(nats_url, name="jetpost-cli")
     try:
         msg_id = command.get("message_id") or uuid.uuid4().hex
         ack = await nc.jetstream().publish(

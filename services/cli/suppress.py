@@ -9,6 +9,7 @@ from pydantic import ValidationError
 
 from services.cli.send import publish_command
 from shared.commands import SuppressCommand
+from shared.nats_connect import NatsTarget
 from shared.subjects import CMD_SUPPRESS, CMD_UNSUPPRESS
 
 
@@ -21,7 +22,9 @@ def add_arguments(parser: argparse.ArgumentParser, *, reason: bool) -> None:
         )
 
 
-async def publish_suppression(nats_url: str, args: argparse.Namespace, *, remove: bool) -> int:
+async def publish_suppression(
+    nats_url: NatsTarget, args: argparse.Namespace, *, remove: bool
+) -> int:
     try:
         command = SuppressCommand(
             address=args.address, scope=args.scope, reason=getattr(args, "reason", "manual")

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-import nats
+import nats.errors
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
@@ -32,9 +32,9 @@ from rich.text import Text
 
 from services.cli.stopping import stop_on_signals
 from services.cli.tap_format import EVENT_TYPES, format_line, json_line, parse_since, tap_filters
+from shared.nats_connect import NatsTarget, NatsUnreachable, connect
 from shared.subjects import EVT_STREAM, MESSAGE_ID_RE, message_filter
 
-CONNECT_TIMEOUT = 10.0
 INSPECT_MSG_TIMEOUT = 10.0
 CAUGHT_UP_CHECK = 0.5  # seconds without a message before asking whether the log has more
 
@@ -104,11 +104,11 @@ def add_inspect_arguments(p: argparse.ArgumentParser) -> None:
 # --- commands --------------------------------------------------------------------
 
 
-def tap_command(args: argparse.Namespace, nats_url: str, console: Console) -> int:
+def tap_command(args: argparse.Namespace, nats_url: NatsTarget, console: Console) -> int:
     return _command(_tap(args, nats_url, console), console, until_stopped=True)
 
 
-def inspect_command(args: argparse.Namespace, nats_url: str, console: Console) -> int:
+def inspect_command(args: argparse.Namespace, nats_url: NatsTarget, console: Console) -> int:
     return _command(_inspect(args, nats_url, console), console, until_stopped=False)
 
 
@@ -176,37 +176,24 @@ def _printer(as_json: bool) -> Emit:
     return emit
 
 
-async def _connect(url: str, console: Console) -> Client:
-    """Connected within CONNECT_TIMEOUT or a TapError; later drops are retried forever."""
+async def _connect(url: NatsTarget, console: Console) -> Client:
+    """Connected within JETPOST_NATS_CONNECT_TIMEOUT or a TapError; later drops are
+    retried forever."""
     connected = False
-    last_error: list[BaseException] = []
 
     async def on_error(exc: BaseException) -> None:
         if connected:
             console.print(
                 Text(f"nats: {exc or type(exc).__name__}", style="yellow"), soft_wrap=True
             )
-        else:
-            last_error[:] = [exc]
 
     async def on_reconnect() -> None:
         console.print(Text("nats: reconnected", style="yellow"), soft_wrap=True)
 
     try:
-        nc: Client = await asyncio.wait_for(
-            nats.connect(
-                url,
-                connect_timeout=5,
-                max_reconnect_attempts=-1,
-                reconnect_time_wait=1,
-                error_cb=on_error,
-                reconnected_cb=on_reconnect,
-            ),
-            CONNECT_TIMEOUT,
-        )
-    except TimeoutError:
-        why = f": {last_error[0]}" if last_error else ""
-        raise TapError(f"cannot reach NATS at {url}{why}") from None
+        nc = await connect(url, name="jetpost-tap", error_cb=on_error, reconnected_cb=on_reconnect)
+    except NatsUnreachable as exc:
+        raise TapError(f"cannot reach NATS: {exc}") from None
     connected = True
     return nc
 
@@ -301,7 +288,7 @@ async def _pump(
             return
 
 
-async def _tap(args: argparse.Namespace, url: str, console: Console) -> int:
+async def _tap(args: argparse.Namespace, url: NatsTarget, console: Console) -> int:
     try:
         filters = tap_filters(args.type or (), args.message, args.subject or ())
     except ValueError as exc:
@@ -325,7 +312,7 @@ async def _tap(args: argparse.Namespace, url: str, console: Console) -> int:
     return 0
 
 
-async def _inspect(args: argparse.Namespace, url: str, console: Console) -> int:
+async def _inspect(args: argparse.Namespace, url: NatsTarget, console: Console) -> int:
     mid: str = args.message_id
     if not MESSAGE_ID_RE.match(mid):
         raise TapError(f"not a message id: {mid!r} (letters, digits, '-', '_')")

@@ -16,7 +16,6 @@ import json
 import logging
 from typing import Any
 
-import nats
 from nats.js import JetStreamContext
 from nats.js.errors import NotFoundError
 
@@ -24,6 +23,7 @@ from services.feedback.logic import Analysis, Inbound, Known, analyse, decide
 from shared.consumers import TRANSIENT_ERRORS
 from shared.eventlog import append, last_event
 from shared.events import Accepted, Event, Rendered
+from shared.nats_connect import connect
 from shared.nats_setup import apply_definitions, load_definitions
 from shared.ports import binding
 from shared.settings import Settings
@@ -142,8 +142,7 @@ async def run_feedback(
 ) -> None:
     """`jetpost run feedback`: the receiver on JETPOST_BOUNCE_HOST:JETPOST_BOUNCE_PORT
     until `stop` is set."""
-    nc = await nats.connect(settings.nats_address, max_reconnect_attempts=-1,
-                            reconnect_time_wait=1)  # fmt: skip
+    nc = await connect(settings, name="jetpost-feedback")
     try:
         js = nc.jetstream()
         await apply_definitions(js, load_definitions(settings))

@@ -29,6 +29,8 @@ from services.intake.other_commands import (
     parse_resend,
     resend,
 )
+from services.webhooks.commands import COMMANDS as WEBHOOK_COMMANDS
+from services.webhooks.commands import decide_webhook
 from shared.consumers import TRANSIENT_ERRORS, retry_delay
 from shared.eventlog import append, has_event, last_event
 from shared.events import Accepted, Rejected, utcnow
@@ -103,6 +105,8 @@ class Intake:
                 reason = f"message_id: no message {command.message_id!r} to resend"
                 return [reject(ctx, data, reason, command.new_message_id)]
             return resend(original, command, ctx)
+        if subject in WEBHOOK_COMMANDS:
+            return await decide_webhook(self.js, subject, data, ctx)
         return [reject(ctx, data, f"unsupported command subject {subject!r}")]
 
     async def bounded_record(
