@@ -107,6 +107,7 @@ async def test_console_in_a_browser(
     assert {f.name for f in p.shots.iterdir()} >= {
         "login.png", "messages.png", "search.png", "message.png", "suppressions.png",
         "lifted.png", "stats.png", "capture.png", "captured.png", "templates.png", "keys.png",
+        "webhooks.png",
     }  # fmt: skip
 
 
@@ -188,6 +189,11 @@ def _other_pages(p: Pages) -> None:
     p.open("/console/keys")
     assert "ops" in p.find("table.list").text
     p.shot("keys")
+    p.open("/console/webhooks")
+    assert (
+        p.find("h1").text == "Webhook endpoints" and "No webhook endpoints" in p.find("main").text
+    )
+    p.shot("webhooks")
 
 
 def _sign_out(p: Pages) -> None:

@@ -15,7 +15,7 @@ from litestar.static_files import create_static_files_router
 from litestar.template import TemplateConfig
 from litestar.types import ControllerRouterHandler
 
-from services.api.console import live, pages, signin
+from services.api.console import live, pages, signin, webhooks
 from services.api.console.pages import Forbidden
 from services.api.console.session import BadCsrf, ConsoleSession, Rt, SignedOut, load_session
 from services.api.problems import Problem
@@ -74,7 +74,7 @@ async def _headers(response: Response[Any]) -> Response[Any]:
 def console_router() -> Router:
     return Router(
         path="/console",
-        route_handlers=[*pages.ROUTES, *signin.ROUTES, *live.ROUTES],
+        route_handlers=[*pages.ROUTES, *signin.ROUTES, *live.ROUTES, *webhooks.ROUTES],
         dependencies={"session": Provide(provide_session)},
         exception_handlers={
             SignedOut: _signed_out,
