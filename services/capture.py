@@ -9,17 +9,21 @@ event loop (not in `Controller`'s thread), so port 0 works, state needs no locks
 from __future__ import annotations
 
 import asyncio
+import email.policy
 import itertools
+import json
 import os
 from collections import deque
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from email.parser import BytesHeaderParser
 from pathlib import Path
 from typing import Any
 
 from aiosmtpd.smtp import AuthResult
 
 from shared.smtp_listener import SmtpListener
+from shared.subjects import MESSAGE_ID_RE
 
 
 @dataclass(frozen=True)
@@ -94,17 +98,35 @@ class CaptureSink(SmtpListener):
             return reply
         mail = CapturedMail(envelope.mail_from, tuple(envelope.rcpt_tos), envelope.original_content)
         if self.folder is not None:
-            self._write(self.folder, mail.data)
+            self._write(self.folder, mail)
         async with self._changed:
             self.received.append(mail)
             self._changed.notify_all()
         return reply
 
-    def _write(self, folder: Path, data: bytes) -> None:
-        """Atomically (temp file, then rename), so a reader never sees half a mail.
-        Not fsynced: this is a sink for development, not a mail store."""
-        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
-        name = f"{stamp}-{next(self._counter):06d}.eml"
-        temp = folder / f".{name}.tmp"
-        temp.write_bytes(data)
-        os.replace(temp, folder / name)
+    def _write(self, folder: Path, mail: CapturedMail) -> None:
+        """`<message id>.eml` (jetpost's X-Jetpost-Message-Id; a timestamp for other
+        mail) and `<same>.envelope.json` with MAIL FROM and RCPT TO beside it. Each
+        atomically (temp file, then rename; the envelope first), so a reader never
+        sees half a mail. Not fsynced: a sink for development, not a mail store."""
+        stem = capture_stem(mail.data) or datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
+        name = f"{stem}-{next(self._counter):06d}"
+        if not (folder / f"{stem}.eml").exists():
+            name = stem  # a redelivered mail keeps the first name and gets a counter
+        envelope = {"mail_from": mail.mail_from, "rcpt_tos": list(mail.rcpt_tos),
+                    "received_at": datetime.now(UTC).isoformat()}  # fmt: skip
+        for suffix, content in ((ENVELOPE_SUFFIX, json.dumps(envelope, indent=1).encode()),
+                                (".eml", mail.data)):  # fmt: skip
+            temp = folder / f".{name}{suffix}.tmp"
+            temp.write_bytes(content)
+            os.replace(temp, folder / f"{name}{suffix}")
+
+
+ENVELOPE_SUFFIX = ".envelope.json"
+
+
+def capture_stem(data: bytes) -> str | None:
+    """The jetpost message id a mail carries (X-Jetpost-Message-Id), if a safe name."""
+    head = BytesHeaderParser(policy=email.policy.compat32).parsebytes(data)
+    value = str(head.get("X-Jetpost-Message-Id", "")).strip()
+    return value if MESSAGE_ID_RE.match(value) else None

@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import json
+import os
 import shutil
 import signal
 import socket
@@ -112,11 +113,54 @@ def embedded_postgres(data_dir: Path) -> Iterator[str]:
         from pgserver.postgres_server import get_server
 
     data_dir.mkdir(parents=True, exist_ok=True)
+    forget_dead_handles(data_dir)
     server = get_server(data_dir, cleanup_mode="stop")
     try:
         yield server.get_uri()
     finally:
         server._cleanup()
+
+
+def forget_dead_handles(data_dir: Path) -> None:
+    """pgserver stops the server when its last user lets go, users being the pids in
+    `.handle_pids.json`. A `jetpost dev` that was killed never lets go, so the next one
+    would reuse the orphaned server and leave it running after a clean stop: drop
+    the pids of processes that are gone."""
+    handles = data_dir / ".handle_pids.json"
+    try:
+        pids = json.loads(handles.read_text())
+    except (OSError, ValueError):
+        return
+    if not isinstance(pids, list):
+        return
+    alive = [pid for pid in pids if isinstance(pid, int) and _alive(pid)]
+    if alive != pids:
+        handles.write_text(json.dumps(alive))
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def running_postgres_url(data_dir: Path) -> str | None:
+    """The URL of the embedded PostgreSQL that a `jetpost dev` runs in `data_dir`, if
+    one is running there (how `jetpost keys` finds the dev database)."""
+    if not (data_dir / "postmaster.pid").exists():
+        return None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from pgserver.utils import PostmasterInfo
+
+    info = PostmasterInfo.read_from_pgdata(data_dir)
+    if info is None or not info.is_running() or info.status != "ready":
+        return None
+    return str(info.get_uri())
 
 
 def free_port(host: str = "127.0.0.1") -> int:

@@ -70,5 +70,6 @@ def parse_mailbox(raw: str, *, operator: bool = False) -> Mailbox:
             addr, check_deliverability=False, allow_display_name=False, test_environment=operator
         )
     except EmailNotValidError as exc:
-        raise ValueError(f"invalid address {addr!r}: {exc}") from None
+        # as given ("not an address"), not as parsed ('not')
+        raise ValueError(f"invalid address {raw.strip()!r}: {exc}") from None
     return Mailbox(email=valid.normalized, name=name.strip())

@@ -22,7 +22,6 @@ from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.openapi import OpenAPIConfig
-from litestar.openapi.plugins import SwaggerRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
 from litestar.plugins import PluginProtocol
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
@@ -30,6 +29,7 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout
 from services.api import (
     actions,
     attachments,
+    console,
     health,
     messages,
     recipients,
@@ -75,7 +75,7 @@ ROUTES = [
     *sending.ROUTES, *messages.ROUTES, *suppressions.ROUTES, *templates.ROUTES,
     *stats.ROUTES, *health.ROUTES, *actions.ROUTES, *PUBLIC_ROUTES, *webhooks.ROUTES,
     *scheduling.ROUTES, *attachments.ROUTES, *webhook_endpoints.ROUTES,
-    *recipients.ROUTES,
+    *recipients.ROUTES, *console.ROUTES,
 ]  # fmt: skip
 
 
@@ -93,7 +93,7 @@ def _openapi(app_version: str) -> OpenAPIConfig:
         description="Send and query mail. Errors are application/problem+json (RFC 9457). "
         "Keys: `jetpost keys create --scope send,read`; send them as `Authorization: Bearer`.",
         path="/schema",
-        render_plugins=[SwaggerRenderPlugin()],  # /schema/swagger; JSON at /schema/openapi.json
+        render_plugins=[console.swagger_plugin()],  # /schema/swagger, offline; JSON: openapi.json
         webhooks=openapi_webhooks(),  # what jetpost POSTs to customers' webhook endpoints
         components=Components(
             security_schemes={
@@ -199,6 +199,7 @@ def create_app(
         middleware=[MetricsMiddleware(metrics)],
         plugins=_plugins(),
         openapi_config=_openapi(app_version),
+        template_config=console.TEMPLATES,
         logging_config=None,
         debug=False,
         request_max_body_size=settings.api_max_body,  # refused before it is read

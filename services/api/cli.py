@@ -17,6 +17,7 @@ from services.api.app import create_app
 from services.api.keys import SCOPES, create_key, list_keys, parse_scopes, revoke_key
 from services.api.server import ApiServer
 from services.cli.processes import run_all
+from shared.ports import binding
 from shared.settings import ConfigError, Settings
 
 log = logging.getLogger("jetpost.api")
@@ -25,12 +26,19 @@ log = logging.getLogger("jetpost.api")
 def add_keys_arguments(parser: argparse.ArgumentParser) -> None:
     actions = parser.add_subparsers(dest="keys_action", required=True)
     create = actions.add_parser("create", help="create a key; it is printed once")
-    create.add_argument("--scope", required=True, type=parse_scopes,
+    create.add_argument("--scope", required=True, type=_scopes,
                         help=f"comma-separated: {', '.join(SCOPES)}")  # fmt: skip
-    create.add_argument("--name", default="")
+    create.add_argument("--name", default="", help="a label to know the key by")
     actions.add_parser("list", help="list keys (never the keys themselves)")
     revoke = actions.add_parser("revoke", help="revoke a key by id")
-    revoke.add_argument("id")
+    revoke.add_argument("id", help="the key id (key_...), from `jetpost keys list`")
+
+
+def _scopes(raw: str) -> tuple[str, ...]:
+    try:
+        return parse_scopes(raw)
+    except ValueError as exc:  # argparse would say "invalid parse_scopes value"
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _database_url(settings: Settings) -> str:
@@ -72,7 +80,8 @@ def api_server(settings: Settings) -> ApiServer:
     app = create_app(settings)
     # uvicorn's own start/stop lines only when debugging; errors always.
     level = "debug" if settings.log_level.upper() == "DEBUG" else "warning"
-    return ApiServer(app, settings.api_host, settings.api_port, level)
+    with binding(settings.api_host, settings.api_port, "JETPOST_API_PORT"):
+        return ApiServer(app, settings.api_host, settings.api_port, level)
 
 
 async def serve_beside(

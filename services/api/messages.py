@@ -17,7 +17,7 @@ from services.api.auth import READ, SECURITY
 from services.api.problems import Problem
 from services.api.runtime import Runtime
 from services.api.schemas import Message, MessagePage, Timeline, TimelineEvent
-from shared.fold import fold
+from shared.fold import STATUS_RANK, fold
 from shared.mailbox import parse_mailbox
 from shared.subjects import MESSAGE_ID_RE
 
@@ -29,6 +29,20 @@ def utc(value: datetime | None) -> datetime | None:
     if value is None or value.tzinfo is not None:
         return value
     return value.replace(tzinfo=UTC)
+
+
+def when(raw: str | None, name: str) -> datetime | None:
+    """A query bound: an ISO date-time or a date alone (its midnight), UTC unless zoned."""
+    if raw is None or not raw.strip():
+        return None
+    try:
+        return utc(datetime.fromisoformat(raw.strip()))
+    except ValueError:
+        detail = f"{name}: {raw!r} is not an ISO date (2026-01-31) or date-time"
+        raise Problem(400, "invalid-request", detail) from None
+
+
+WHEN = "an ISO date or date-time (UTC unless it has an offset)"
 
 
 def _recipient(to: str) -> sql.Composable:
@@ -72,14 +86,24 @@ async def list_messages(
     to: Annotated[str | None, QueryParameter(description="an address, or '@domain'")] = None,
     template: FromQuery[str | None] = None,
     tag: FromQuery[str | None] = None,
-    since: Annotated[datetime | None, QueryParameter(description="created at or after")] = None,
-    until: Annotated[datetime | None, QueryParameter(description="created before")] = None,
+    since: Annotated[str | None, QueryParameter(description=f"created at or after: {WHEN}")] = None,
+    until: Annotated[str | None, QueryParameter(description=f"created before: {WHEN}")] = None,
     limit: Annotated[int, QueryParameter(ge=1, le=500)] = 50,
     cursor_: Annotated[str | None, QueryParameter(name="cursor")] = None,
 ) -> MessagePage:
-    after = cursor.decode(cursor_, (datetime, str)) if cursor_ else None
+    if status is not None and status not in STATUS_RANK:
+        known = ", ".join(sorted(set(STATUS_RANK) - {"unknown"}))
+        raise Problem(400, "invalid-request", f"status: {status!r} is not one of {known}")
     filters = {"status": status, "to": to, "template": template, "tag": tag,
-               "since": utc(since), "until": utc(until)}  # fmt: skip
+               "since": when(since, "since"), "until": when(until, "until")}  # fmt: skip
+    return await find_messages(rt, filters, cursor_, limit)
+
+
+async def find_messages(
+    rt: Runtime, filters: dict[str, Any], cursor_: str | None, limit: int
+) -> MessagePage:
+    """One page of the list, newest first (the API's list and the console's)."""
+    after = cursor.decode(cursor_, (datetime, str)) if cursor_ else None
     async with rt.pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
         await cur.execute(list_query(filters, after, limit))
         rows = await cur.fetchall()
@@ -148,7 +172,10 @@ async def _as_of(rt: Runtime, message_id: str, as_of: datetime) -> Message:
     tags=TAGS,
 )
 async def message_events(rt: NamedDependency[Runtime], message_id: FromPath[str]) -> Timeline:
-    known_id(message_id)
+    return await timeline(rt, known_id(message_id))
+
+
+async def timeline(rt: Runtime, message_id: str) -> Timeline:
     async with rt.pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
         await cur.execute(
             "SELECT seq, type, occurred_at, data FROM message_events"

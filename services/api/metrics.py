@@ -16,7 +16,8 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from shared.telemetry import metrics as process_metrics
 from shared.telemetry.server import render as render_process
 
-CONTENT_TYPE = CONTENT_TYPE_LATEST
+# Litestar adds `; charset=utf-8` to a text/ type itself: without it here, it is said once
+CONTENT_TYPE = CONTENT_TYPE_LATEST.replace("; charset=utf-8", "")
 
 
 class Metrics:

@@ -12,7 +12,7 @@ from http import HTTPStatus
 from typing import Any
 
 from litestar import Request, Response
-from litestar.exceptions import HTTPException, ValidationException
+from litestar.exceptions import HTTPException, SerializationException, ValidationException
 
 log = logging.getLogger("jetpost.api")
 
@@ -76,8 +76,8 @@ def on_validation(_: Request[Any, Any, Any], exc: ValidationException) -> Respon
         if isinstance(item, dict):
             entry = {"field": str(item.get("key") or ""),
                      "message": _message(str(item.get("message", "")))}  # fmt: skip
-            if item.get("source"):
-                entry["source"] = str(item["source"])
+            if item.get("source"):  # an enum (ParamType.QUERY): its value, "query"
+                entry["source"] = str(getattr(item["source"], "value", item["source"]))
             errors.append(entry)
     parts = [f"{e['field']}: {e['message']}" if e["field"] else e["message"] for e in errors]
     if errors and errors[0]["field"] == "data" and errors[0].get("source") == "body":
@@ -86,6 +86,9 @@ def on_validation(_: Request[Any, Any, Any], exc: ValidationException) -> Respon
 
 
 def on_http(_: Request[Any, Any, Any], exc: HTTPException) -> Response[dict[str, Any]]:
+    if isinstance(exc.__cause__, SerializationException):  # msgspec's words alone puzzle
+        why = exc.detail.replace("Input data was truncated", "it ends before the JSON does")
+        return problem(400, "invalid-request", f"the body is not valid JSON: {why}")
     status = exc.status_code
     kind = {404: "not-found", 405: "method-not-allowed", 413: "too-large",
             429: "too-many-requests"}.get(status, "")  # fmt: skip

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from shared.fold import MessageState
 from shared.limits import Flag
@@ -27,6 +27,14 @@ class BatchAccepted(Body):
 
 class ResendRequest(Body):
     rerender: Flag = Field(default=False, description="render the template again")
+
+    @field_validator("rerender", mode="before")
+    @classmethod
+    def _a_json_boolean(cls, value: object) -> object:
+        # before-validation: Litestar validates bodies in lax mode, where "yes" is True
+        if not isinstance(value, bool):
+            raise ValueError("must be true or false")
+        return value
 
 
 class PreviewRequest(Body):

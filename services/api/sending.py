@@ -25,6 +25,7 @@ from services.api.problems import Problem
 from services.api.runtime import Runtime
 from services.api.scheduling import max_ahead
 from services.api.schemas import BatchAccepted, MessageAccepted, ResendRequest
+from services.precheck import check_command, errors_of
 from shared.commands import ResendCommand, SendBatchCommand, SendCommand
 from shared.subjects import CMD_RESEND, CMD_SEND, CMD_SEND_BATCH
 
@@ -52,18 +53,11 @@ def new_id() -> str:
     return uuid.uuid4().hex
 
 
-def errors_of(exc: ValidationError) -> str:
-    parts = []
-    for err in exc.errors(include_url=False):
-        loc = ".".join(str(p) for p in err["loc"]) or "command"
-        parts.append(f"{loc}: {err['msg'].removeprefix('Value error, ')}")
-    return "; ".join(parts)
-
-
-def _template_known(rt: Runtime, template: str | None) -> str | None:
-    if template and template not in rt.catalog.names():
-        return f"template: unknown template {template!r}"
-    return None
+def _precheck(rt: Runtime, command: SendCommand) -> str | None:
+    """Unknown template or a variable missing: refused now rather than accepted."""
+    info = rt.templates.get(command.template or "")
+    return check_command(command, rt.preview_catalog or rt.catalog, rt.settings.sender_from,
+                         rt.settings.mail_domain, info.variables if info else None)  # fmt: skip
 
 
 @post(
@@ -83,7 +77,7 @@ async def send_message(
     if idempotency_key and data.idempotency_key and idempotency_key != data.idempotency_key:
         detail = "the Idempotency-Key header and the body's idempotency_key differ"
         raise Problem(422, "idempotency-key-mismatch", detail)
-    if problem := _template_known(rt, data.template):
+    if problem := _precheck(rt, data):
         raise Problem(422, "invalid-command", problem)
     if data.send_at is not None:
         max_ahead(rt, data.send_at)
@@ -120,8 +114,7 @@ def _batch_commands(rt: Runtime, entries: list[dict[str, Any]]) -> list[SendComm
         except ValidationError as exc:
             errors.append({"index": index, "detail": errors_of(exc)})
             continue
-        problem = _template_known(rt, command.template) or _too_far(rt, command)
-        if problem:
+        if problem := _precheck(rt, command) or _too_far(rt, command):
             errors.append({"index": index, "detail": problem})
         commands.append(command)
     if not entries:
@@ -204,10 +197,14 @@ async def resend_message(
     message_id: FromPath[str],
     data: JSONBody[ResendRequest | None] = None,
 ) -> MessageAccepted:
+    return await resend(rt, message_id, rerender=data.rerender if data else False)
+
+
+async def resend(rt: Runtime, message_id: str, *, rerender: bool) -> MessageAccepted:
     if await message_row(rt, known_id(message_id)) is None:
         raise Problem(404, "not-found", f"no message {message_id!r}")
     command = ResendCommand(message_id=message_id, new_message_id=new_id(),
-                            rerender=data.rerender if data else False)  # fmt: skip
+                            rerender=rerender)  # fmt: skip
     await rt.bus.publish(CMD_RESEND, command.model_dump(mode="json"), command.new_message_id)
     return MessageAccepted(id=command.new_message_id)
 

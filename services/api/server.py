@@ -30,8 +30,10 @@ class ApiServer:
         self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self._sock.bind((host, port))
         self.port: int = self._sock.getsockname()[1]
+        # a console tab's live stream (SSE) must not hold a stop up: cut after a moment
         config = uvicorn.Config(app, log_level=log_level.lower(), log_config=None,
-                                lifespan="on", access_log=False)  # fmt: skip
+                                lifespan="on", access_log=False,
+                                timeout_graceful_shutdown=3)  # fmt: skip
         self._server = _Server(config)
         self._task: asyncio.Task[None] | None = None
 

@@ -12,7 +12,7 @@ from litestar.params import QueryParameter
 from psycopg import sql
 
 from services.api.auth import READ, SECURITY
-from services.api.messages import utc
+from services.api.messages import WHEN, utc, when
 from services.api.runtime import Runtime
 from services.api.schemas import DailyCount, Stats
 
@@ -35,9 +35,13 @@ def _day(at: datetime | None, *, end: bool) -> date | None:
      summary="Counts by status, and per day")  # fmt: skip
 async def stats(
     rt: NamedDependency[Runtime],
-    since: Annotated[datetime | None, QueryParameter(description="from (inclusive)")] = None,
-    until: Annotated[datetime | None, QueryParameter(description="to (exclusive)")] = None,
+    since: Annotated[str | None, QueryParameter(description=f"from (inclusive): {WHEN}")] = None,
+    until: Annotated[str | None, QueryParameter(description=f"to (exclusive): {WHEN}")] = None,
 ) -> Stats:
+    return await compute_stats(rt, when(since, "since"), when(until, "until"))
+
+
+async def compute_stats(rt: Runtime, since: datetime | None, until: datetime | None) -> Stats:
     since, until = utc(since), utc(until)
     by_created = _where([("created_at", ">=", since), ("created_at", "<", until)])
     by_day = _where([("day", ">=", _day(since, end=False)), ("day", "<=", _day(until, end=True))])

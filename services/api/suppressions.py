@@ -41,6 +41,13 @@ async def list_suppressions(
     limit: Annotated[int, QueryParameter(ge=1, le=500)] = 50,
     cursor_: Annotated[str | None, QueryParameter(name="cursor")] = None,
 ) -> SuppressionPage:
+    return await find_suppressions(rt, address, scope_, limit, cursor_)
+
+
+async def find_suppressions(
+    rt: Runtime, address: str | None, scope_: str | None, limit: int, cursor_: str | None
+) -> SuppressionPage:
+    """One page of suppressions by address (the API's list and the console's)."""
     where: list[sql.Composable] = []
     if address is not None:
         where.append(sql.SQL("address = {}").format(sql.Literal(address.strip().lower())))
@@ -78,8 +85,12 @@ async def list_suppressions(
 async def add_suppression(
     rt: NamedDependency[Runtime], data: JSONBody[SuppressCommand]
 ) -> SuppressionAccepted:
-    await rt.bus.publish(CMD_SUPPRESS, data.model_dump(mode="json"), uuid.uuid4().hex)
-    return SuppressionAccepted(address=data.address, scope=data.scope)
+    return await suppress(rt, data)
+
+
+async def suppress(rt: Runtime, command: SuppressCommand) -> SuppressionAccepted:
+    await rt.bus.publish(CMD_SUPPRESS, command.model_dump(mode="json"), uuid.uuid4().hex)
+    return SuppressionAccepted(address=command.address, scope=command.scope)
 
 
 async def _exists(rt: Runtime, address: str, scope: str) -> bool:
@@ -113,6 +124,10 @@ async def remove_suppression(
     address: FromPath[str],
     scope_: Annotated[str, QueryParameter(name="scope")] = "",
 ) -> SuppressionAccepted:
+    return await lift(rt, address, scope_)
+
+
+async def lift(rt: Runtime, address: str, scope_: str) -> SuppressionAccepted:
     try:
         command = SuppressCommand(address=address, scope=scope_)
     except ValidationError as exc:

@@ -3,6 +3,8 @@ rendered exactly as the renderer would, without sending anything."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from litestar import get, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody
@@ -40,6 +42,11 @@ async def list_templates(rt: NamedDependency[Runtime]) -> TemplateList:
 async def preview_template(
     rt: NamedDependency[Runtime], name: FromPath[str], data: JSONBody[PreviewRequest | None] = None
 ) -> Preview:
+    return render_preview(rt, name, data.vars if data else {})
+
+
+def render_preview(rt: Runtime, name: str, variables: dict[str, Any]) -> Preview:
+    """The template rendered as the renderer would; 404 / 422 problems otherwise."""
     if name not in rt.catalog.names():
         raise Problem(404, "not-found", f"no template {name!r}")
     accepted = Accepted(
@@ -49,7 +56,7 @@ async def preview_template(
             sender=parse_mailbox(rt.settings.sender_from, operator=True), to=(PREVIEW_TO,)
         ),
         template=name,
-        vars=data.vars if data else {},
+        vars=variables,
     )
     catalog = rt.preview_catalog or rt.catalog
     result = render(accepted, catalog, mail_domain=rt.settings.mail_domain)

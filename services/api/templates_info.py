@@ -38,6 +38,8 @@ def describe_catalog(catalog: TemplateCatalog, root: Path) -> dict[str, Template
                 parts.append(part)
                 ast = env.parse(path.read_text(encoding="utf-8"))
                 variables |= meta.find_undeclared_variables(ast)
+        # the catalog's own helper and Jinja's built-ins are not variables to give
+        variables -= {"signed_url", *env.globals}
         found[name] = TemplateInfo(name, catalog.get(name).version, tuple(parts),
                                    tuple(sorted(variables)))  # fmt: skip
     return found

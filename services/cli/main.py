@@ -4,22 +4,26 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 from collections.abc import Sequence
+from importlib.metadata import PackageNotFoundError, version
 
 from rich.console import Console
+from rich.markup import escape
 
 from services.api.cli import add_keys_arguments, keys_command, run_with_api
 from services.capture import CaptureSink
 from services.cli.cancel import cancel_message
-from services.cli.dev import run_dev
+from services.cli.config_check import unknown_variables
+from services.cli.dev import run_dev, with_dev_database
 from services.cli.dkim import add_arguments as add_dkim_arguments
 from services.cli.dkim import dkim_command
 from services.cli.forget import add_arguments as add_forget_arguments
 from services.cli.forget import forget_command
 from services.cli.processes import RUNNABLE
 from services.cli.replay import run_replay
-from services.cli.send import build_command, publish_command
+from services.cli.send import add_send_arguments, command_of, precheck_send, publish_command
 from services.cli.stopping import stop_on_signals
 from services.cli.streams import add_streams_arguments, streams_command
 from services.cli.suppress import add_arguments as add_suppress_arguments
@@ -35,28 +39,22 @@ from shared.settings import ConfigError, Settings, load_settings
 from shared.telemetry import tracing
 
 
+def _version() -> str:
+    try:
+        return version("jetpost")
+    except PackageNotFoundError:  # pragma: no cover - running from a bare checkout
+        return "0"
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="jetpost", description="Event-sourced mail delivery.")
+    p.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     sub = p.add_subparsers(dest="command", required=True)
     sub.add_parser("dev", help="run everything on embedded defaults")
     run = sub.add_parser("run", help="run one or more services against JETPOST_NATS_URL")
-    run.add_argument("services", nargs="+", choices=(*RUNNABLE, "api"))
-    send = sub.add_parser("send", help="publish a send command; prints its message id")
-    send.add_argument("--to", action="append", required=True)
-    send.add_argument("--template")
-    send.add_argument("--var", action="append", default=[], metavar="NAME=VALUE")
-    send.add_argument("--subject")
-    send.add_argument("--html")
-    send.add_argument("--text")
-    send.add_argument("--from", dest="sender")
-    send.add_argument("--tag", action="append", default=[])
-    send.add_argument("--idempotency-key")
-    send.add_argument(
-        "--at",
-        dest="send_at",
-        metavar="TIME",
-        help="send then: ISO 8601 with a zone, e.g. 2026-12-24T09:00:00+01:00",
-    )
+    run.add_argument("services", nargs="+", choices=(*RUNNABLE, "api"),
+                     help="the services to run in this process")  # fmt: skip
+    add_send_arguments(sub.add_parser("send", help="publish a send command; prints its message id"))
     cancel = sub.add_parser("cancel", help="cancel a message nothing was handed to a provider for")
     cancel.add_argument("message_id")
     cancel.add_argument("--reason", default="")
@@ -70,7 +68,8 @@ def parser() -> argparse.ArgumentParser:
     sub.add_parser("capture", help="run the SMTP capture sink alone (.eml files)")
     sub.add_parser("migrate", help="apply database migrations to JETPOST_DATABASE_URL")
     replay = sub.add_parser("replay", help="rebuild read models from MAIL_EVT, then swap them in")
-    replay.add_argument("projections", nargs="*", metavar="NAME")
+    replay.add_argument("projections", nargs="*", metavar="NAME",
+                        help="the read models to rebuild (default: all)")  # fmt: skip
     replay.add_argument(
         "--dry-run", action="store_true",
         help="rebuild beside the live models and show what changes in suppressions",
@@ -82,7 +81,9 @@ def parser() -> argparse.ArgumentParser:
     add_webhooks_arguments(sub.add_parser("webhooks", help="webhook endpoints: add, list, rm"))
     add_dkim_arguments(sub.add_parser("dkim", help="DKIM keys: keygen, check"))
     config = sub.add_parser("config", help="configuration")
-    config.add_argument("action", choices=["check"])
+    actions = config.add_subparsers(dest="action", required=True)
+    actions.add_parser("check", help="validate the JETPOST_* settings and the template catalog; "
+                       "warn about unknown JETPOST_* names")  # fmt: skip
     return p
 
 
@@ -109,14 +110,14 @@ def dispatch(args: argparse.Namespace, settings: Settings, console: Console) -> 
     elif args.command == "run":
         asyncio.run(_run(settings, args.services))
     elif args.command == "send":
-        command = build_command(
-            args.to, args.template, args.var, args.subject, args.html, args.text,
-            args.sender, args.tag, args.idempotency_key, send_at=args.send_at,
-        )  # fmt: skip
+        command = command_of(args)
+        if reason := precheck_send(settings, command):
+            console.print(f"[red]jetpost: not sent: {escape(reason)}[/]")
+            return 1
         asyncio.run(publish_command(settings, command))
         print(command["message_id"])
     elif args.command == "cancel":
-        change = asyncio.run(cancel_message(settings.nats_address, args.message_id, args.reason))
+        change = asyncio.run(cancel_message(settings, args.message_id, args.reason))
         if change.refused:
             console.print(f"[red]jetpost cancel: {change.detail}[/]")
             return 1
@@ -130,11 +131,13 @@ def dispatch(args: argparse.Namespace, settings: Settings, console: Console) -> 
     elif args.command == "capture":
         asyncio.run(_capture(settings, console))
     elif args.command == "migrate":
+        settings = with_dev_database(settings)
         if not settings.database_url:
             raise ConfigError("JETPOST_DATABASE_URL: required for migrate")
         applied = asyncio.run(migrate(settings.database_url, settings.migrations_dir))
         console.print(f"applied {len(applied)} migration(s): {', '.join(applied) or '-'}")
     elif args.command == "replay":
+        settings = with_dev_database(settings)
         asyncio.run(run_replay(settings, args.projections, console, args.dry_run))
     elif args.command == "streams":
         return asyncio.run(streams_command(settings, console, args.apply, args.yes))
@@ -143,13 +146,17 @@ def dispatch(args: argparse.Namespace, settings: Settings, console: Console) -> 
     elif args.command == "inspect":
         return inspect_command(args, settings, console)
     elif args.command == "keys":
-        return keys_command(args, settings, console)
+        return keys_command(args, with_dev_database(settings), console)
     elif args.command == "webhooks":
         return asyncio.run(webhooks_command(args, settings, console))
     elif args.command == "dkim":
         return dkim_command(args, settings, console)
     elif args.command == "config":
         build_env(settings)
+        if unknown := unknown_variables(os.environ):
+            for name, hint in unknown:
+                console.print(f"[yellow]warning: {name} is not a jetpost setting{hint}[/]")
+            return 1
         console.print("configuration OK")
     return 0
 

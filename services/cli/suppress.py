@@ -14,10 +14,12 @@ from shared.subjects import CMD_SUPPRESS, CMD_UNSUPPRESS
 
 
 def add_arguments(parser: argparse.ArgumentParser, *, reason: bool) -> None:
-    parser.add_argument("address")
+    parser.add_argument("address", help="the address")
     parser.add_argument("--scope", default="", help="a list or tag; default: every mail")
     if reason:
-        parser.add_argument("--reason", default="manual")
+        parser.add_argument(
+            "--reason", default="manual", help="why (shown in the list); default: manual"
+        )
 
 
 async def publish_suppression(

@@ -38,6 +38,7 @@ from shared.subjects import EVT_STREAM, MESSAGE_ID_RE, message_filter
 from shared.telemetry.tracing import trace_id_of
 
 INSPECT_MSG_TIMEOUT = 10.0
+CAUGHT_UP_CHECK = 0.5  # seconds without a message before asking whether the log has more
 
 
 class TapError(Exception):
@@ -89,11 +90,16 @@ def add_tap_arguments(p: argparse.ArgumentParser) -> None:
         help="from a time: 30s, 10m, 2h, 1d, or ISO-8601 (default: from now)",
     )
     p.add_argument("--json", action="store_true", help="one JSON object per line (for jq)")
-    p.add_argument("--limit", type=_positive, metavar="N", help="stop after N events")
+    p.add_argument(
+        "--limit",
+        type=_positive,
+        metavar="N",
+        help="stop after N events (or, started inside the log, at its end)",
+    )
 
 
 def add_inspect_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("message_id")
+    p.add_argument("message_id", help="the id `jetpost send` printed")
     p.add_argument("--json", action="store_true", help="one JSON object per line (for jq)")
 
 
@@ -146,6 +152,7 @@ class Start:
     label: str
     seq: int = 1  # the first stream sequence to print
     since: datetime | None = None  # only for a server that cannot look a time up
+    in_history: bool = False  # starts at an event already in the log
 
 
 Emit = Callable[[Msg], None]
@@ -223,16 +230,18 @@ async def _seq_at(nc: Client, when: datetime) -> int | None:
 async def _resolve_start(nc: Client, js: JetStreamContext, args: argparse.Namespace) -> Start:
     last = await _stream_last_seq(js)
     if args.all:
-        return Start(DeliverPolicy.ALL, "from the beginning")
+        return Start(DeliverPolicy.ALL, "from the beginning", in_history=True)
     if args.seq:
-        return Start(DeliverPolicy.BY_START_SEQUENCE, f"from seq {args.seq}", args.seq)
+        return Start(DeliverPolicy.BY_START_SEQUENCE, f"from seq {args.seq}", args.seq,
+                     in_history=args.seq <= last)  # fmt: skip
     if args.since:
         stamp = args.since.astimezone().strftime("%Y-%m-%d %H:%M:%S")
         seq = await _seq_at(nc, args.since)
         if seq is None:
             return Start(DeliverPolicy.BY_START_TIME, f"since {stamp}", since=args.since)
-        seq = seq or last + 1
-        return Start(DeliverPolicy.BY_START_SEQUENCE, f"since {stamp} (seq {seq})", seq)
+        found, seq = bool(seq), seq or last + 1
+        return Start(DeliverPolicy.BY_START_SEQUENCE, f"since {stamp} (seq {seq})", seq,
+                     in_history=found)  # fmt: skip
     return Start(DeliverPolicy.BY_START_SEQUENCE, f"from now (seq {last + 1})", last + 1)
 
 
@@ -255,12 +264,24 @@ async def _subscribe(
 
 
 async def _pump(
-    sub: JetStreamContext.PushSubscription, start: Start, limit: int | None, emit: Emit
+    sub: JetStreamContext.PushSubscription,
+    start: Start,
+    limit: int | None,
+    emit: Emit,
+    *,
+    to_end: bool = False,
 ) -> None:
+    """Print until `limit` events; `to_end`: also stop once the log holds no more
+    (a `--limit` over history must end when the history is shorter)."""
     shown = 0
     last = start.seq - 1
     while limit is None or shown < limit:
-        msg = await sub.next_msg(timeout=None)
+        try:
+            msg = await sub.next_msg(timeout=CAUGHT_UP_CHECK if to_end else None)
+        except nats.errors.TimeoutError:
+            if (await sub.consumer_info()).num_pending == 0:
+                return
+            continue
         meta = msg.metadata
         seq = meta.sequence.stream
         # a restarted ordered consumer sends again what was printed (see module doc)
@@ -269,6 +290,8 @@ async def _pump(
         last = seq
         emit(msg)
         shown += 1
+        if to_end and meta.num_pending == 0:
+            return
 
 
 async def _tap(args: argparse.Namespace, url: NatsTarget, console: Console) -> int:
@@ -291,7 +314,8 @@ async def _tap(args: argparse.Namespace, url: NatsTarget, console: Console) -> i
             also = " and mail.ops.>" if ops else ""
             tapping = f"tapping {' '.join(filters)}{also} {start.label}; Ctrl-C stops"
             console.print(Text(tapping), soft_wrap=True)
-            await _pump(sub, start, args.limit, emit)
+            # a --limit over what the log holds ends at its end; from now, it waits
+            await _pump(sub, start, args.limit, emit, to_end=start.in_history and bool(args.limit))
         finally:
             if ops_task is not None:
                 ops_task.cancel()

@@ -23,13 +23,13 @@ from shared.subjects import CMD_WEBHOOK_CREATE, CMD_WEBHOOK_DELETE
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     actions = parser.add_subparsers(dest="webhooks_action", required=True)
     add = actions.add_parser("add", help="register an endpoint; its secret is printed once")
-    add.add_argument("url")
+    add.add_argument("url", help="the https URL jetpost POSTs events to")
     add.add_argument("--event", action="append", default=[], metavar="TYPE",
                      help=f"repeatable; default all: {', '.join(WEBHOOK_TYPES)}")  # fmt: skip
-    add.add_argument("--description", default="")
+    add.add_argument("--description", default="", help="a label to know it by")
     actions.add_parser("list", help="list endpoints (never their secrets)")
     rm = actions.add_parser("rm", help="delete an endpoint by id")
-    rm.add_argument("id")
+    rm.add_argument("id", help="the endpoint id, from `jetpost webhooks list`")
 
 
 async def _add(args: argparse.Namespace, settings: Settings, console: Console) -> int:

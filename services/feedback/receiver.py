@@ -25,6 +25,7 @@ from shared.eventlog import append, last_event
 from shared.events import Accepted, Event, Rendered
 from shared.nats_connect import connect
 from shared.nats_setup import apply_definitions, load_definitions
+from shared.ports import binding
 from shared.settings import Settings
 from shared.smtp_listener import SmtpListener
 from shared.subjects import EVT_STREAM, event_subject
@@ -152,7 +153,8 @@ async def run_feedback(
             host=settings.bounce_host,
             port=settings.bounce_port,
         )
-        port = await receiver.start()
+        with binding(settings.bounce_host, settings.bounce_port, "JETPOST_BOUNCE_PORT"):
+            port = await receiver.start()
         log.info("feedback receiver on smtp://%s:%s for @%s", settings.bounce_host, port,
                  settings.feedback_domain)  # fmt: skip
         if started is not None:
