@@ -28,7 +28,6 @@ from shared.logs import faststream_logger
 from shared.nats_connect import NatsTarget, bounded, broker_options
 from shared.nats_setup import apply_definitions, load_definitions
 from shared.settings import Settings, redact_url
-from shared.telemetry import smtp as smtp_telemetry
 from shared.telemetry import tracing
 from shared.telemetry.metrics import DeliveryScopeMiddleware, registry
 from shared.tokens import load_key_ring
@@ -58,7 +57,6 @@ def build_env(settings: Settings) -> Env:
 def make_broker(nats: NatsTarget, errors: list[BaseException] | None = None) -> NatsBroker:
     """The services' broker: servers, auth and TLS as every jetpost client has them
     (shared/nats_connect.py); `errors` collects connection errors for the report."""
-    smtp_telemetry.instrument()  # the SMTP transaction as a span and a latency sample
     seen = errors if errors is not None else []
 
     async def on_error(exc: Exception) -> None:

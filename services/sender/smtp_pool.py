@@ -23,6 +23,7 @@ import aiosmtplib
 
 from services.sender.mailer import Mail
 from services.sender.outcome import SEND_ERRORS, Outcome, classify_exception, classify_success
+from shared.telemetry import smtp as smtp_telemetry
 
 # The server answered with a refusal: the connection itself is still in sync.
 _REFUSALS = (aiosmtplib.SMTPResponseException, aiosmtplib.SMTPRecipientsRefused)
@@ -54,6 +55,7 @@ class SmtpPool:
         if size < 1:
             raise ValueError("pool size must be at least 1")
         self.host = server_name or host  # what outcomes name (the MX host for mx://)
+        self._port = port
         self._new = functools.partial(
             aiosmtplib.SMTP,
             hostname=host,
@@ -71,6 +73,12 @@ class SmtpPool:
         self.transactions = 0  # MAIL FROM commands sent (what a test can count)
 
     async def send(self, mail: Mail) -> Outcome:
+        with smtp_telemetry.transaction(self.host, self._port, mail.recipients) as reply:
+            outcome = await self._send(mail)
+            reply(outcome.code)
+            return outcome
+
+    async def _send(self, mail: Mail) -> Outcome:
         async with self._slots:
             smtp = self._take_idle()
             if smtp is not None:
