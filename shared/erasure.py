@@ -174,6 +174,8 @@ def forget_files(folder: Path, address: str) -> int:
             if pattern.search(path.read_bytes()):
                 path.unlink()
                 removed += 1
+                # its envelope (MAIL FROM, RCPT TO) beside it: services/capture.py
+                path.with_suffix(".envelope.json").unlink(missing_ok=True)
     return removed
 
 

@@ -434,7 +434,10 @@ def parse_event(data: bytes | str) -> Event:
     try:
         event = EVENT_ADAPTER.validate_json(data)
     except ValidationError:
-        return EVENT_ADAPTER.validate_python(upcast(json.loads(data)))
+        try:
+            return EVENT_ADAPTER.validate_python(upcast(json.loads(data)))
+        except RecursionError:  # nested past what Python's parser takes: unreadable
+            raise ValueError("the event nests too deeply to be read") from None
     if (event.type, event.v) in UPCASTERS:
         return EVENT_ADAPTER.validate_python(upcast(json.loads(data)))
     return event

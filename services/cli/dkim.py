@@ -39,10 +39,10 @@ class TxtRecord:
 def add_arguments(p: argparse.ArgumentParser) -> None:
     sub = p.add_subparsers(dest="dkim_action", required=True)
     keygen = sub.add_parser("keygen", help="write a signing key and print its TXT record")
-    keygen.add_argument("domain")
-    keygen.add_argument("--selector", default="jetpost")
+    keygen.add_argument("domain", help="the From domain the key signs for")
+    keygen.add_argument("--selector", default="jetpost", help="the DKIM selector (jetpost)")
     check = sub.add_parser("check", help="compare published TXT records with the local keys")
-    check.add_argument("domain")
+    check.add_argument("domain", help="the domain whose published record is compared")
 
 
 def public_value(private_pem: bytes) -> str:

@@ -14,7 +14,7 @@ from shared.settings import Settings
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("address")
+    parser.add_argument("address", help="the address to erase")
     parser.add_argument(
         "--keep-suppression", action="store_true",
         help="keep a suppression entry (by hash only) so the address is not mailed again",

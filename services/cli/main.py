@@ -56,8 +56,8 @@ def parser() -> argparse.ArgumentParser:
                      help="the services to run in this process")  # fmt: skip
     add_send_arguments(sub.add_parser("send", help="publish a send command; prints its message id"))
     cancel = sub.add_parser("cancel", help="cancel a message nothing was handed to a provider for")
-    cancel.add_argument("message_id")
-    cancel.add_argument("--reason", default="")
+    cancel.add_argument("message_id", help="the message to cancel")
+    cancel.add_argument("--reason", default="", help="recorded in the cancelled event")
     add_suppress_arguments(sub.add_parser("suppress", help="add an address to the suppression set"),
                            reason=True)  # fmt: skip
     add_suppress_arguments(

@@ -103,7 +103,10 @@ async def test_forget_erases_an_address_and_a_replay_brings_nothing_back(
     assert b"bob" not in forgotten.model_dump_json().encode().lower()
     assert await read_model_mentions(database_url) == [0, 0, 0]
     assert sink.folder is not None
-    assert [BOB in p.read_bytes().lower() for p in sink.folder.iterdir()] == [False]
+    assert [BOB in p.read_bytes().lower() for p in sink.folder.iterdir()] == [
+        False,
+        False,
+    ]  # alice: .eml + envelope
     # only the hashed global entry is left: still never mailed, nothing readable kept
     assert sorted(await kv.keys()) == [kv_key("bob@example.com")]
     entry = await kv.get(kv_key("bob@example.com"))
