@@ -95,7 +95,10 @@ def broker_options(target: NatsTarget) -> dict[str, Any]:
 
 def _unreachable(target: NatsTarget, waited: float, errors: list[BaseException]) -> NatsUnreachable:
     servers = ", ".join(redact_url(s) for s in connect_options(target)["servers"])
-    last = f"; last error: {errors[-1]!r}" if errors else ""
+    # a server's own answer (authorization violation...) says more than the broken
+    # socket that follows it
+    told = [e for e in errors if not isinstance(e, OSError)] or errors
+    last = f"; last error: {told[-1]!r}" if told else ""
     return NatsUnreachable(f"no NATS server answered within {waited:g}s (tried {servers}){last}")
 
 

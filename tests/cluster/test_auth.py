@@ -111,7 +111,7 @@ async def test_tls_with_client_certificate_and_password(certs: Path, tmp_path: P
         )  # fmt: skip
         await assert_usable(settings)
         wrong = settings.model_copy(
-            update={"nats_password": SecretStr("wrong-password"), "nats_connect_timeout": 1.5}
+            update={"nats_password": SecretStr("wrong-password"), "nats_connect_timeout": 3}
         )
         with pytest.raises(NatsUnreachable, match=r"(?i)authorization"):
             await connect(wrong)
