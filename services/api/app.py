@@ -8,6 +8,7 @@ Nothing is built at import time; everything a handler needs arrives as `rt`.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import secrets
 from collections.abc import AsyncIterator
@@ -45,6 +46,7 @@ from services.api import (
 )
 from services.api.asyncapi import asyncapi_document
 from services.api.bus import Bus
+from services.api.key_changes import KeyChanges
 from services.api.metrics import Metrics, MetricsMiddleware
 from services.api.openapi import complete as complete_openapi
 from services.api.problems import (
@@ -167,6 +169,8 @@ def create_app(
             check=AsyncConnectionPool.check_connection, name="jetpost-api",
         )  # fmt: skip
         await pool.open(wait=False)  # Postgres may come later; /readyz tells
+        listener = KeyChanges(database_url, rt.keys)
+        changes = asyncio.create_task(listener.run()) if rt.keys.ttl > 0 else None
         try:
             rt.bus_ = await Bus.connect(settings, definitions, settings.api_timeout)
             rt.pool_ = pool
@@ -179,6 +183,10 @@ def create_app(
                 rt.bus_ = None
         finally:
             rt.pool_ = None
+            if changes is not None:
+                changes.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await changes
             await pool.close()
 
     def provide_runtime() -> Runtime:

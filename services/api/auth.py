@@ -43,6 +43,7 @@ async def authenticate(connection: ASGIConnection[Any, Any, Any, Any]) -> ApiKey
     if (wait := rt.auth_failures.waiting(client, now)) is not None:
         raise Problem(429, "too-many-requests", "too many failed API keys from this address",
                       headers=retry_after_header(wait))  # fmt: skip
+    generation = rt.keys.generation
     if not rt.misses.missed(digest, now):
         async with rt.pool.connection() as conn:
             key = await find_key(conn, secret)
@@ -50,7 +51,7 @@ async def authenticate(connection: ASGIConnection[Any, Any, Any, Any]) -> ApiKey
         rt.misses.put(digest, now)
         rt.auth_failures.retry_after(client, now)  # counts the failure
         raise Problem(401, "unauthorized", "unknown or revoked API key", headers=CHALLENGE)
-    rt.keys.put(digest, key)
+    rt.keys.put(digest, key, generation)
     return key
 
 

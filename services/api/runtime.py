@@ -20,12 +20,16 @@ from shared.settings import Settings
 
 @dataclass
 class KeyCache:
-    """Recently seen live keys by hash, so a Postgres blip does not stop sends at
-    once; a revoked key keeps working at most `ttl` seconds (0: no cache)."""
+    """Recently seen live keys by hash, so a request needs no query for its key and a
+    Postgres blip does not stop sends at once. A key that changes in Postgres is
+    dropped at once (services.api.key_changes); `ttl` bounds how long a revoked key
+    could still work should that news not arrive (0: no cache)."""
 
     ttl: float
     entries: dict[str, tuple[ApiKey, float]] = field(default_factory=dict)
     max_entries: int = 10_000
+    # bumped by every drop: a lookup that began before a drop must not cache its answer
+    generation: int = 0
 
     def get(self, key_hash: str) -> ApiKey | None:
         found = self.entries.get(key_hash)
@@ -33,12 +37,23 @@ class KeyCache:
             return None
         return found[0]
 
-    def put(self, key_hash: str, key: ApiKey) -> None:
-        if self.ttl <= 0:
+    def put(self, key_hash: str, key: ApiKey, generation: int | None = None) -> None:
+        """Remember `key`, unless something was dropped since `generation` was read
+        (the key may have been revoked while it was being looked up)."""
+        if self.ttl <= 0 or (generation is not None and generation != self.generation):
             return
         if len(self.entries) >= self.max_entries:
             self.entries.clear()
         self.entries[key_hash] = (key, time.monotonic() + self.ttl)
+
+    def forget(self, key_id: str) -> None:
+        self.generation += 1
+        for digest in [d for d, (key, _) in self.entries.items() if key.id == key_id]:
+            del self.entries[digest]
+
+    def clear(self) -> None:
+        self.generation += 1
+        self.entries.clear()
 
 
 @dataclass

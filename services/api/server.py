@@ -7,13 +7,27 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
-from collections.abc import Iterator
+from collections.abc import Callable, Coroutine, Iterator
+from typing import Any, TypeVar
 
 import uvicorn
 from litestar import Litestar
 
 from services.api.app import create_public_app
 from shared.settings import Settings
+
+
+T = TypeVar("T")
+
+
+def event_loop_runner() -> Callable[[Coroutine[Any, Any, T]], T]:
+    """`asyncio.run`, on uvloop when it is installed (a dependency: about twice the
+    requests per second of the default loop for the same handlers)."""
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvloop is a dependency
+        return asyncio.run
+    return uvloop.run
 
 
 class _Server(uvicorn.Server):
@@ -26,7 +40,13 @@ class _Server(uvicorn.Server):
 class ApiServer:
     def __init__(self, app: Litestar, host: str, port: int, log_level: str = "warning") -> None:
         self.host = host
-        self._sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        # IPPROTO_TCP named: asyncio sets TCP_NODELAY only on sockets whose proto says
+        # TCP (a bare socket(AF_INET) says 0), and without it a response's head and body
+        # go out as two segments, the second one held by Nagle until the client's delayed
+        # ACK: 40 ms per keep-alive request. Accepted sockets inherit the option on Linux.
+        self._sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+        self._sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self._sock.bind((host, port))
         self.port: int = self._sock.getsockname()[1]
