@@ -46,6 +46,7 @@ import nats
 import psycopg
 
 from bench.e2e_send import cpu_seconds
+from bench.http_load import percentile
 from bench.replay import fill, wait_ready
 from projections.replay import replay
 from projections.runner import PROJECTIONS
@@ -82,8 +83,8 @@ class Rows:
 
     def median(self, name: str) -> Result:
         runs = self.results[name]
-        return Result(*(statistics.median(getattr(r, f) for r in runs)
-                        for f in ("rps", "p50", "p99", "server_cpu", "client_cpu", "nats_cpu")))  # fmt: skip
+        fields = ("rps", "p50", "p99", "server_cpu", "client_cpu", "nats_cpu")
+        return Result(*(statistics.median(getattr(r, f) for r in runs) for f in fields))
 
 
 def _python() -> str:
@@ -179,7 +180,9 @@ async def raw_psycopg(database_url: str, ids: list[str], args: argparse.Namespac
                                for i, c in enumerate(conns)))  # fmt: skip
         latencies.clear()
         cpu, began = time.process_time(), time.perf_counter()
-        await asyncio.gather(*(worker(c, ids[i:n:args.concurrency]) for i, c in enumerate(conns)))
+        await asyncio.gather(
+            *(worker(c, ids[i : n : args.concurrency]) for i, c in enumerate(conns))
+        )
         elapsed = time.perf_counter() - began
         cpu = time.process_time() - cpu
     finally:
@@ -212,8 +215,8 @@ async def raw_publish(js: Any, args: argparse.Namespace) -> Result:
 
 def _summary(latencies: list[float], elapsed: float, cpu: float) -> Result:
     latencies.sort()
-    at = lambda q: latencies[min(len(latencies) - 1, int(len(latencies) * q))] * 1000  # noqa: E731
-    return Result(len(latencies) / elapsed, at(0.5), at(0.99), client_cpu=cpu / elapsed)
+    p50, p99 = (percentile(latencies, q) * 1000 for q in (0.5, 0.99))
+    return Result(len(latencies) / elapsed, p50, p99, client_cpu=cpu / elapsed)
 
 
 def api_env(server: EmbeddedNats, database_url: str, tmp: Path, port: int,
@@ -255,9 +258,10 @@ async def api_phases(
         paths = [f"/v1/messages/{mid}" for mid in ids]
         for run in range(args.runs):
             rows.add(f"GET{suffix}", await load(spec(port, args, paths=paths, headers=auth), pids))
-            rows.add(f"POST{suffix}", await load(spec(port, args, method="POST", paths=["/v1/messages"], headers=post, body=SEND_BODY, expect=202), pids))  # fmt: skip
+            send = {"method": "POST", "paths": ["/v1/messages"], "body": SEND_BODY, "expect": 202}
+            rows.add(f"POST{suffix}", await load(spec(port, args, headers=post, **send), pids))
             keyed = {**post, "Idempotency-Key": f"bench-{workers}-{run}-{{i}}"}
-            rows.add(f"POST+key{suffix}", await load(spec(port, args, method="POST", paths=["/v1/messages"], headers=keyed, body=SEND_BODY, expect=202), pids))  # fmt: skip
+            rows.add(f"POST+key{suffix}", await load(spec(port, args, headers=keyed, **send), pids))
             accepted += 2 * (args.requests + args.requests // 10)
     return accepted
 
@@ -324,14 +328,15 @@ def table(rows: Rows, args: argparse.Namespace) -> str:
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--messages", type=int, default=10_000, help="messages seeded")
     parser.add_argument("--requests", type=int, default=3000, help="per measured phase")
     parser.add_argument("--runs", type=int, default=3, help="the median is printed")
     parser.add_argument("--concurrency", type=int, default=16)
-    parser.add_argument("--workers", type=lambda s: [int(w) for w in s.split(",")],
-                        default=[1], help="JETPOST_API_WORKERS values to measure, e.g. 1,2")  # fmt: skip
+    parser.add_argument("--workers", type=lambda s: [int(w) for w in s.split(",")], default=[1],
+                        help="JETPOST_API_WORKERS values to measure, e.g. 1,2")  # fmt: skip
     return parser.parse_args(argv)
 
 

@@ -3,7 +3,9 @@ model, or folded from the log `as_of` a time) and its timeline."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
+from functools import partial
 from typing import Annotated, Any
 
 from litestar import get
@@ -14,6 +16,7 @@ from psycopg.rows import dict_row
 
 from services.api import cursor
 from services.api.auth import READ, SECURITY
+from services.api.coalesce import Coalescer
 from services.api.problems import Problem
 from services.api.runtime import Runtime
 from services.api.schemas import Message, MessagePage, Timeline, TimelineEvent
@@ -124,9 +127,15 @@ def known_id(message_id: str) -> str:
 
 
 async def message_row(rt: Runtime, message_id: str) -> dict[str, Any] | None:
+    if rt.message_rows_ is None:
+        rt.message_rows_ = Coalescer(partial(_message_rows, rt))
+    return await rt.message_rows_.get(message_id)
+
+
+async def _message_rows(rt: Runtime, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
     async with rt.pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
-        await cur.execute("SELECT * FROM messages WHERE id = %s", (message_id,))
-        return await cur.fetchone()
+        await cur.execute("SELECT * FROM messages WHERE id = ANY(%s)", (list(ids),))
+        return {row["id"]: row for row in await cur.fetchall()}
 
 
 @get(

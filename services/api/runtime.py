@@ -10,6 +10,7 @@ from typing import Any
 from psycopg_pool import AsyncConnectionPool
 
 from services.api.bus import Bus
+from services.api.coalesce import Coalescer
 from services.api.keys import ApiKey
 from services.api.metrics import Metrics
 from services.api.ratelimit import MissCache, RateLimit
@@ -72,6 +73,8 @@ class Runtime:
     # keys just looked up and not found, and failed lookups per client address
     misses: MissCache = field(default_factory=lambda: MissCache(5.0))
     auth_failures: RateLimit = field(default_factory=lambda: RateLimit(30.0))
+    # `messages` rows by id, concurrent reads coalesced (services.api.messages)
+    message_rows_: Coalescer[str, dict[str, Any]] | None = None
 
     @property
     def pool(self) -> AsyncConnectionPool:

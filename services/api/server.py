@@ -16,7 +16,6 @@ from litestar import Litestar
 from services.api.app import create_public_app
 from shared.settings import Settings
 
-
 T = TypeVar("T")
 
 
@@ -30,6 +29,19 @@ def event_loop_runner() -> Callable[[Coroutine[Any, Any, T]], T]:
     return uvloop.run
 
 
+def listening_socket(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    # IPPROTO_TCP named: asyncio sets TCP_NODELAY only on sockets whose proto says
+    # TCP (a bare socket(AF_INET) says 0), and without it a response's head and body
+    # go out as two segments, the second one held by Nagle until the client's delayed
+    # ACK: 40 ms per keep-alive request. Accepted sockets inherit the option on Linux.
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    return sock
+
+
 class _Server(uvicorn.Server):
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
@@ -38,24 +50,31 @@ class _Server(uvicorn.Server):
 
 
 class ApiServer:
-    def __init__(self, app: Litestar, host: str, port: int, log_level: str = "warning") -> None:
-        self.host = host
-        family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        # IPPROTO_TCP named: asyncio sets TCP_NODELAY only on sockets whose proto says
-        # TCP (a bare socket(AF_INET) says 0), and without it a response's head and body
-        # go out as two segments, the second one held by Nagle until the client's delayed
-        # ACK: 40 ms per keep-alive request. Accepted sockets inherit the option on Linux.
-        self._sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-        self._sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self._sock.bind((host, port))
-        self.port: int = self._sock.getsockname()[1]
+    def __init__(
+        self,
+        app: Litestar,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        log_level: str = "warning",
+        *,
+        sock: socket.socket | None = None,
+    ) -> None:
+        """Binds `host`:`port` now, or serves on `sock`, a bound socket (another API
+        worker's, inherited: services.api.workers)."""
+        self._sock = sock if sock is not None else listening_socket(host, port)
+        address = self._sock.getsockname()
+        self.host: str = address[0]
+        self.port: int = address[1]
         # a console tab's live stream (SSE) must not hold a stop up: cut after a moment
         config = uvicorn.Config(app, log_level=log_level.lower(), log_config=None,
                                 lifespan="on", access_log=False,
                                 timeout_graceful_shutdown=3)  # fmt: skip
         self._server = _Server(config)
         self._task: asyncio.Task[None] | None = None
+
+    @property
+    def socket(self) -> socket.socket:
+        return self._sock
 
     @property
     def url(self) -> str:
