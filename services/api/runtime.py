@@ -3,6 +3,7 @@ closed by the app's lifespan, handed to handlers as the `rt` dependency."""
 
 from __future__ import annotations
 
+import functools
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -75,6 +76,10 @@ class Runtime:
     auth_failures: RateLimit = field(default_factory=lambda: RateLimit(30.0))
     # `messages` rows by id, concurrent reads coalesced (services.api.messages)
     message_rows_: Coalescer[str, dict[str, Any]] | None = None
+
+    @functools.cached_property
+    def mail_domain(self) -> str:
+        return self.settings.mail_domain  # parsed from JETPOST_SENDER_FROM: once
 
     @property
     def pool(self) -> AsyncConnectionPool:
