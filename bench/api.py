@@ -249,16 +249,19 @@ def _children(pid: int) -> list[int]:
 
 
 async def start_api(
-    server: EmbeddedNats, database_url: str, tmp: Path, workers: int, stack: AsyncExitStack
-) -> Target:
+    server: EmbeddedNats, database_url: str, tmp: Path, workers: int, stack: AsyncExitStack,
+    jetpost: str | None = None,
+) -> Target:  # fmt: skip
+    """`jetpost run api`; `jetpost`: another installation's (`--baseline`)."""
     port = free_port()
-    jetpost = str(Path(sys.executable).parent / "jetpost")
     env = api_env(server, database_url, tmp, port, workers)
-    proc = await stack.enter_async_context(process(jetpost, "run", "api", env=env))
+    command = jetpost or str(Path(sys.executable).parent / "jetpost")
+    proc = await stack.enter_async_context(process(command, "run", "api", env=env))
     await ready(port, proc)
     pids = {"server": proc.pid, "nats": server.process.pid if server.process else 0}
     pids.update({f"server-{p}": p for p in _children(proc.pid)})
-    return Target(f" x{workers}" if workers > 1 else "", port, pids)
+    name = f" x{workers}" if workers > 1 else ""
+    return Target(f"{name} (baseline)" if jetpost else name, port, pids)
 
 
 async def one_run(
@@ -310,6 +313,9 @@ async def bench(args: argparse.Namespace) -> Rows:
                 raws = [await start_raw(kind, stack) for kind in ("asyncio", "litestar")]
                 apis = [await start_api(server, database_url, tmp, workers, stack)
                         for workers in args.workers]  # fmt: skip
+                if args.baseline:
+                    apis.insert(0, await start_api(server, database_url, tmp, 1, stack,
+                                                   args.baseline))  # fmt: skip
                 before = (await js.stream_info(CMD_STREAM)).state.messages
                 accepted = 0
                 for run in range(args.runs):
@@ -360,6 +366,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--workers", type=lambda s: [int(w) for w in s.split(",")], default=[1],
                         help="JETPOST_API_WORKERS values to measure, e.g. 1,2")  # fmt: skip
+    parser.add_argument("--baseline", metavar="JETPOST",
+                        help="also measure this `jetpost` (e.g. main's .venv/bin/jetpost) "
+                        "in the same runs: before and after under the same load")  # fmt: skip
     return parser.parse_args(argv)
 
 
