@@ -49,6 +49,7 @@ from services.api.bus import Bus
 from services.api.key_changes import KeyChanges
 from services.api.metrics import Metrics, MetricsMiddleware
 from services.api.openapi import complete as complete_openapi
+from services.api.pool_check import IdleCheck
 from services.api.problems import (
     Problem,
     TooLarge,
@@ -166,7 +167,7 @@ def create_app(
         pool = AsyncConnectionPool(
             database_url, min_size=1, max_size=settings.api_pool_size, open=False,
             timeout=settings.api_timeout, kwargs={"autocommit": True},
-            check=AsyncConnectionPool.check_connection, name="jetpost-api",
+            check=IdleCheck(), name="jetpost-api",
         )  # fmt: skip
         await pool.open(wait=False)  # Postgres may come later; /readyz tells
         listener = KeyChanges(database_url, rt.keys)

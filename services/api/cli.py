@@ -82,7 +82,8 @@ def api_server(settings: Settings) -> ApiServer:
     # uvicorn's own start/stop lines only when debugging; errors always.
     level = "debug" if settings.log_level.upper() == "DEBUG" else "warning"
     with binding(settings.api_host, settings.api_port, "JETPOST_API_PORT"):
-        return ApiServer(app, settings.api_host, settings.api_port, level)
+        return ApiServer(app, settings.api_host, settings.api_port, level,
+                         reuse_port=settings.api_workers > 1)  # fmt: skip
 
 
 async def serve_beside(
@@ -95,7 +96,7 @@ async def serve_beside(
     `workers` > 1: as many processes answer on the API's socket (services.api.workers)."""
     other_task = asyncio.create_task(other) if other is not None else None
     stopped = asyncio.create_task(stop.wait())
-    more = Workers(server.socket, workers - 1)
+    more = Workers(server.host, server.port, workers - 1)
     exited: asyncio.Task[None] | None = None
     try:
         await more.start()

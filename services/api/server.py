@@ -29,7 +29,9 @@ def event_loop_runner() -> Callable[[Coroutine[Any, Any, T]], T]:
     return uvloop.run
 
 
-def listening_socket(host: str, port: int) -> socket.socket:
+def listening_socket(host: str, port: int, *, reuse_port: bool = False) -> socket.socket:
+    """`reuse_port`: other sockets may bind the same port (API workers: the kernel
+    spreads connections over them evenly)."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     # IPPROTO_TCP named: asyncio sets TCP_NODELAY only on sockets whose proto says
     # TCP (a bare socket(AF_INET) says 0), and without it a response's head and body
@@ -38,6 +40,8 @@ def listening_socket(host: str, port: int) -> socket.socket:
     sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if reuse_port:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     sock.bind((host, port))
     return sock
 
@@ -57,11 +61,10 @@ class ApiServer:
         port: int = 0,
         log_level: str = "warning",
         *,
-        sock: socket.socket | None = None,
+        reuse_port: bool = False,
     ) -> None:
-        """Binds `host`:`port` now, or serves on `sock`, a bound socket (another API
-        worker's, inherited: services.api.workers)."""
-        self._sock = sock if sock is not None else listening_socket(host, port)
+        """Binds `host`:`port` now (`reuse_port`: shared with other API workers)."""
+        self._sock = listening_socket(host, port, reuse_port=reuse_port)
         address = self._sock.getsockname()
         self.host: str = address[0]
         self.port: int = address[1]
@@ -71,10 +74,6 @@ class ApiServer:
                                 timeout_graceful_shutdown=3)  # fmt: skip
         self._server = _Server(config)
         self._task: asyncio.Task[None] | None = None
-
-    @property
-    def socket(self) -> socket.socket:
-        return self._sock
 
     @property
     def url(self) -> str:

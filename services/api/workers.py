@@ -1,16 +1,16 @@
 """`JETPOST_API_WORKERS=N`: `jetpost run api` answers on N processes sharing one
-listening socket, so every core of the machine serves requests (Python runs one core
-per process).
+port, so every core of the machine serves requests (Python runs one core per process).
 
-The process `jetpost run api` starts binds the socket and serves as the first worker;
-it starts N-1 more (`python -m services.api.workers FD`) that inherit the socket, each
-building the same app from the same JETPOST_* environment; the kernel hands each new
-connection to whichever process accepts it first. Each worker has its own Postgres
-pool (JETPOST_API_POOL_SIZE), NATS connection and key cache (kept true by its own
-LISTEN), and its own in-memory limits (failed-key rate, tracking-hit windows), so
-those count per worker. The workers stop with the first (SIGTERM; SIGTERM from the
-kernel should it die), and one that exits on its own stops the whole, for the
-supervisor to restart.
+The process `jetpost run api` starts binds the port and serves as the first worker; it
+starts N-1 more (`python -m services.api.workers HOST PORT`), each building the same
+app from the same JETPOST_* environment and binding the same port with SO_REUSEPORT:
+the kernel spreads new connections evenly over them (a socket shared by inheritance
+would hand a burst of connections to whichever process woke first). Each worker has
+its own Postgres pool (JETPOST_API_POOL_SIZE), NATS connection and key cache (kept
+true by its own LISTEN), and its own in-memory limits (failed-key rate, tracking-hit
+windows), so those count per worker. The workers stop with the first (SIGTERM; SIGTERM
+from the kernel should it die), and one that exits on its own stops the whole, for
+the supervisor to restart.
 """
 
 from __future__ import annotations
@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import socket
 import subprocess
 import sys
 
@@ -35,16 +34,15 @@ log = logging.getLogger("jetpost.api")
 class Workers:
     """The N-1 other worker processes of an API whose first worker is this process."""
 
-    def __init__(self, sock: socket.socket, count: int) -> None:
-        self.sock, self.count = sock, count
+    def __init__(self, host: str, port: int, count: int) -> None:
+        self.host, self.port, self.count = host, port, count
         self.processes: list[asyncio.subprocess.Process] = []
 
     async def start(self) -> None:
-        fd = self.sock.fileno()
         for _ in range(self.count):
             self.processes.append(await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "services.api.workers", str(fd),
-                pass_fds=(fd,), stdin=subprocess.DEVNULL, preexec_fn=_die_with_parent,
+                sys.executable, "-m", "services.api.workers", self.host, str(self.port),
+                stdin=subprocess.DEVNULL, preexec_fn=_die_with_parent,
             ))  # fmt: skip
 
     async def exited(self) -> None:
@@ -73,12 +71,12 @@ class Workers:
         self.processes.clear()
 
 
-async def _serve(fd: int) -> None:
+async def _serve(host: str, port: int) -> None:
     settings = load_settings()
     configure_logging(settings.log_level)
     stop = stop_on_signals()
     level = "debug" if settings.log_level.upper() == "DEBUG" else "warning"
-    server = ApiServer(create_app(settings), log_level=level, sock=socket.socket(fileno=fd))
+    server = ApiServer(create_app(settings), host, port, level, reuse_port=True)
     try:
         await server.start()
         await stop.wait()
@@ -88,7 +86,7 @@ async def _serve(fd: int) -> None:
 
 def main() -> None:
     with contextlib.suppress(KeyboardInterrupt):
-        event_loop_runner()(_serve(int(sys.argv[1])))
+        event_loop_runner()(_serve(sys.argv[1], int(sys.argv[2])))
 
 
 if __name__ == "__main__":
