@@ -15,7 +15,7 @@ from rich.table import Table
 
 from services.api.app import create_app
 from services.api.keys import SCOPES, create_key, list_keys, parse_scopes, revoke_key
-from services.api.server import ApiServer
+from services.api.server import ApiServer, freeze_start_up
 from services.api.workers import Workers
 from services.cli.processes import run_all
 from shared.ports import binding
@@ -102,6 +102,7 @@ async def serve_beside(
         await more.start()
         exited = asyncio.create_task(more.exited())
         await server.start()
+        freeze_start_up()
         log.info("API on %s (docs: %s/schema/swagger)", server.url, server.url)
         waits = [stopped, exited, *([other_task] if other_task else [])]
         await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)

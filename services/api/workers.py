@@ -22,7 +22,7 @@ import subprocess
 import sys
 
 from services.api.app import create_app
-from services.api.server import ApiServer, event_loop_runner
+from services.api.server import ApiServer, event_loop_runner, freeze_start_up
 from services.cli.stopping import stop_on_signals
 from shared.embedded import _die_with_parent
 from shared.logs import configure_logging
@@ -79,6 +79,7 @@ async def _serve(host: str, port: int) -> None:
     server = ApiServer(create_app(settings), host, port, level, reuse_port=True)
     try:
         await server.start()
+        freeze_start_up()
         await stop.wait()
     finally:
         await server.stop()
