@@ -253,6 +253,7 @@ def without_suppressed(accepted: Accepted, hits: dict[str, Entry]) -> Accepted |
             event_id=event_id_for(accepted.message_id, "suppressed"),
             message_id=accepted.message_id,
             correlation_id=accepted.correlation_id,
+            causation_id=accepted.causation_id,  # at release: the schedule or the queue
             addresses=tuple(sorted(hits)),
             reason="; ".join(reasons)[:1000],
             envelope=envelope,  # kept: a search by address explains why nothing was sent
