@@ -80,8 +80,9 @@ def _query(given: dict[str, str]) -> str:
 
 
 @get("/messages/{message_id:str}")
-async def message_page(rt: Rt, request: Req, message_id: FromPath[str],
-                       session: Session) -> Template:  # fmt: skip
+async def message_page(
+    rt: Rt, request: Req, message_id: FromPath[str], session: Session
+) -> Template:
     need(session, "read")
     messages.known_id(message_id)
     row = await messages.message_row(rt, message_id)
