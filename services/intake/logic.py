@@ -263,4 +263,5 @@ def without_suppressed(accepted: Accepted, hits: dict[str, Entry]) -> Accepted |
     trimmed = envelope.model_copy(
         update={"to": keep(envelope.to), "cc": keep(envelope.cc), "bcc": keep(envelope.bcc)}
     )
-    return accepted.model_copy(update={"envelope": trimmed, "suppressed": tuple(sorted(hits))})
+    left_out = tuple(sorted({*accepted.suppressed, *hits}))  # at release: intake's too
+    return accepted.model_copy(update={"envelope": trimmed, "suppressed": left_out})
