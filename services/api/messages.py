@@ -127,6 +127,8 @@ def known_id(message_id: str) -> str:
 
 
 async def message_row(rt: Runtime, message_id: str) -> dict[str, Any] | None:
+    if not MESSAGE_ID_RE.match(message_id):
+        return None  # no such row, and a value that could fail a shared batch stays out
     if rt.message_rows_ is None:
         rt.message_rows_ = Coalescer(partial(_message_rows, rt))
     return await rt.message_rows_.get(message_id)

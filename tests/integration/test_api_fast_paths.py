@@ -112,12 +112,12 @@ async def test_api_workers_serve_one_port_and_stop_together(
             async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as fresh:
                 assert (await fresh.get("/v1/messages")).status_code == 401
     api.send_signal(signal.SIGINT)
-    assert await asyncio.to_thread(api.wait, 20) == 0, log.read_text()
+    assert await asyncio.to_thread(api.wait, 60) == 0, log.read_text()
 
     async def gone() -> bool:
         return not _alive(worker)
 
-    await eventually(gone, "the worker to stop with the first", timeout=20)
+    await eventually(gone, "the worker to stop with the first", timeout=60)
 
     # a worker that dies on its own stops the whole, for the supervisor to restart
     again = spawn(["run", "api"], {**env, "JETPOST_API_PORT": str(free_port())}, log)
@@ -129,5 +129,5 @@ async def test_api_workers_serve_one_port_and_stop_together(
 
     (worker,) = await eventually(started, "the second worker to start")
     os.kill(worker, signal.SIGKILL)
-    assert await asyncio.to_thread(again.wait, 30) != 0
+    assert await asyncio.to_thread(again.wait, 60) != 0
     assert "an API worker exited" in log.read_text()
