@@ -239,7 +239,8 @@ class Settings(BaseSettings):
     api_port: int = Field(default=8025, ge=0, le=65535)
     api_timeout: float = Field(default=5.0, gt=0, le=60)  # NATS publish / Postgres wait
     api_pool_size: int = Field(default=10, ge=1, le=200)
-    api_key_cache_ttl: float = Field(default=10.0, ge=0, le=3600)  # a revoked key works this long
+    api_workers: int = Field(default=1, ge=1, le=64)  # `jetpost run api` processes
+    api_key_cache_ttl: float = Field(default=10.0, ge=0, le=3600)  # while LISTEN is down
     # /readyz fails while a projection is more than this many events behind MAIL_EVT.
     ready_max_lag: int = Field(default=1000, ge=0)
     # Hardening of the API's edges (services/api/ratelimit.py): request bodies larger

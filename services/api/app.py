@@ -8,6 +8,7 @@ Nothing is built at import time; everything a handler needs arrives as `rt`.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import secrets
 from collections.abc import AsyncIterator
@@ -45,8 +46,10 @@ from services.api import (
 )
 from services.api.asyncapi import asyncapi_document
 from services.api.bus import Bus
+from services.api.key_changes import KeyChanges
 from services.api.metrics import Metrics, MetricsMiddleware
 from services.api.openapi import complete as complete_openapi
+from services.api.pool_check import IdleCheck
 from services.api.problems import (
     Problem,
     TooLarge,
@@ -164,9 +167,11 @@ def create_app(
         pool = AsyncConnectionPool(
             database_url, min_size=1, max_size=settings.api_pool_size, open=False,
             timeout=settings.api_timeout, kwargs={"autocommit": True},
-            check=AsyncConnectionPool.check_connection, name="jetpost-api",
+            check=IdleCheck(), name="jetpost-api",
         )  # fmt: skip
         await pool.open(wait=False)  # Postgres may come later; /readyz tells
+        listener = KeyChanges(database_url, rt.keys)
+        changes = asyncio.create_task(listener.run()) if rt.keys.ttl > 0 else None
         try:
             rt.bus_ = await Bus.connect(settings, definitions, settings.api_timeout)
             rt.pool_ = pool
@@ -179,6 +184,10 @@ def create_app(
                 rt.bus_ = None
         finally:
             rt.pool_ = None
+            if changes is not None:
+                changes.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await changes
             await pool.close()
 
     def provide_runtime() -> Runtime:

@@ -15,7 +15,8 @@ from rich.table import Table
 
 from services.api.app import create_app
 from services.api.keys import SCOPES, create_key, list_keys, parse_scopes, revoke_key
-from services.api.server import ApiServer
+from services.api.server import ApiServer, freeze_start_up
+from services.api.workers import Workers
 from services.cli.processes import run_all
 from shared.ports import binding
 from shared.settings import ConfigError, Settings
@@ -81,26 +82,42 @@ def api_server(settings: Settings) -> ApiServer:
     # uvicorn's own start/stop lines only when debugging; errors always.
     level = "debug" if settings.log_level.upper() == "DEBUG" else "warning"
     with binding(settings.api_host, settings.api_port, "JETPOST_API_PORT"):
-        return ApiServer(app, settings.api_host, settings.api_port, level)
+        return ApiServer(app, settings.api_host, settings.api_port, level,
+                         reuse_port=settings.api_workers > 1)  # fmt: skip
 
 
 async def serve_beside(
-    server: ApiServer, stop: asyncio.Event, other: Coroutine[Any, Any, None] | None = None
+    server: ApiServer,
+    stop: asyncio.Event,
+    other: Coroutine[Any, Any, None] | None = None,
+    workers: int = 1,
 ) -> None:
-    """Serve the API, and `other` if given, until `stop`; one failing stops both."""
+    """Serve the API, and `other` if given, until `stop`; one failing stops both.
+    `workers` > 1: as many processes answer on the API's socket (services.api.workers)."""
     other_task = asyncio.create_task(other) if other is not None else None
     stopped = asyncio.create_task(stop.wait())
+    more = Workers(server.host, server.port, workers - 1)
+    exited: asyncio.Task[None] | None = None
     try:
+        await more.start()
+        exited = asyncio.create_task(more.exited())
         await server.start()
+        freeze_start_up()
         log.info("API on %s (docs: %s/schema/swagger)", server.url, server.url)
-        waits = [stopped, *([other_task] if other_task else [])]
+        waits = [stopped, exited, *([other_task] if other_task else [])]
         await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
     finally:
         stop.set()
         stopped.cancel()
+        gone = exited is not None and exited.done()
+        if exited is not None:
+            exited.cancel()
+        await more.stop()
         await server.stop()
         if other_task is not None:
             await other_task  # raises what made it stop, if anything
+        if gone and exited is not None:
+            exited.result()  # a worker exited on its own: say so
 
 
 async def run_with_api(settings: Settings, names: Sequence[str], stop: asyncio.Event) -> None:
@@ -110,5 +127,8 @@ async def run_with_api(settings: Settings, names: Sequence[str], stop: asyncio.E
         await run_all(settings, others, stop)
         return
     await serve_beside(
-        api_server(settings), stop, run_all(settings, others, stop) if others else None
+        api_server(settings),
+        stop,
+        run_all(settings, others, stop) if others else None,
+        settings.api_workers,
     )

@@ -32,6 +32,21 @@ class Metrics:
             ["method", "route"], registry=self.registry,
         )  # fmt: skip
         self.projection_lag = process_metrics.PROJECTION_LAG
+        self._latency: dict[tuple[str, str], Histogram] = {}
+        self._requests: dict[tuple[str, str, int], Counter] = {}
+
+    def observe(self, method: str, route: str, status: int, seconds: float) -> None:
+        # the labelled children, looked up once per series (labels() takes a lock)
+        latency = self._latency.get((method, route))
+        if latency is None:
+            latency = self._latency[method, route] = self.latency.labels(method, route)
+        latency.observe(seconds)
+        count = self._requests.get((method, route, status))
+        if count is None:
+            count = self._requests[method, route, status] = self.requests.labels(
+                method, route, str(status)
+            )
+        count.inc()
 
     def render(self) -> bytes:
         return generate_latest(self.registry) + render_process()
@@ -58,5 +73,4 @@ class MetricsMiddleware(ASGIMiddleware):
         try:
             await next_app(scope, receive, observe)
         finally:
-            self.metrics.latency.labels(method, route).observe(time.perf_counter() - started)
-            self.metrics.requests.labels(method, route, str(status["code"])).inc()
+            self.metrics.observe(method, route, status["code"], time.perf_counter() - started)

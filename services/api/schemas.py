@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
+from litestar.serialization import encode_json
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from shared.fold import MessageState
@@ -83,6 +84,17 @@ class Message(Body):
         values = state.model_dump()
         values["id"] = values.pop("message_id")
         return cls(**{f: values[f] for f in cls.model_fields if f in values}, as_of=as_of)
+
+
+_COLUMNS = {"to": "to_addrs", "cc": "cc_addrs", "bcc": "bcc_addrs"}
+_FIELDS = tuple(Message.model_fields)
+
+
+def message_json(row: dict[str, Any]) -> bytes:
+    """A `messages` row as `Message`'s JSON, byte for byte what Litestar makes of
+    `Message.from_row(row)` (fields in order, encoded by msgspec), without building and
+    validating the model: the columns have the fields' types already (the table is ours)."""
+    return encode_json({f: row.get(_COLUMNS.get(f, f)) for f in _FIELDS})
 
 
 class MessagePage(Body):

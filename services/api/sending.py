@@ -57,7 +57,7 @@ def _precheck(rt: Runtime, command: SendCommand) -> str | None:
     """Unknown template or a variable missing: refused now rather than accepted."""
     info = rt.templates.get(command.template or "")
     return check_command(command, rt.preview_catalog or rt.catalog, rt.settings.sender_from,
-                         rt.settings.mail_domain, info.variables if info else None)  # fmt: skip
+                         rt.mail_domain, info.variables if info else None)  # fmt: skip
 
 
 @post(

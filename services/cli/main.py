@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from services.api.cli import add_keys_arguments, keys_command, run_with_api
+from services.api.server import event_loop_runner
 from services.capture import CaptureSink
 from services.cli.cancel import cancel_message
 from services.cli.config_check import unknown_variables
@@ -108,7 +109,7 @@ def dispatch(args: argparse.Namespace, settings: Settings, console: Console) -> 
     if args.command == "dev":
         asyncio.run(run_dev(settings, console))
     elif args.command == "run":
-        asyncio.run(_run(settings, args.services))
+        event_loop_runner()(_run(settings, args.services))  # uvloop
     elif args.command == "send":
         command = command_of(args)
         if reason := precheck_send(settings, command):

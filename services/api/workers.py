@@ -1,0 +1,94 @@
+"""`JETPOST_API_WORKERS=N`: `jetpost run api` answers on N processes sharing one
+port, so every core of the machine serves requests (Python runs one core per process).
+
+The process `jetpost run api` starts binds the port and serves as the first worker; it
+starts N-1 more (`python -m services.api.workers HOST PORT`), each building the same
+app from the same JETPOST_* environment and binding the same port with SO_REUSEPORT:
+the kernel spreads new connections evenly over them (a socket shared by inheritance
+would hand a burst of connections to whichever process woke first). Each worker has
+its own Postgres pool (JETPOST_API_POOL_SIZE), NATS connection and key cache (kept
+true by its own LISTEN), and its own in-memory limits (failed-key rate, tracking-hit
+windows), so those count per worker. The workers stop with the first (SIGTERM; SIGTERM
+from the kernel should it die), and one that exits on its own stops the whole, for
+the supervisor to restart.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import subprocess
+import sys
+
+from services.api.app import create_app
+from services.api.server import ApiServer, event_loop_runner, freeze_start_up
+from services.cli.stopping import stop_on_signals
+from shared.embedded import _die_with_parent
+from shared.logs import configure_logging
+from shared.settings import load_settings
+
+log = logging.getLogger("jetpost.api")
+
+
+class Workers:
+    """The N-1 other worker processes of an API whose first worker is this process."""
+
+    def __init__(self, host: str, port: int, count: int) -> None:
+        self.host, self.port, self.count = host, port, count
+        self.processes: list[asyncio.subprocess.Process] = []
+
+    async def start(self) -> None:
+        for _ in range(self.count):
+            self.processes.append(await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "services.api.workers", self.host, str(self.port),
+                stdin=subprocess.DEVNULL, preexec_fn=_die_with_parent,
+            ))  # fmt: skip
+
+    async def exited(self) -> None:
+        """Returns when any worker has exited (never, with none)."""
+        if not self.processes:
+            await asyncio.Event().wait()
+        waits = [asyncio.create_task(p.wait()) for p in self.processes]
+        try:
+            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for wait in waits:
+                wait.cancel()
+        codes = [p.returncode for p in self.processes if p.returncode is not None]
+        raise RuntimeError(f"an API worker exited (status {codes[0]})")
+
+    async def stop(self, timeout: float = 10.0) -> None:
+        for process in self.processes:
+            if process.returncode is None:
+                process.terminate()
+        for process in self.processes:
+            try:
+                await asyncio.wait_for(process.wait(), timeout)
+            except TimeoutError:
+                process.kill()
+                await process.wait()
+        self.processes.clear()
+
+
+async def _serve(host: str, port: int) -> None:
+    settings = load_settings()
+    configure_logging(settings.log_level)
+    stop = stop_on_signals()
+    level = "debug" if settings.log_level.upper() == "DEBUG" else "warning"
+    server = ApiServer(create_app(settings), host, port, level, reuse_port=True)
+    try:
+        await server.start()
+        freeze_start_up()
+        await stop.wait()
+    finally:
+        await server.stop()
+
+
+def main() -> None:
+    with contextlib.suppress(KeyboardInterrupt):
+        event_loop_runner()(_serve(sys.argv[1], int(sys.argv[2])))
+
+
+if __name__ == "__main__":
+    main()
