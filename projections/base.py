@@ -6,6 +6,7 @@ also moves the projection's checkpoint, so rows and position move together.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -56,3 +57,12 @@ def pg_text(value: Any) -> Any:
     """PostgreSQL text cannot hold NUL; events may (a remote server's reply, a raw
     report). The log keeps the original; the read model shows U+FFFD instead."""
     return value.replace("\0", "\ufffd") if isinstance(value, str) else value
+
+
+async def execute_many(
+    conn: AsyncConnection, statement: sql.SQL | sql.Composed, rows: Sequence[Sequence[Any]]
+) -> None:
+    """One statement for each row, pipelined (psycopg's executemany); no rows, no trip."""
+    if rows:
+        async with conn.cursor() as cur:
+            await cur.executemany(statement, rows)
