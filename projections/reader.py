@@ -33,6 +33,16 @@ log = logging.getLogger("jetpost.projections")
 PULL_EXPIRES = 5.0  # seconds a pull request waits on the server for new events
 
 
+def delivery_of(reply: str) -> tuple[str, int, int]:
+    """(consumer, stream sequence, consumer sequence) of a delivery, from its reply
+    subject `$JS.ACK.<stream>.<consumer>.<delivered>.<stream seq>.<consumer seq>.<ts>.
+    <pending>` (or the v2 form, with domain and account hash after `$JS.ACK`): what
+    `msg.metadata` gives, without the datetime and the rest it builds per event."""
+    tokens = reply.split(".")
+    at = 3 if len(tokens) == 9 else 5
+    return tokens[at], int(tokens[at + 2]), int(tokens[at + 3])
+
+
 class EventReader:
     def __init__(self, nc: Client, start_seq: int, max_batch: int = 2000) -> None:
         self.nc = nc
@@ -89,18 +99,17 @@ class EventReader:
             self._outstanding = 0  # the pull request ended (expired or nothing left)
             self._ready.set()
             return
-        meta = msg.metadata
-        if meta.consumer != self._consumer or self._gap:
+        consumer, seq, consumer_seq = delivery_of(msg.reply)
+        if consumer != self._consumer or self._gap:
             return  # from a consumer we replaced, or after a gap we are about to mend
-        if meta.sequence.consumer != self._consumer_seq + 1:
+        if consumer_seq != self._consumer_seq + 1:
             # deliveries are lost on a connection blip (no acks, core-NATS inbox): never
             # hand out events past a hole; recreate the consumer after what we have
             self._gap = True
             self._ready.set()
             return
-        self._consumer_seq = meta.sequence.consumer
+        self._consumer_seq = consumer_seq
         self._outstanding -= 1
-        seq = meta.sequence.stream
         try:
             self._buffer.append(Stored(seq, msg.data, parse_event(msg.data),
                                        trace_id_of(msg.headers)))  # fmt: skip
