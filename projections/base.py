@@ -6,7 +6,7 @@ also moves the projection's checkpoint, so rows and position move together.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -36,6 +36,9 @@ class DeadLetter:
     problem: str
 
 
+Progress = Callable[[int, int], None]  # (events done, events expected)
+
+
 class Tables:
     """Logical table name -> the physical one being written (live or a replay copy)."""
 
@@ -49,6 +52,11 @@ class Tables:
 class Projection(Protocol):
     name: str
     tables: tuple[str, ...]
+    # Its rows depend only on the events of one message each: a replay may build it
+    # in parts, one per process, by message (projections.partition).
+    per_message: bool
+    # The event types it reads (None: all); the others reach it, but change nothing.
+    reads: frozenset[str] | None
 
     async def apply(self, conn: AsyncConnection, batch: list[Stored], tables: Tables) -> None: ...
 

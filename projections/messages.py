@@ -75,6 +75,8 @@ def fields_of(row: dict[str, Any]) -> dict[str, Any]:
 class MessagesProjection:
     name = "messages"
     tables: tuple[str, ...] = ("messages", "daily_stats")
+    per_message = True
+    reads: frozenset[str] | None = None
 
     async def apply(self, conn: AsyncConnection, batch: list[Stored], tables: Tables) -> None:
         items = [i for i in batch if i.event.type not in IGNORED]

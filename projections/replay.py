@@ -9,6 +9,9 @@ one transaction.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import os
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -18,12 +21,15 @@ from nats.aio.client import Client
 from nats.js import JetStreamContext
 from psycopg import AsyncConnection, sql
 
-from projections.base import Projection, Tables
+from projections.base import Progress, Projection, Tables
+from projections.partition import IDLE, build_parts
 from projections.reader import EventReader
 from projections.runner import apply_batch, checkpoints
-from shared.subjects import EVT_STREAM
+from shared.nats_connect import NatsTarget
+from shared.subjects import EVT_PREFIX, EVT_STREAM, event_filter
 
 SUFFIX = "__replay"
+PARALLEL_FROM = 50_000  # events: a smaller log is rebuilt faster than a part starts
 
 
 @dataclass
@@ -35,13 +41,13 @@ class ReplayResult:
     changes: list[str] = field(default_factory=list)
     # dry runs: past bounces the rebuild judges otherwise (a changed classifier)
     verdicts: list[str] = field(default_factory=list)
+    parts: int = 1  # processes the bulk was built in
 
     @property
     def rate(self) -> float:
         return self.events / self.seconds if self.seconds > 0 else 0.0
 
 
-Progress = Callable[[int, int], None]  # (events done, events expected)
 # Run inside the swap's transaction, the rebuilt tables complete beside the live ones:
 # what lives outside Postgres follows the rebuild (the NATS KV suppression set). If it
 # raises, nothing is swapped.
@@ -154,9 +160,13 @@ async def replay(
     max_batch: int = 5000,
     dry_run: bool = False,
     before_swap: BeforeSwap | None = None,
+    nats: NatsTarget | None = None,
+    parts: int | None = None,
 ) -> ReplayResult:
     """Rebuild and swap in; with `dry_run`, rebuild up to now, report what differs in
-    the suppression set, and drop the rebuilt tables again."""
+    the suppression set, and drop the rebuilt tables again. Given how to reach NATS
+    (`nats`), a large log is built in `parts` processes (projections.partition; by
+    default one per CPU from PARALLEL_FROM events on)."""
     js = nc.jetstream()
     names = [p.name for p in projections]
     tables = Tables(SUFFIX)
@@ -166,10 +176,19 @@ async def replay(
     async with await psycopg.AsyncConnection.connect(database_url) as conn:
         async with conn.transaction():
             deferred = await _prepare(conn, projections)
-        reader = EventReader(nc, 1, max_batch=max_batch)
+        state = (await js.stream_info(EVT_STREAM)).state
+        target = int(state.last_seq)
+        parts = _parts(parts, int(state.messages))
+        if nats is None or not any(p.per_message for p in projections):
+            parts = 1
+        if nats is not None and parts > 1:
+            await _in_parts(database_url, conn, nc, nats, projections, parts, target, max_batch,
+                            progress)  # fmt: skip
+            positions = dict.fromkeys(names, target)
+            done = int(state.messages)
+        reader = EventReader(nc, max(positions.values()) + 1, max_batch=max_batch)
         await reader.start()
         try:
-            target = await _last_seq(js)
 
             async def build_until(seq: int) -> None:
                 nonlocal done
@@ -195,7 +214,7 @@ async def replay(
                     await _drop(conn, projections)
                 seconds = time.perf_counter() - started
                 last = max(positions.values(), default=0)
-                return ReplayResult(done, last, seconds, changes, verdicts)
+                return ReplayResult(done, last, seconds, changes, verdicts, parts)
             async with conn.transaction():
                 for definition in deferred:
                     await conn.execute(definition)
@@ -214,4 +233,60 @@ async def replay(
                 )
         finally:
             await reader.stop()
-    return ReplayResult(done, max(positions.values(), default=0), time.perf_counter() - started)
+    seconds = time.perf_counter() - started
+    return ReplayResult(done, max(positions.values(), default=0), seconds, parts=parts)
+
+
+def _parts(parts: int | None, events: int) -> int:
+    if parts is not None:
+        return max(1, parts)
+    return max(1, os.cpu_count() or 1) if events >= PARALLEL_FROM else 1
+
+
+async def _in_parts(
+    database_url: str, conn: AsyncConnection, nc: Client, nats: NatsTarget,
+    projections: Sequence[Projection], parts: int, target: int, max_batch: int,
+    progress: Progress | None,
+) -> None:  # fmt: skip
+    """Build up to `target`: the per-message projections in `parts` processes, the
+    others here meanwhile, from only the event types they read."""
+    tables = Tables(SUFFIX)
+    split = [p.name for p in projections if p.per_message]
+    others = [p for p in projections if not p.per_message]
+    workers = asyncio.create_task(
+        build_parts(database_url, nats, split, tables, parts, target, max_batch, progress)
+    )
+    try:
+        if others:
+            await _build_across(conn, nc, others, tables, target, max_batch)
+        await workers
+    finally:
+        if not workers.done():
+            workers.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await workers
+
+
+async def _build_across(
+    conn: AsyncConnection, nc: Client, projections: Sequence[Projection], tables: Tables,
+    target: int, max_batch: int,
+) -> None:  # fmt: skip
+    """The projections that fold across messages, up to `target`, in stream order, on a
+    consumer the server filters down to the event types they read."""
+    reads = [p.reads for p in projections]
+    types = sorted(set().union(*filter(None, reads)))
+    subjects = [f"{EVT_PREFIX}.>"] if None in reads else [event_filter(t) for t in types]
+    positions = {p.name: 0 for p in projections}
+    reader = EventReader(nc, 1, max_batch, subjects=subjects)
+    await reader.start()
+    try:
+        while not reader.done_through(target):
+            batch = [i for i in await reader.next_batch(IDLE) if i.seq <= target]
+            dead = [d for d in reader.dead if d.seq <= target]
+            if batch or dead:
+                async with conn.transaction():
+                    await apply_batch(conn, projections, batch, tables, positions, dead)
+            elif await reader.caught_up():
+                break
+    finally:
+        await reader.stop()

@@ -36,6 +36,8 @@ class SuppressionsProjection:
     name = "suppressions"
     tables: tuple[str, ...] = ("suppressions", "suppression_soft_bounces", "suppression_changes",
                                "suppression_verdicts")  # fmt: skip
+    per_message = False
+    reads: frozenset[str] | None = FEEDBACK | {"suppression_added", "suppression_removed"}
 
     def __init__(self, rules: Rules | None = None) -> None:
         self.rules = rules or Rules()

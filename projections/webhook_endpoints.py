@@ -46,6 +46,8 @@ def from_row(row: dict[str, Any]) -> Endpoint:
 class WebhookEndpointsProjection:
     name = "webhook_endpoints"
     tables: tuple[str, ...] = ("webhook_endpoints",)
+    per_message = False
+    reads: frozenset[str] | None = frozenset(ENDPOINT_EVENTS)
 
     async def apply(self, conn: AsyncConnection, batch: list[Stored], tables: Tables) -> None:
         items = [(i.seq, i.event) for i in batch if i.event.type in ENDPOINT_EVENTS]

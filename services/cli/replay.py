@@ -47,7 +47,8 @@ async def run_replay(
                 bar.update(task, completed=done, total=max(expected, done), rate=rate)
 
             result = await replay(settings.database_url, nc, chosen, progress, dry_run=dry_run,
-                                  before_swap=kv_follows(nc, chosen, resynced))  # fmt: skip
+                                  before_swap=kv_follows(nc, chosen, resynced),
+                                  nats=settings)  # fmt: skip
     finally:
         await nc.close()
     if dry_run:
