@@ -192,7 +192,7 @@ if __name__ == "__main__":
         "--parts",
         type=int,
         default=None,
-        help="replay processes (default: one per CPU from 50,000 events)",
+        help="replay processes (default: one per two CPUs from 50,000 events)",
     )
     args = parser.parse_args()
     asyncio.run(main(args.n, args.requests, args.concurrency, args.parts))

@@ -166,7 +166,7 @@ async def replay(
     """Rebuild and swap in; with `dry_run`, rebuild up to now, report what differs in
     the suppression set, and drop the rebuilt tables again. Given how to reach NATS
     (`nats`), a large log is built in `parts` processes (projections.partition; by
-    default one per CPU from PARALLEL_FROM events on)."""
+    default one per two CPUs from PARALLEL_FROM events on)."""
     js = nc.jetstream()
     names = [p.name for p in projections]
     tables = Tables(SUFFIX)
@@ -238,9 +238,12 @@ async def replay(
 
 
 def _parts(parts: int | None, events: int) -> int:
+    """By default one part per two CPUs: each part reads the whole log (its share of
+    parsing and folding is what divides), and Postgres and NATS need CPU too; on two
+    CPUs, two parts cost more CPU in all than they save (bench.replay --parts)."""
     if parts is not None:
         return max(1, parts)
-    return max(1, os.cpu_count() or 1) if events >= PARALLEL_FROM else 1
+    return max(1, (os.cpu_count() or 1) // 2) if events >= PARALLEL_FROM else 1
 
 
 async def _in_parts(
