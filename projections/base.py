@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Protocol
 
 from psycopg import AsyncConnection, sql
@@ -74,3 +75,29 @@ async def execute_many(
     if rows:
         async with conn.cursor() as cur:
             await cur.executemany(statement, rows)
+
+
+_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\n": "\\n", "\r": "\\r", "\t": "\\t"})
+
+
+def copy_field(value: Any) -> str:
+    """One value as a field of COPY's text format: None, str, int, datetime or a list
+    of str (a text[] literal, every element quoted)."""
+    if value is None:
+        return "\\N"
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, list):
+        quoted = ('"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"' for v in value)
+        text = "{" + ",".join(quoted) + "}"
+    elif isinstance(value, str):
+        text = value
+    else:
+        return str(value)
+    return text.translate(_COPY_ESCAPES)
+
+
+def copy_rows(rows: Sequence[Sequence[Any]]) -> bytes:
+    """Rows as one block of COPY text: one call to send, instead of one per row (the
+    array dumpers of psycopg's `write_row` are Python code, per element)."""
+    return "".join("\t".join(map(copy_field, row)) + "\n" for row in rows).encode()

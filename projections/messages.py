@@ -15,7 +15,7 @@ from typing import Any
 from psycopg import AsyncConnection, sql
 from psycopg.rows import dict_row
 
-from projections.base import Stored, Tables, pg_text
+from projections.base import Stored, Tables, copy_rows, pg_text
 from services.webhooks.endpoints import ENDPOINT_EVENTS
 from shared.fold import MessageState, fold_fields
 
@@ -125,8 +125,7 @@ class MessagesProjection:
             # empty even when the caller's transaction is a savepoint (no commit yet)
             await cur.execute(sql.SQL("TRUNCATE {}").format(stage))
             async with cur.copy(sql.SQL("COPY {} ({}) FROM STDIN").format(stage, cols)) as out:
-                for row in rows:
-                    await out.write_row(row)
+                await out.write(copy_rows(rows))
             await cur.execute(
                 sql.SQL(
                     "INSERT INTO {target} ({cols}) SELECT {cols} FROM {stage}"

@@ -67,7 +67,10 @@ async def apply_batch(
     """Apply to each projection what lies above its position; caller owns the transaction.
     Unreadable events are recorded as dead letters and every position moves past them."""
     for projection in projections:
-        fresh = [item for item in batch if item.seq > positions[projection.name]]
+        position = positions[projection.name]
+        fresh = batch if not batch or batch[0].seq > position else [
+            item for item in batch if item.seq > position
+        ]  # fmt: skip
         if fresh:
             await projection.apply(conn, fresh, tables)
             positions[projection.name] = fresh[-1].seq
