@@ -1,10 +1,11 @@
 """`jetpost replay`: rebuild read models from sequence 1 into fresh tables, then swap
 them in, so readers never see a half-built model.
 
-The build runs beside the live projections. The swap takes the checkpoint rows'
-locks (the live runner waits on them between its batches), applies the last events
-that arrived meanwhile, replaces the live tables and sets the checkpoints, all in
-one transaction.
+The build runs beside the live projections, into copies that have only their unique
+indexes (the others are built once the rows are in), in parts for a large log
+(projections.partition). The swap takes the checkpoint rows' locks (the live runner
+waits on them between its batches), applies the last events that arrived meanwhile,
+replaces the live tables and sets the checkpoints, all in one transaction.
 """
 
 from __future__ import annotations
