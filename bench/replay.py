@@ -150,7 +150,7 @@ async def wait_ready(client: httpx.AsyncClient, api: asyncio.subprocess.Process)
     raise RuntimeError("the API did not come up within 30s")
 
 
-async def main(n: int, requests: int, concurrency: int) -> None:
+async def main(n: int, requests: int, concurrency: int, parts: int | None) -> None:
     tmp = Path(tempfile.mkdtemp(prefix="jetpost-bench-replay-"))
     server = EmbeddedNats(store_dir=tmp / "nats")
     server.start()
@@ -162,7 +162,8 @@ async def main(n: int, requests: int, concurrency: int) -> None:
             await apply_definitions(js, load_definitions(load_settings(nats_url=server.url)))
             payloads = await fill(js, n)
             copy_seconds = await raw_copy(database_url, payloads)
-            result = await replay(database_url, nc, list(PROJECTIONS.values()))
+            result = await replay(database_url, nc, list(PROJECTIONS.values()), nats=server.url,
+                                  parts=parts)  # fmt: skip
             await nc.close()
             p50, p99, rps = await api_latency(
                 server, database_url, tmp, n // 4, requests, concurrency
@@ -173,7 +174,7 @@ async def main(n: int, requests: int, concurrency: int) -> None:
     copy_rate = n / copy_seconds
     print(f"events                       {n:>12,}")
     print(f"raw COPY into Postgres       {copy_rate:>12,.0f} rows/s")
-    print(f"jetpost replay (all models)  {result.rate:>12,.0f} events/s")
+    print(f"jetpost replay (all models)  {result.rate:>12,.0f} events/s ({result.parts} part(s))")
     print(f"ratio replay / COPY          {result.rate / copy_rate:>12.2f}")
     print("goal                         replay >= 50,000 events/s")
     print(
@@ -187,5 +188,11 @@ if __name__ == "__main__":
     parser.add_argument("--n", type=int, default=200_000)
     parser.add_argument("--requests", type=int, default=3000)
     parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument(
+        "--parts",
+        type=int,
+        default=None,
+        help="replay processes (default: one per two CPUs from 50,000 events)",
+    )
     args = parser.parse_args()
-    asyncio.run(main(args.n, args.requests, args.concurrency))
+    asyncio.run(main(args.n, args.requests, args.concurrency, args.parts))

@@ -6,7 +6,9 @@ also moves the projection's checkpoint, so rows and position move together.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Protocol
 
 from psycopg import AsyncConnection, sql
@@ -35,6 +37,9 @@ class DeadLetter:
     problem: str
 
 
+Progress = Callable[[int, int], None]  # (events done, events expected)
+
+
 class Tables:
     """Logical table name -> the physical one being written (live or a replay copy)."""
 
@@ -48,6 +53,11 @@ class Tables:
 class Projection(Protocol):
     name: str
     tables: tuple[str, ...]
+    # Its rows depend only on the events of one message each: a replay may build it
+    # in parts, one per process, by message (projections.partition).
+    per_message: bool
+    # The event types it reads (None: all); the others reach it, but change nothing.
+    reads: frozenset[str] | None
 
     async def apply(self, conn: AsyncConnection, batch: list[Stored], tables: Tables) -> None: ...
 
@@ -56,3 +66,38 @@ def pg_text(value: Any) -> Any:
     """PostgreSQL text cannot hold NUL; events may (a remote server's reply, a raw
     report). The log keeps the original; the read model shows U+FFFD instead."""
     return value.replace("\0", "\ufffd") if isinstance(value, str) else value
+
+
+async def execute_many(
+    conn: AsyncConnection, statement: sql.SQL | sql.Composed, rows: Sequence[Sequence[Any]]
+) -> None:
+    """One statement for each row, pipelined (psycopg's executemany); no rows, no trip."""
+    if rows:
+        async with conn.cursor() as cur:
+            await cur.executemany(statement, rows)
+
+
+_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\n": "\\n", "\r": "\\r", "\t": "\\t"})
+
+
+def copy_field(value: Any) -> str:
+    """One value as a field of COPY's text format: None, str, int, datetime or a list
+    of str (a text[] literal, every element quoted)."""
+    if value is None:
+        return "\\N"
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, list):
+        quoted = ('"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"' for v in value)
+        text = "{" + ",".join(quoted) + "}"
+    elif isinstance(value, str):
+        text = value
+    else:
+        return str(value)
+    return text.translate(_COPY_ESCAPES)
+
+
+def copy_rows(rows: Sequence[Sequence[Any]]) -> bytes:
+    """Rows as one block of COPY text: one call to send, instead of one per row (the
+    array dumpers of psycopg's `write_row` are Python code, per element)."""
+    return "".join("\t".join(map(copy_field, row)) + "\n" for row in rows).encode()

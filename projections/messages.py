@@ -15,9 +15,9 @@ from typing import Any
 from psycopg import AsyncConnection, sql
 from psycopg.rows import dict_row
 
-from projections.base import Stored, Tables, pg_text
+from projections.base import Stored, Tables, copy_rows, pg_text
 from services.webhooks.endpoints import ENDPOINT_EVENTS
-from shared.fold import MessageState, fold
+from shared.fold import MessageState, fold_fields
 
 # Events counted in daily_stats (by the day they happened).
 COUNTED = frozenset({
@@ -44,28 +44,39 @@ RENAMED = {"id": "message_id", "to_addrs": "to", "cc_addrs": "cc", "bcc_addrs": 
 
 
 def to_row(state: MessageState, last_seq: int, trace_id: str | None = None) -> tuple[Any, ...]:
-    recipients = (*state.to, *state.cc, *state.bcc)
+    return row_of(state.__dict__, last_seq, trace_id)
+
+
+def row_of(s: dict[str, Any], last_seq: int, trace_id: str | None = None) -> tuple[Any, ...]:
+    """The row of a state given as its fields (shared.fold.fold_fields)."""
+    recipients = (*s["to"], *s["cc"], *s["bcc"])
     domains = sorted({a.rpartition("@")[2].lower() for a in recipients})
     return (
-        state.message_id, state.status, state.created_at, state.updated_at, state.sender,
-        list(state.to), list(state.cc), list(state.bcc), domains, pg_text(state.subject),
-        state.template, state.template_version, list(state.tags), state.attempts,
-        state.last_smtp_code, pg_text(state.last_error), state.accepted_at, state.rendered_at,
-        state.delivered_at, state.bounced_at, state.failed_at, state.opens,
-        state.first_opened_at, state.clicks, state.first_clicked_at, state.complained_at,
-        state.unsubscribed_at, list(state.resent_as), state.last_event_at, state.send_at, last_seq,
+        s["message_id"], s["status"], s["created_at"], s["updated_at"], s["sender"],
+        list(s["to"]), list(s["cc"]), list(s["bcc"]), domains, pg_text(s["subject"]),
+        s["template"], s["template_version"], list(s["tags"]), s["attempts"],
+        s["last_smtp_code"], pg_text(s["last_error"]), s["accepted_at"], s["rendered_at"],
+        s["delivered_at"], s["bounced_at"], s["failed_at"], s["opens"],
+        s["first_opened_at"], s["clicks"], s["first_clicked_at"], s["complained_at"],
+        s["unsubscribed_at"], list(s["resent_as"]), s["last_event_at"], s["send_at"], last_seq,
         trace_id,
     )  # fmt: skip
 
 
-def from_row(row: dict[str, Any]) -> MessageState:
-    return MessageState(**{RENAMED.get(c, c): row[c] for c in COLUMNS
-                           if c not in ("rcpt_domains", "last_seq", *KEPT_ONCE_SET)})  # fmt: skip
+ARRAYS = frozenset({"to_addrs", "cc_addrs", "bcc_addrs", "tags", "resent_as"})
+
+
+def fields_of(row: dict[str, Any]) -> dict[str, Any]:
+    """A stored row back as a state's fields (arrays as the fold's tuples)."""
+    return {RENAMED.get(c, c): tuple(row[c]) if c in ARRAYS else row[c] for c in COLUMNS
+            if c not in ("rcpt_domains", "last_seq", *KEPT_ONCE_SET)}  # fmt: skip
 
 
 class MessagesProjection:
     name = "messages"
     tables: tuple[str, ...] = ("messages", "daily_stats")
+    per_message = True
+    reads: frozenset[str] | None = None
 
     async def apply(self, conn: AsyncConnection, batch: list[Stored], tables: Tables) -> None:
         items = [i for i in batch if i.event.type not in IGNORED]
@@ -76,17 +87,17 @@ class MessagesProjection:
             await cur.execute(
                 sql.SQL("SELECT * FROM {} WHERE id = ANY(%s)").format(tables("messages")), (ids,)
             )
-            states = {r["id"]: from_row(r) for r in await cur.fetchall()}
+            states = {r["id"]: fields_of(r) for r in await cur.fetchall()}
         groups: dict[str, list[Stored]] = {}
         for item in items:
             groups.setdefault(item.event.message_id, []).append(item)
         counts: Counter[tuple[date, str, str]] = Counter()
         rows = []
         for mid, group in groups.items():
-            state = fold([i.event for i in group], states.get(mid))
+            state = fold_fields([i.event for i in group], states.get(mid))
             trace_id = next((i.trace_id for i in group if i.trace_id), None)
-            rows.append(to_row(state, group[-1].seq, trace_id))
-            template = state.template or ""
+            rows.append(row_of(state, group[-1].seq, trace_id))
+            template = state["template"] or ""
             for i in group:
                 if i.event.type in COUNTED:
                     counts[(i.event.occurred_at.date(), template, i.event.type)] += 1
@@ -114,8 +125,7 @@ class MessagesProjection:
             # empty even when the caller's transaction is a savepoint (no commit yet)
             await cur.execute(sql.SQL("TRUNCATE {}").format(stage))
             async with cur.copy(sql.SQL("COPY {} ({}) FROM STDIN").format(stage, cols)) as out:
-                for row in rows:
-                    await out.write_row(row)
+                await out.write(copy_rows(rows))
             await cur.execute(
                 sql.SQL(
                     "INSERT INTO {target} ({cols}) SELECT {cols} FROM {stage}"

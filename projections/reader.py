@@ -15,6 +15,7 @@ import contextlib
 import json
 import logging
 import time
+from collections.abc import Callable, Sequence
 
 from nats.aio.client import Client
 from nats.aio.msg import Msg
@@ -33,12 +34,33 @@ log = logging.getLogger("jetpost.projections")
 PULL_EXPIRES = 5.0  # seconds a pull request waits on the server for new events
 
 
+def delivery_of(reply: str) -> tuple[str, int, int]:
+    """(consumer, stream sequence, consumer sequence) of a delivery, from its reply
+    subject `$JS.ACK.<stream>.<consumer>.<delivered>.<stream seq>.<consumer seq>.<ts>.
+    <pending>` (or the v2 form, with domain and account hash after `$JS.ACK`): what
+    `msg.metadata` gives, without the datetime and the rest it builds per event."""
+    tokens = reply.split(".")
+    at = 3 if len(tokens) == 9 else 5
+    return tokens[at], int(tokens[at + 2]), int(tokens[at + 3])
+
+
 class EventReader:
-    def __init__(self, nc: Client, start_seq: int, max_batch: int = 2000) -> None:
+    """`subjects`: only these (server-side filters, `mail.evt.>` by default); `keep`:
+    of those, only the events whose subject it accepts are parsed and handed out (the
+    others are passed over unread, see `seen`)."""
+
+    def __init__(
+        self, nc: Client, start_seq: int, max_batch: int = 2000,
+        subjects: Sequence[str] = (f"{EVT_PREFIX}.>",),
+        keep: Callable[[str], bool] | None = None,
+    ) -> None:  # fmt: skip
         self.nc = nc
         self.js = nc.jetstream()
         self.next_seq = max(start_seq, 1)  # the first sequence not yet handed out
         self.max_batch = max_batch
+        self.subjects = list(subjects)
+        self.keep = keep
+        self.seen = 0  # the last stream sequence delivered, handed out or passed over
         self._buffer: list[Stored | DeadLetter] = []
         # the events of the last batch that could not be parsed: the caller records
         # them (and moves its position past them), it does not stop on them
@@ -74,7 +96,8 @@ class EventReader:
                 deliver_policy=DeliverPolicy.BY_START_SEQUENCE,
                 opt_start_seq=buffered,
                 ack_policy=AckPolicy.NONE,
-                filter_subject=f"{EVT_PREFIX}.>",
+                filter_subject=self.subjects[0] if len(self.subjects) == 1 else None,
+                filter_subjects=self.subjects if len(self.subjects) > 1 else None,
                 inactive_threshold=60.0,
                 mem_storage=True,
             ),
@@ -89,18 +112,24 @@ class EventReader:
             self._outstanding = 0  # the pull request ended (expired or nothing left)
             self._ready.set()
             return
-        meta = msg.metadata
-        if meta.consumer != self._consumer or self._gap:
+        consumer, seq, consumer_seq = delivery_of(msg.reply)
+        if consumer != self._consumer or self._gap:
             return  # from a consumer we replaced, or after a gap we are about to mend
-        if meta.sequence.consumer != self._consumer_seq + 1:
+        if consumer_seq != self._consumer_seq + 1:
             # deliveries are lost on a connection blip (no acks, core-NATS inbox): never
             # hand out events past a hole; recreate the consumer after what we have
             self._gap = True
             self._ready.set()
             return
-        self._consumer_seq = meta.sequence.consumer
+        self._consumer_seq = consumer_seq
         self._outstanding -= 1
-        seq = meta.sequence.stream
+        self.seen = seq
+        if self.keep is not None and not self.keep(msg.subject):
+            if not self._buffer:
+                self.next_seq = seq + 1
+            if self._outstanding <= 0:
+                self._ready.set()  # the request is done: time to ask for more
+            return
         try:
             self._buffer.append(Stored(seq, msg.data, parse_event(msg.data),
                                        trace_id_of(msg.headers)))  # fmt: skip
@@ -131,6 +160,18 @@ class EventReader:
             reply=self._inbox,
         )
         self._outstanding, self._asked_at = want, time.monotonic()
+
+    async def caught_up(self) -> bool:
+        """Nothing buffered, and the server has nothing left for this reader's filters
+        that has not reached us (what a filtered reader knows of being done)."""
+        if self._buffer or not self._consumer:
+            return False
+        info = await self.js.consumer_info(EVT_STREAM, self._consumer)
+        return info.num_pending == 0 and (info.delivered.consumer_seq or 0) <= self._consumer_seq
+
+    def done_through(self, seq: int) -> bool:
+        """Every event up to `seq` has been handed out or passed over."""
+        return self.seen >= seq and (not self._buffer or self._buffer[0].seq > seq)
 
     async def next_batch(self, timeout: float | None = None) -> list[Stored]:
         """What has arrived (at most max_batch), waiting up to `timeout` for anything.

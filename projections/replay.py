@@ -1,14 +1,18 @@
 """`jetpost replay`: rebuild read models from sequence 1 into fresh tables, then swap
 them in, so readers never see a half-built model.
 
-The build runs beside the live projections. The swap takes the checkpoint rows'
-locks (the live runner waits on them between its batches), applies the last events
-that arrived meanwhile, replaces the live tables and sets the checkpoints, all in
-one transaction.
+The build runs beside the live projections, into copies that have only their unique
+indexes (the others are built once the rows are in), in parts for a large log
+(projections.partition). The swap takes the checkpoint rows' locks (the live runner
+waits on them between its batches), applies the last events that arrived meanwhile,
+replaces the live tables and sets the checkpoints, all in one transaction.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import os
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -18,12 +22,15 @@ from nats.aio.client import Client
 from nats.js import JetStreamContext
 from psycopg import AsyncConnection, sql
 
-from projections.base import Projection, Tables
+from projections.base import Progress, Projection, Tables
+from projections.partition import IDLE, build_parts
 from projections.reader import EventReader
 from projections.runner import apply_batch, checkpoints
-from shared.subjects import EVT_STREAM
+from shared.nats_connect import NatsTarget
+from shared.subjects import EVT_PREFIX, EVT_STREAM, event_filter
 
 SUFFIX = "__replay"
+PARALLEL_FROM = 50_000  # events: a smaller log is rebuilt faster than a part starts
 
 
 @dataclass
@@ -35,13 +42,13 @@ class ReplayResult:
     changes: list[str] = field(default_factory=list)
     # dry runs: past bounces the rebuild judges otherwise (a changed classifier)
     verdicts: list[str] = field(default_factory=list)
+    parts: int = 1  # processes the bulk was built in
 
     @property
     def rate(self) -> float:
         return self.events / self.seconds if self.seconds > 0 else 0.0
 
 
-Progress = Callable[[int, int], None]  # (events done, events expected)
 # Run inside the swap's transaction, the rebuilt tables complete beside the live ones:
 # what lives outside Postgres follows the rebuild (the NATS KV suppression set). If it
 # raises, nothing is swapped.
@@ -89,8 +96,12 @@ async def _verdict_changes(conn: AsyncConnection) -> list[str]:
             for address, message_id, old_kind, old_reason, kind, reason in rows]  # fmt: skip
 
 
-async def _prepare(conn: AsyncConnection, projections: Sequence[Projection]) -> None:
+async def _prepare(conn: AsyncConnection, projections: Sequence[Projection]) -> list[bytes]:
+    """Empty copies of the tables, with only their unique indexes (which the upserts
+    need); the definitions of the others are returned, to be built once the bulk is in:
+    one sort per index instead of an index insert per row (GIN ones above all)."""
     await _drop(conn, projections)
+    deferred: list[bytes] = []
     for projection in projections:
         for table in projection.tables:
             await conn.execute(
@@ -98,6 +109,16 @@ async def _prepare(conn: AsyncConnection, projections: Sequence[Projection]) -> 
                     sql.Identifier(table + SUFFIX), sql.Identifier(table)
                 )
             )
+            cur = await conn.execute(
+                "SELECT c.relname, pg_get_indexdef(i.indexrelid) FROM pg_index i"
+                " JOIN pg_class c ON c.oid = i.indexrelid"
+                " WHERE i.indrelid = %s::regclass AND NOT i.indisunique",
+                (table + SUFFIX,),
+            )
+            for name, definition in await cur.fetchall():
+                await conn.execute(sql.SQL("DROP INDEX {}").format(sql.Identifier(name)))
+                deferred.append(definition.encode())
+    return deferred
 
 
 async def _swap(conn: AsyncConnection, table: str) -> None:
@@ -140,9 +161,13 @@ async def replay(
     max_batch: int = 5000,
     dry_run: bool = False,
     before_swap: BeforeSwap | None = None,
+    nats: NatsTarget | None = None,
+    parts: int | None = None,
 ) -> ReplayResult:
     """Rebuild and swap in; with `dry_run`, rebuild up to now, report what differs in
-    the suppression set, and drop the rebuilt tables again."""
+    the suppression set, and drop the rebuilt tables again. Given how to reach NATS
+    (`nats`), a large log is built in `parts` processes (projections.partition; by
+    default one per two CPUs from PARALLEL_FROM events on)."""
     js = nc.jetstream()
     names = [p.name for p in projections]
     tables = Tables(SUFFIX)
@@ -151,11 +176,20 @@ async def replay(
     done = 0
     async with await psycopg.AsyncConnection.connect(database_url) as conn:
         async with conn.transaction():
-            await _prepare(conn, projections)
-        reader = EventReader(nc, 1, max_batch=max_batch)
+            deferred = await _prepare(conn, projections)
+        state = (await js.stream_info(EVT_STREAM)).state
+        target = int(state.last_seq)
+        parts = _parts(parts, int(state.messages))
+        if nats is None or not any(p.per_message for p in projections):
+            parts = 1
+        if nats is not None and parts > 1:
+            await _in_parts(database_url, conn, nc, nats, projections, parts, target, max_batch,
+                            progress)  # fmt: skip
+            positions = dict.fromkeys(names, target)
+            done = int(state.messages)
+        reader = EventReader(nc, max(positions.values()) + 1, max_batch=max_batch)
         await reader.start()
         try:
-            target = await _last_seq(js)
 
             async def build_until(seq: int) -> None:
                 nonlocal done
@@ -181,7 +215,10 @@ async def replay(
                     await _drop(conn, projections)
                 seconds = time.perf_counter() - started
                 last = max(positions.values(), default=0)
-                return ReplayResult(done, last, seconds, changes, verdicts)
+                return ReplayResult(done, last, seconds, changes, verdicts, parts)
+            async with conn.transaction():
+                for definition in deferred:
+                    await conn.execute(definition)
             async with conn.transaction():
                 await checkpoints(conn, names, lock=True)  # live projections wait here
                 await build_until(await _last_seq(js))
@@ -197,4 +234,63 @@ async def replay(
                 )
         finally:
             await reader.stop()
-    return ReplayResult(done, max(positions.values(), default=0), time.perf_counter() - started)
+    seconds = time.perf_counter() - started
+    return ReplayResult(done, max(positions.values(), default=0), seconds, parts=parts)
+
+
+def _parts(parts: int | None, events: int) -> int:
+    """By default one part per two CPUs: each part reads the whole log (its share of
+    parsing and folding is what divides), and Postgres and NATS need CPU too; on two
+    CPUs, two parts cost more CPU in all than they save (bench.replay --parts)."""
+    if parts is not None:
+        return max(1, parts)
+    return max(1, (os.cpu_count() or 1) // 2) if events >= PARALLEL_FROM else 1
+
+
+async def _in_parts(
+    database_url: str, conn: AsyncConnection, nc: Client, nats: NatsTarget,
+    projections: Sequence[Projection], parts: int, target: int, max_batch: int,
+    progress: Progress | None,
+) -> None:  # fmt: skip
+    """Build up to `target`: the per-message projections in `parts` processes, the
+    others here meanwhile, from only the event types they read."""
+    tables = Tables(SUFFIX)
+    split = [p.name for p in projections if p.per_message]
+    others = [p for p in projections if not p.per_message]
+    workers = asyncio.create_task(
+        build_parts(database_url, nats, split, tables, parts, target, max_batch, progress)
+    )
+    try:
+        if others:
+            await _build_across(conn, nc, others, tables, target, max_batch)
+        await workers
+    finally:
+        if not workers.done():
+            workers.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await workers
+
+
+async def _build_across(
+    conn: AsyncConnection, nc: Client, projections: Sequence[Projection], tables: Tables,
+    target: int, max_batch: int,
+) -> None:  # fmt: skip
+    """The projections that fold across messages, up to `target`, in stream order, on a
+    consumer the server filters down to the event types they read."""
+    reads = [p.reads for p in projections]
+    types = sorted(set().union(*filter(None, reads)))
+    subjects = [f"{EVT_PREFIX}.>"] if None in reads else [event_filter(t) for t in types]
+    positions = {p.name: 0 for p in projections}
+    reader = EventReader(nc, 1, max_batch, subjects=subjects)
+    await reader.start()
+    try:
+        while not reader.done_through(target):
+            batch = [i for i in await reader.next_batch(IDLE) if i.seq <= target]
+            dead = [d for d in reader.dead if d.seq <= target]
+            if batch or dead:
+                async with conn.transaction():
+                    await apply_batch(conn, projections, batch, tables, positions, dead)
+            elif await reader.caught_up():
+                break
+    finally:
+        await reader.stop()

@@ -17,9 +17,9 @@ from collections.abc import Sequence
 import nats
 import psycopg
 from nats.aio.client import Client
-from psycopg import AsyncConnection
+from psycopg import AsyncConnection, sql
 
-from projections.base import DeadLetter, Projection, Stored, Tables
+from projections.base import DeadLetter, Projection, Stored, Tables, execute_many
 from projections.messages import MessagesProjection
 from projections.reader import EventReader
 from projections.suppressions import SuppressionsProjection
@@ -67,7 +67,10 @@ async def apply_batch(
     """Apply to each projection what lies above its position; caller owns the transaction.
     Unreadable events are recorded as dead letters and every position moves past them."""
     for projection in projections:
-        fresh = [item for item in batch if item.seq > positions[projection.name]]
+        position = positions[projection.name]
+        fresh = batch if not batch or batch[0].seq > position else [
+            item for item in batch if item.seq > position
+        ]  # fmt: skip
         if fresh:
             await projection.apply(conn, fresh, tables)
             positions[projection.name] = fresh[-1].seq
@@ -79,12 +82,14 @@ async def apply_batch(
 
 
 async def record_dead_letters(conn: AsyncConnection, dead: Sequence[DeadLetter]) -> None:
-    async with conn.cursor() as cur:
-        await cur.executemany(
+    await execute_many(
+        conn,
+        sql.SQL(
             "INSERT INTO projection_dead_letters (seq, subject, problem, raw)"
-            " VALUES (%s, %s, %s, %s) ON CONFLICT (seq) DO NOTHING",
-            [(d.seq, d.subject, d.problem.replace("\0", "\ufffd"), d.raw) for d in dead],
-        )
+            " VALUES (%s, %s, %s, %s) ON CONFLICT (seq) DO NOTHING"
+        ),
+        [(d.seq, d.subject, d.problem.replace("\0", "\ufffd"), d.raw) for d in dead],
+    )
 
 
 async def write_checkpoints(conn: AsyncConnection, positions: dict[str, int]) -> None:

@@ -13,7 +13,7 @@ from typing import Any
 
 from psycopg import AsyncConnection, sql
 
-from projections.base import Stored, Tables, pg_text
+from projections.base import Stored, Tables, execute_many, pg_text
 from shared.events import Bounced, SuppressionAdded, SuppressionRemoved
 from shared.suppression_rules import Entry, Rules, SoftHistory, affected, decide, judge
 
@@ -36,6 +36,8 @@ class SuppressionsProjection:
     name = "suppressions"
     tables: tuple[str, ...] = ("suppressions", "suppression_soft_bounces", "suppression_changes",
                                "suppression_verdicts")  # fmt: skip
+    per_message = False
+    reads: frozenset[str] | None = FEEDBACK | {"suppression_added", "suppression_removed"}
 
     def __init__(self, rules: Rules | None = None) -> None:
         self.rules = rules or Rules()
@@ -78,16 +80,14 @@ class SuppressionsProjection:
     async def _save_verdicts(
         self, conn: AsyncConnection, tables: Tables, rows: list[tuple[Any, ...]]
     ) -> None:
-        if not rows:
-            return
-        async with conn.cursor() as cur:
-            await cur.executemany(
-                sql.SQL(
-                    "INSERT INTO {} (event_id, address, message_id, seq, kind, reason, status)"
-                    " VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING"
-                ).format(tables("suppression_verdicts")),
-                [tuple(pg_text(v) for v in row) for row in rows],
-            )
+        await execute_many(
+            conn,
+            sql.SQL(
+                "INSERT INTO {} (event_id, address, message_id, seq, kind, reason, status)"
+                " VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING"
+            ).format(tables("suppression_verdicts")),
+            [tuple(pg_text(v) for v in row) for row in rows],
+        )
 
     async def _histories(
         self, conn: AsyncConnection, tables: Tables, addresses: set[str]
@@ -122,33 +122,29 @@ class SuppressionsProjection:
     async def _save_changes(
         self, conn: AsyncConnection, tables: Tables, changes: dict[tuple[str, str], int]
     ) -> None:
-        if not changes:
-            return
-        async with conn.cursor() as cur:
-            await cur.executemany(
-                sql.SQL(
-                    "INSERT INTO {0} (address, scope, command_seq) VALUES (%s, %s, %s)"
-                    " ON CONFLICT (address, scope) DO UPDATE SET command_seq = EXCLUDED.command_seq"
-                    " WHERE {0}.command_seq < EXCLUDED.command_seq"
-                ).format(tables("suppression_changes")),
-                [(a, s, seq) for (a, s), seq in changes.items()],
-            )
+        await execute_many(
+            conn,
+            sql.SQL(
+                "INSERT INTO {0} (address, scope, command_seq) VALUES (%s, %s, %s)"
+                " ON CONFLICT (address, scope) DO UPDATE SET command_seq = EXCLUDED.command_seq"
+                " WHERE {0}.command_seq < EXCLUDED.command_seq"
+            ).format(tables("suppression_changes")),
+            [(a, s, seq) for (a, s), seq in changes.items()],
+        )
 
     async def _save_histories(
         self, conn: AsyncConnection, tables: Tables, histories: dict[str, SoftHistory]
     ) -> None:
-        if not histories:
-            return
         rows = [(a, json.dumps([[eid, at.isoformat()] for eid, at in h]))
                 for a, h in histories.items()]  # fmt: skip
-        async with conn.cursor() as cur:
-            await cur.executemany(
-                sql.SQL(
-                    "INSERT INTO {} (address, history) VALUES (%s, %s)"
-                    " ON CONFLICT (address) DO UPDATE SET history = EXCLUDED.history"
-                ).format(tables("suppression_soft_bounces")),
-                rows,
-            )
+        await execute_many(
+            conn,
+            sql.SQL(
+                "INSERT INTO {} (address, history) VALUES (%s, %s)"
+                " ON CONFLICT (address) DO UPDATE SET history = EXCLUDED.history"
+            ).format(tables("suppression_soft_bounces")),
+            rows,
+        )
 
     async def _write(
         self, conn: AsyncConnection, tables: Tables,
@@ -163,15 +159,15 @@ class SuppressionsProjection:
              e.expires_at)
             for value in final.values() if value is not None for e, seq in (value,)
         ]  # fmt: skip
-        async with conn.cursor() as cur:
-            await cur.executemany(
-                sql.SQL("DELETE FROM {} WHERE address = %s AND scope = %s").format(table),
-                list(final),
-            )
-            await cur.executemany(
-                sql.SQL(
-                    "INSERT INTO {} (address, scope, reason, source, message_id, event_id, seq,"
-                    " created_at, expires_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)"
-                ).format(table),
-                rows,
-            )
+        await execute_many(
+            conn, sql.SQL("DELETE FROM {} WHERE address = %s AND scope = %s").format(table),
+            list(final),
+        )  # fmt: skip
+        await execute_many(
+            conn,
+            sql.SQL(
+                "INSERT INTO {} (address, scope, reason, source, message_id, event_id, seq,"
+                " created_at, expires_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)"
+            ).format(table),
+            rows,
+        )

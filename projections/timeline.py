@@ -27,6 +27,8 @@ def copy_text(batch: list[Stored]) -> bytes:
 class TimelineProjection:
     name = "timeline"
     tables: tuple[str, ...] = ("message_events",)
+    per_message = True
+    reads: frozenset[str] | None = None
 
     async def apply(self, conn: AsyncConnection, batch: list[Stored], tables: Tables) -> None:
         copy = sql.SQL("COPY {} (seq, message_id, type, occurred_at, data) FROM STDIN").format(

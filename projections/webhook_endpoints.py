@@ -11,7 +11,7 @@ from typing import Any
 from psycopg import AsyncConnection, sql
 from psycopg.rows import dict_row
 
-from projections.base import Stored, Tables
+from projections.base import Stored, Tables, execute_many
 from services.webhooks.endpoints import ENDPOINT_EVENTS, Endpoint, Secret, fold_all
 
 COLUMNS = (
@@ -46,6 +46,8 @@ def from_row(row: dict[str, Any]) -> Endpoint:
 class WebhookEndpointsProjection:
     name = "webhook_endpoints"
     tables: tuple[str, ...] = ("webhook_endpoints",)
+    per_message = False
+    reads: frozenset[str] | None = frozenset(ENDPOINT_EVENTS)
 
     async def apply(self, conn: AsyncConnection, batch: list[Stored], tables: Tables) -> None:
         items = [(i.seq, i.event) for i in batch if i.event.type in ENDPOINT_EVENTS]
@@ -58,13 +60,12 @@ class WebhookEndpointsProjection:
             before = {r["id"]: from_row(r) for r in await cur.fetchall()}
         after = fold_all(items, before)
         rows = [to_row(after[i]) for i in ids if i in after]
-        async with conn.cursor() as cur:
-            await cur.execute(sql.SQL("DELETE FROM {} WHERE id = ANY(%s)").format(table), (ids,))
-            if rows:
-                await cur.executemany(
-                    sql.SQL("INSERT INTO {} ({}) VALUES ({})").format(
-                        table, sql.SQL(", ").join(map(sql.Identifier, COLUMNS)),
-                        sql.SQL(", ").join(sql.Placeholder() * len(COLUMNS)),
-                    ),
-                    rows,
-                )  # fmt: skip
+        await conn.execute(sql.SQL("DELETE FROM {} WHERE id = ANY(%s)").format(table), (ids,))
+        await execute_many(
+            conn,
+            sql.SQL("INSERT INTO {} ({}) VALUES ({})").format(
+                table, sql.SQL(", ").join(map(sql.Identifier, COLUMNS)),
+                sql.SQL(", ").join(sql.Placeholder() * len(COLUMNS)),
+            ),
+            rows,
+        )  # fmt: skip

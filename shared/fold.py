@@ -203,16 +203,27 @@ def _step(s: dict[str, Any], event: Event) -> None:
             s["resent_as"] = (*s["resent_as"], event.new_message_id)
 
 
-def fold(events: Iterable[Event], state: MessageState | None = None) -> MessageState:
-    """Fold events (of one message, in log order) onto `state` or a fresh one. Pure:
-    the fields are worked on in a private dict, and one new state is made at the end."""
-    fields: dict[str, Any] | None = dict(state.__dict__) if state is not None else None
+# A fresh state's fields (message_id aside): the defaults, all immutable.
+_FRESH = MessageState(message_id="").__dict__
+
+
+def fold_fields(events: Iterable[Event], fields: dict[str, Any] | None = None) -> dict[str, Any]:
+    """`fold` on a plain dict of MessageState's fields, which it updates in place (or
+    starts fresh): the projection's path, where building a model per message would cost
+    more than the fold itself."""
     for event in events:
         if fields is None:
-            fields = dict(MessageState(message_id=event.message_id).__dict__)
+            fields = {**_FRESH, "message_id": event.message_id}
         _step(fields, event)
     if fields is None:
         raise ValueError("fold of no events and no state")
+    return fields
+
+
+def fold(events: Iterable[Event], state: MessageState | None = None) -> MessageState:
+    """Fold events (of one message, in log order) onto `state` or a fresh one. Pure:
+    the fields are worked on in a private dict, and one new state is made at the end."""
+    fields = fold_fields(events, dict(state.__dict__) if state is not None else None)
     return MessageState.model_construct(**fields)
 
 

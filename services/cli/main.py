@@ -75,6 +75,8 @@ def parser() -> argparse.ArgumentParser:
         "--dry-run", action="store_true",
         help="rebuild beside the live models and show what changes in suppressions",
     )  # fmt: skip
+    replay.add_argument("--parts", type=int, default=None,
+                        help="build in N processes (default: 1 per 2 CPUs, big logs)")  # fmt: skip
     add_streams_arguments(sub.add_parser("streams", help="apply nats/ definitions, show state"))
     add_tap_arguments(sub.add_parser("tap", help="print MAIL_EVT events as they happen"))
     add_inspect_arguments(sub.add_parser("inspect", help="print one message's timeline"))
@@ -139,7 +141,7 @@ def dispatch(args: argparse.Namespace, settings: Settings, console: Console) -> 
         console.print(f"applied {len(applied)} migration(s): {', '.join(applied) or '-'}")
     elif args.command == "replay":
         settings = with_dev_database(settings)
-        asyncio.run(run_replay(settings, args.projections, console, args.dry_run))
+        asyncio.run(run_replay(settings, args.projections, console, args.dry_run, args.parts))
     elif args.command == "streams":
         return asyncio.run(streams_command(settings, console, args.apply, args.yes))
     elif args.command == "tap":

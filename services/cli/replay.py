@@ -21,8 +21,9 @@ from shared.subjects import SOFT_BOUNCE_BUCKET, SUPPRESSION_BUCKET
 
 
 async def run_replay(
-    settings: Settings, names: Sequence[str], console: Console, dry_run: bool = False
-) -> None:
+    settings: Settings, names: Sequence[str], console: Console, dry_run: bool = False,
+    parts: int | None = None,
+) -> None:  # fmt: skip
     if not settings.database_url:
         raise ConfigError("JETPOST_DATABASE_URL: required for replay")
     registry = build_projections(settings.suppression_rules)
@@ -47,7 +48,8 @@ async def run_replay(
                 bar.update(task, completed=done, total=max(expected, done), rate=rate)
 
             result = await replay(settings.database_url, nc, chosen, progress, dry_run=dry_run,
-                                  before_swap=kv_follows(nc, chosen, resynced))  # fmt: skip
+                                  before_swap=kv_follows(nc, chosen, resynced),
+                                  nats=settings, parts=parts)  # fmt: skip
     finally:
         await nc.close()
     if dry_run:
@@ -61,7 +63,8 @@ async def run_replay(
         return
     console.print(
         f"replayed {result.events:,} events into {', '.join(p.name for p in chosen)} "
-        f"in {result.seconds:.2f}s ({result.rate:,.0f} events/s), up to sequence {result.last_seq}",
+        f"in {result.seconds:.2f}s ({result.rate:,.0f} events/s, {result.parts} part(s)), "
+        f"up to sequence {result.last_seq}",
         soft_wrap=True,
     )
     for kv in resynced:
