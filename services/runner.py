@@ -68,6 +68,7 @@ def make_broker(nats: NatsTarget, errors: list[BaseException] | None = None) -> 
         error_cb=on_error,
         log_level=logging.DEBUG,  # per-message lines only when asked for
         graceful_timeout=10.0,
+        apply_types=False,  # handlers take the message itself (shared/consumers.py)
         logger=faststream_logger(),
         # traces continue from each message's `traceparent` (when tracing is on);
         # per-message metrics always
