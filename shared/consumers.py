@@ -17,7 +17,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from typing import Any
 
 import nats.errors
@@ -164,7 +164,7 @@ def windowed(subscriber: Any, broker: NatsBroker, stream: str, durable: str, win
     if not callable(getattr(subscriber, "_consume_pull", None)):  # pragma: no cover
         raise RuntimeError("FastStream's pull subscriber changed: shared/pull.py needs a look")
 
-    async def consume_pull(cb: Callable[[Any], Awaitable[Any]]) -> None:
+    async def consume_pull(cb: Callable[[Any], Coroutine[Any, Any, Any]]) -> None:
         pull = PullWindow(broker.connection, stream, durable, window)
         await pull.run(cb, lambda: bool(subscriber.running))
 

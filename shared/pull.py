@@ -23,7 +23,7 @@ import contextlib
 import json
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,6 +32,7 @@ from nats.aio.client import Client
 from nats.aio.msg import Msg
 
 log = logging.getLogger("jetpost.pull")
+Handle = Callable[[Msg], Coroutine[Any, Any, Any]]
 
 EXPIRES = 5.0  # seconds a pull request waits on the server for messages
 GRACE = 2.0  # after which a request without its end-of-request status is given up
@@ -62,7 +63,7 @@ class PullWindow:
         return room if room >= step or (room > 0 and not self.asked) else 0
 
     async def run(
-        self, handle: Callable[[Msg], Awaitable[Any]], running: Callable[[], bool]
+        self, handle: Handle, running: Callable[[], bool]
     ) -> None:
         """Until cancelled or `running()` turns false; handlers still at work are left
         to finish (the caller waits for them) and cancelled only with this task."""
@@ -104,7 +105,7 @@ class PullWindow:
             with contextlib.suppress(nats.errors.Error):
                 await sub.unsubscribe()
 
-    def _arrived(self, msg: Msg, handle: Callable[[Msg], Awaitable[Any]]) -> None:
+    def _arrived(self, msg: Msg, handle: Handle) -> None:
         """A message, or the status that ends one of our requests (on its own reply
         subject; messages come with their own subjects, so only the count tells)."""
         headers = msg.headers or {}
