@@ -32,7 +32,7 @@ from services.cli.tap import add_inspect_arguments, add_tap_arguments, inspect_c
 from services.cli.webhooks import add_arguments as add_webhooks_arguments
 from services.cli.webhooks import webhooks_command
 from services.renderer.catalog import CatalogError
-from services.runner import build_env
+from services.runner import build_env, run_loop
 from shared.logs import configure_logging
 from shared.migrate import migrate
 from shared.settings import ConfigError, Settings, load_settings
@@ -106,9 +106,9 @@ async def _capture(settings: Settings, console: Console) -> None:
 
 def dispatch(args: argparse.Namespace, settings: Settings, console: Console) -> int:
     if args.command == "dev":
-        asyncio.run(run_dev(settings, console))
+        run_loop(run_dev(settings, console))
     elif args.command == "run":
-        asyncio.run(_run(settings, args.services))
+        run_loop(_run(settings, args.services))
     elif args.command == "send":
         command = command_of(args)
         if reason := precheck_send(settings, command):
