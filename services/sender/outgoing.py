@@ -44,4 +44,5 @@ def make_mail(
         sender=envelope_sender(rendered, bounce_domain),
         recipients=tuple(envelope_recipients(rendered)),
         smtputf8=needs_smtputf8(rendered),
+        bulk=rendered.bulk,
     )
