@@ -2,10 +2,11 @@
 update in place what may safely change.
 
 Run by every service at start-up, so any process can come up first; applying the
-same definitions twice changes nothing. Streams, consumers and KV buckets get
-JETPOST_NATS_REPLICAS replicas; what start-up will not change on a live stream
-(fewer replicas, other storage, a dropped subject: see shared/nats_plan.py) is
-logged and left to `jetpost streams --apply`.
+same definitions twice changes nothing. Streams, consumers, KV buckets and object
+stores get JETPOST_NATS_REPLICAS replicas (the attachments store JETPOST_RETENTION_DAYS
+as max age); what start-up will not change on a live stream (fewer replicas, other
+storage, a dropped subject: see shared/nats_plan.py) is logged and left to
+`jetpost streams --apply`.
 """
 
 from __future__ import annotations
@@ -79,7 +80,9 @@ def load_definitions(settings: Settings) -> Definitions:
             raw = {**raw, "ttl": settings.idempotency_ttl}
         raw = {**raw, "replicas": settings.nats_replicas}
         kvs.append(KeyValueConfig(**raw))
-    objects = [ObjectStoreConfig(**{**raw, "replicas": settings.nats_replicas})
+    # Attachments follow the read models' retention (JETPOST_RETENTION_DAYS; unset: kept).
+    ttl = settings.retention_days * 86400 if settings.retention_days else None
+    objects = [ObjectStoreConfig(**{**raw, "ttl": ttl, "replicas": settings.nats_replicas})
                for raw in data.get("object_stores", [])]  # fmt: skip
     return Definitions(streams=streams, consumers=consumers, key_values=kvs,
                        object_stores=objects)  # fmt: skip
@@ -155,14 +158,15 @@ async def _apply_consumer(
     return result
 
 
-def _kv_wanted(config: KeyValueConfig) -> dict[str, Any]:
-    """The backing stream's fields a bucket definition sets."""
+def _bucket_wanted(config: KeyValueConfig | ObjectStoreConfig) -> dict[str, Any]:
+    """The backing stream's fields a bucket definition (KV or object store) sets."""
     wanted: dict[str, Any] = {
         "num_replicas": config.replicas,
         "storage": str(getattr(config.storage, "value", config.storage)),
-        "max_msgs_per_subject": config.history,
         "max_age": int((config.ttl or 0) * _NS),
     }
+    if isinstance(config, KeyValueConfig):
+        wanted["max_msgs_per_subject"] = config.history
     if config.description:
         wanted["description"] = config.description
     return wanted
@@ -186,11 +190,9 @@ async def apply_definitions(
     for kv in definitions.key_values:
         create = functools.partial(js.create_key_value, kv)
         name = f"KV_{kv.bucket}"
-        plans.append(await _apply_stream(js, name, _kv_wanted(kv), create, force, dry_run))
-    for store in definitions.object_stores:  # created when missing; never changed
-        try:
-            await js.object_store(store.bucket or "")
-        except NotFoundError:
-            if not dry_run:
-                await js.create_object_store(store.bucket or "", config=store)
+        plans.append(await _apply_stream(js, name, _bucket_wanted(kv), create, force, dry_run))
+    for store in definitions.object_stores:
+        create = functools.partial(js.create_object_store, store.bucket or "", config=store)
+        name = f"OBJ_{store.bucket}"
+        plans.append(await _apply_stream(js, name, _bucket_wanted(store), create, force, dry_run))
     return plans

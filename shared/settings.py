@@ -339,6 +339,18 @@ class Settings(BaseSettings):
     retention_interval: float = Field(default=3600.0, gt=0)
     retention_batch: int = Field(default=500, ge=1, le=100_000)
 
+    @model_validator(mode="after")
+    def _retention_outlives_schedule(self) -> Settings:
+        """Attachments age out of their bucket after retention_days: a mail scheduled as
+        far ahead as allowed must find its attachments when it is released."""
+        if self.retention_days and self.retention_days * 86400 <= self.max_schedule:
+            raise ValueError(
+                f"JETPOST_RETENTION_DAYS ({self.retention_days:g} days) must exceed "
+                f"JETPOST_MAX_SCHEDULE ({self.max_schedule / 86400:g} days): a scheduled "
+                "mail's attachments must still exist when it is released"
+            )
+        return self
+
     @field_validator("smtp_url")
     @classmethod
     def _smtp_url(cls, value: str | None) -> str | None:

@@ -14,6 +14,7 @@ from nats.js.errors import KeyNotFoundError
 from nats.js.kv import KeyValue
 from pydantic import ValidationError
 
+from shared.events import Accepted
 from shared.suppression_rules import Entry
 
 
@@ -48,3 +49,10 @@ async def suppressed(
         if entry is not None and entry.active(now) and address not in hits:
             hits[address] = entry
     return hits
+
+
+async def recipient_hits(kv: KeyValue, accepted: Accepted, now: datetime) -> dict[str, Entry]:
+    """The suppressed recipients of a message: every recipient against the global set,
+    and against its tags (lists) unless it is transactional."""
+    scopes = () if accepted.transactional else accepted.tags
+    return await suppressed(kv, (m.email for m in accepted.envelope.recipients), scopes, now)

@@ -170,7 +170,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         tracing.configure(settings.trace_console, f"jetpost-{args.command}")
         return dispatch(args, settings, console)
     except (ConfigError, CatalogError, ValueError, OSError) as exc:
-        console.print(f"[red]jetpost: {exc}[/]")
+        console.print(f"[red]jetpost: {exc}[/]", soft_wrap=True)  # one line, as said
         return 2
     except KeyboardInterrupt:
         return 130

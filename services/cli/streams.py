@@ -62,6 +62,7 @@ async def _apply_held(js: JetStreamContext, definitions: Definitions, console: C
 async def _show(js: JetStreamContext, definitions: Definitions, console: Console) -> None:
     names = [s.name or "" for s in definitions.streams]
     names += [f"KV_{kv.bucket}" for kv in definitions.key_values]
+    names += [f"OBJ_{store.bucket}" for store in definitions.object_stores]
     for name in names:
         info = await js.stream_info(name)
         cluster = info.cluster

@@ -253,6 +253,7 @@ def without_suppressed(accepted: Accepted, hits: dict[str, Entry]) -> Accepted |
             event_id=event_id_for(accepted.message_id, "suppressed"),
             message_id=accepted.message_id,
             correlation_id=accepted.correlation_id,
+            causation_id=accepted.causation_id,  # at release: the schedule or the queue
             addresses=tuple(sorted(hits)),
             reason="; ".join(reasons)[:1000],
             envelope=envelope,  # kept: a search by address explains why nothing was sent
@@ -262,4 +263,5 @@ def without_suppressed(accepted: Accepted, hits: dict[str, Entry]) -> Accepted |
     trimmed = envelope.model_copy(
         update={"to": keep(envelope.to), "cc": keep(envelope.cc), "bcc": keep(envelope.bcc)}
     )
-    return accepted.model_copy(update={"envelope": trimmed, "suppressed": tuple(sorted(hits))})
+    left_out = tuple(sorted({*accepted.suppressed, *hits}))  # at release: intake's too
+    return accepted.model_copy(update={"envelope": trimmed, "suppressed": left_out})

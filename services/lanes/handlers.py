@@ -2,7 +2,9 @@
 renderer and sender have room (shared.lanes.Gate); then ack.
 
 The append expects the `queued` event to still be the message's last one, so a
-cancel that landed meanwhile wins and the message is never released.
+cancel that landed meanwhile wins and the message is never released. Its recipients
+are checked against the suppression set again (`screened`): an address suppressed
+while the message waited is left out; with no `to` left it becomes `suppressed`.
 """
 
 from __future__ import annotations
@@ -12,12 +14,15 @@ from dataclasses import dataclass
 
 from faststream.nats import NatsMessage
 from nats.js import JetStreamContext
+from nats.js.kv import KeyValue
 from pydantic import ValidationError
 
+from services.intake.logic import without_suppressed
 from shared.consumers import TRANSIENT_ERRORS, retry_delay
 from shared.eventlog import AppendConflict, append
-from shared.events import Queued, parse_event, utcnow
+from shared.events import Accepted, Queued, Suppressed, parse_event, utcnow
 from shared.lanes import Gate
+from shared.suppression_set import recipient_hits
 
 log = logging.getLogger("jetpost.lanes")
 
@@ -26,6 +31,7 @@ log = logging.getLogger("jetpost.lanes")
 class BulkLane:
     js: JetStreamContext
     gate: Gate
+    suppressions: KeyValue
 
     async def handle(self, msg: NatsMessage) -> None:
         raw = msg.raw_message
@@ -43,7 +49,7 @@ class BulkLane:
             accepted = queued.accepted.model_copy(
                 update={"occurred_at": utcnow(), "causation_id": queued.event_id, "bulk": True}
             )
-            await append(self.js, accepted, expect_last=meta.sequence.stream)
+            await append(self.js, await self.screened(accepted), expect_last=meta.sequence.stream)
         except AppendConflict:
             log.info("message %s left the bulk lane before its turn", queued.message_id)
         except TRANSIENT_ERRORS as exc:
@@ -51,6 +57,10 @@ class BulkLane:
             await msg.nack(delay=retry_delay(meta.num_delivered))
             return
         await msg.ack()
+
+    async def screened(self, accepted: Accepted) -> Accepted | Suppressed:
+        hits = await recipient_hits(self.suppressions, accepted, accepted.occurred_at)
+        return without_suppressed(accepted, hits)
 
     async def give_up(self, msg: NatsMessage, exc: BaseException) -> None:
         log.error("queued event on %s dropped after repeated errors: %r",

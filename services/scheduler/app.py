@@ -7,10 +7,11 @@ from nats.js import JetStreamContext
 
 from services.component import Env, Service, register_service
 from services.scheduler.handlers import Scheduler
+from shared.subjects import SUPPRESSION_BUCKET
 
 
 def register(broker: NatsBroker, env: Env) -> Service:
     async def build(js: JetStreamContext) -> Scheduler:
-        return Scheduler(js)
+        return Scheduler(js, await js.key_value(SUPPRESSION_BUCKET))
 
     return register_service(broker, env, "scheduler", build)

@@ -1,7 +1,11 @@
 """scheduler's subscriber: a due schedule (published by nats-server on
 `mail.sched.due.<id>`) becomes the message's `accepted`, appended with a
 compare-and-set on its last event so a cancel or reschedule landing at the same
-instant wins or loses cleanly; then ack."""
+instant wins or loses cleanly; then ack.
+
+Its recipients are checked against the suppression set again at release, as intake
+checked them: an address suppressed while the message waited is left out, and with
+no `to` recipient left the message becomes `suppressed` instead."""
 
 from __future__ import annotations
 
@@ -10,13 +14,16 @@ from dataclasses import dataclass
 
 from faststream.nats import NatsMessage
 from nats.js import JetStreamContext
+from nats.js.kv import KeyValue
 from pydantic import ValidationError
 
+from services.intake.logic import without_suppressed
 from services.scheduler.logic import Drop, Release, Wait, on_due
 from shared.consumers import TRANSIENT_ERRORS, retry_delay
 from shared.eventlog import AppendConflict, append, history
 from shared.events import utcnow
 from shared.scheduling import Due
+from shared.suppression_set import recipient_hits
 
 log = logging.getLogger("jetpost.scheduler")
 WAIT_DELIVERIES = 40  # about 20 minutes of back-off for a schedule whose event never comes
@@ -26,6 +33,7 @@ TRIES = 5
 @dataclass
 class Scheduler:
     js: JetStreamContext
+    suppressions: KeyValue
 
     async def handle(self, msg: NatsMessage) -> None:
         raw = msg.raw_message
@@ -56,11 +64,15 @@ class Scheduler:
             outcome = on_due([e for _, e in stored], due, utcnow())
             if not isinstance(outcome, Release):
                 return outcome
+            accepted = outcome.accepted
+            event = without_suppressed(accepted, await recipient_hits(
+                self.suppressions, accepted, accepted.occurred_at))  # fmt: skip
             try:
-                await append(self.js, outcome.accepted, expect_last=stored[-1][0])
+                await append(self.js, event, expect_last=stored[-1][0])
             except AppendConflict:
                 continue  # cancelled or moved at this instant: look again
-            log.info("message %s released (due %s)", due.message_id, due.send_at.isoformat())
+            log.info("message %s released as %s (due %s)", due.message_id, event.type,
+                     due.send_at.isoformat())  # fmt: skip
             return outcome
         return Wait("the message kept changing")
 

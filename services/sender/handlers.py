@@ -36,6 +36,7 @@ from shared.consumers import TRANSIENT_ERRORS, retry_delay
 from shared.eventlog import append, is_cancelled
 from shared.events import Attempted, Event, Rendered, event_id_for, parse_event
 from shared.settings import Settings
+from shared.telemetry.metrics import note_recipients
 
 log = logging.getLogger("jetpost.sender")
 
@@ -111,6 +112,7 @@ class Sender:
             await self._release(lease)
             await self._settle(msg, [unsendable(message_id, attempt, exc)], None)
             return
+        note_recipients(mail.recipients)  # the outcome's domain label, for any provider
         try:
             await append(self.js, self._attempted(rendered, attempt), n=attempt)
             if await is_cancelled(self.js, message_id):  # after `attempted`: no cancel passes it

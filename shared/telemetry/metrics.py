@@ -8,14 +8,16 @@ names: rename one there too.
 Outcomes are recorded where events are appended (`observe_appended`, called by
 shared.eventlog.append), so no service has to remember to count: the sender's
 `delivered`, the feedback receiver's `bounced` and the API's `opened` are counted the
-same way. The recipient domain of a sender outcome comes from the SMTP transaction
-(shared.telemetry.smtp notes it in `delivery`, a per-message scope opened by
-`DeliveryScopeMiddleware`).
+same way. The recipient domains of a sender outcome are noted in `delivery`, a
+per-message scope opened by `DeliveryScopeMiddleware`: by the sender for every
+provider (`note_recipients`), narrowed by an SMTP transaction to its own recipients
+(shared.telemetry.smtp).
 """
 
 from __future__ import annotations
 
 import contextvars
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -82,6 +84,12 @@ class Delivery:
 delivery: contextvars.ContextVar[Delivery | None] = contextvars.ContextVar(
     "jetpost_delivery", default=None
 )
+
+
+def note_recipients(recipients: Sequence[str]) -> None:
+    """The recipients of the message being handled: their domains label its outcome."""
+    if (scope := delivery.get()) is not None:
+        scope.domains = sorted({r.rpartition("@")[2].lower() for r in recipients if "@" in r})
 
 
 def domain_label(domain: str) -> str:

@@ -28,9 +28,9 @@ def transaction(
     host: str, port: int, recipients: Sequence[str]
 ) -> Iterator[Callable[[int | None], None]]:
     """Around one SMTP transaction; call the yielded function with the reply code."""
+    metrics.note_recipients(recipients)
     scope = metrics.delivery.get()
     if scope is not None:
-        scope.domains = sorted({r.rpartition("@")[2].lower() for r in recipients if "@" in r})
         scope.host = host
     attributes: dict[str, str | int] = {
         "server.address": host, "server.port": port, "smtp.recipients": len(recipients),

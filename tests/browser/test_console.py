@@ -1,5 +1,6 @@
 """The console and the API docs in a real headless Chromium: sign in, search, open a
-message and see the rendered mail, live updates, lift a suppression, sign out; the
+message and see the rendered mail, live updates, cancel a scheduled message, lift a
+suppression, sign out; the
 Swagger page renders its operations with no network but loopback. A screenshot of each
 page goes to the test's temp dir (screens/)."""
 
@@ -7,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -73,9 +75,9 @@ class Pages:
         self.driver.save_screenshot(str(self.shots / f"{name}.png"))
 
 
-def _send(api: Api, headers: dict[str, str], name: str) -> str:
+def _send(api: Api, headers: dict[str, str], name: str, **extra: str) -> str:
     body = {"to": f"{name} <{name.lower()}@example.com>", "template": "welcome",
-            "vars": {"name": name}, "tags": ["signup"]}  # fmt: skip
+            "vars": {"name": name}, "tags": ["signup"], **extra}  # fmt: skip
     response = httpx.post(f"{api.url}/v1/messages", json=body, headers=headers, timeout=10)
     assert response.status_code == 202, response.text
     return str(response.json()["id"])
@@ -101,13 +103,18 @@ async def test_console_in_a_browser(
     await asyncio.to_thread(_sign_in, p, admin)
     await asyncio.to_thread(_search_and_open, p, ids[1])
     await asyncio.to_thread(_live_update, p, api, sender)
+    send_at = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
+    erin = await asyncio.to_thread(_send, api, sender, "Erin", send_at=send_at)
+    await wait_for_event(js, erin, "scheduled")
+    await projector.caught_up(js)
+    await asyncio.to_thread(_cancel_scheduled, p, erin)
     await asyncio.to_thread(_lift_suppression, p)
     await asyncio.to_thread(_other_pages, p)
     await asyncio.to_thread(_sign_out, p)
     assert {f.name for f in p.shots.iterdir()} >= {
         "login.png", "messages.png", "search.png", "message.png", "suppressions.png",
-        "lifted.png", "stats.png", "capture.png", "captured.png", "templates.png", "keys.png",
-        "webhooks.png",
+        "scheduled.png", "cancelled.png", "lifted.png", "stats.png", "capture.png",
+        "captured.png", "templates.png", "keys.png", "webhooks.png",
     }  # fmt: skip
 
 
@@ -153,6 +160,19 @@ def _live_update(p: Pages, api: Api, sender: dict[str, str]) -> None:
     p.wait(lambda d: d.find_element(By.ID, "live-status").text.startswith("live"), "SSE open")
     dave = _send(api, sender, "Dave")
     p.wait(lambda d: d.find_elements(By.CSS_SELECTOR, f'tr[data-id="{dave}"]'), "Dave live")
+
+
+def _cancel_scheduled(p: Pages, erin: str) -> None:
+    p.open(f"/console/messages/{erin}")
+    assert p.find("#message-status").text == "scheduled"
+    p.shot("scheduled")
+    p.find("#cancel").click()
+    p.wait(lambda d: d.current_url.endswith(f"/console/messages/{erin}?cancel=cancelled"),
+           "the page again, after the cancel")  # fmt: skip
+    assert p.find("#notice").text.startswith("cancelled")
+    assert p.find("#message-status").text == "cancelled"  # from the log: no projection lag
+    assert not p.driver.find_elements(By.ID, "cancel")  # nothing left to cancel
+    p.shot("cancelled")
 
 
 def _lift_suppression(p: Pages) -> None:

@@ -5,13 +5,14 @@ under a strict CSP. The browser tests (tests/browser) drive the pages themselves
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import psycopg
 from nats.js import JetStreamContext
 
 from tests.conftest import Projector
-from tests.eventlog_reader import wait_for_event
+from tests.eventlog_reader import types_of, wait_for_event
 from tests.integration.test_api_support import Api, api_fixture  # noqa: F401
 
 
@@ -102,4 +103,50 @@ async def test_the_mail_is_served_sandboxed(
     csp = body.headers["content-security-policy"]
     assert "default-src 'none'" in csp and csp.endswith("sandbox")
     assert "<p>Hi" in body.text
+    await client.aclose()
+
+
+async def test_cancel_from_the_message_page_needs_the_csrf_token(
+    api: Api, projector: Projector, js: JetStreamContext
+) -> None:
+    send_at = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
+    ids = []
+    for body in ({"to": "frank@example.com", "subject": "Later", "text": "hi", "send_at": send_at},
+                 {"to": "gina@example.com", "subject": "Now", "text": "hi"}):  # fmt: skip
+        sent = await api.client.post("/v1/messages", headers=await api.as_("send"), json=body)
+        ids.append(sent.json()["id"])
+    later, now = ids
+    await wait_for_event(js, later, "scheduled")
+    await wait_for_event(js, now, "delivered")
+    await projector.caught_up(js)
+    client = await sign_in(api, await api.key("send", "read"))
+    page = await client.get(f"/console/messages/{later}")
+    cancel = f"/console/messages/{later}/cancel"
+    assert f'action="{cancel}"' in page.text
+
+    # A cross-site form: the browser sends no SameSite=Strict cookie, and even with the
+    # cookie, no token: refused, nothing changed.
+    async with httpx.AsyncClient(base_url=api.url, timeout=15) as elsewhere:
+        outside = await elsewhere.post(cancel, data={}, headers={"Origin": "https://evil.test"})
+    assert outside.status_code in (302, 303) and outside.headers["location"].endswith("/login")
+    forged = await client.post(cancel, data={"csrf": "forged"})
+    bare = await client.post(cancel, data={}, headers={"Origin": "https://evil.test"})
+    assert forged.status_code == bare.status_code == 403
+    assert "did not come from this console" in bare.text
+    assert await types_of(js, later) == ["scheduled"]
+
+    done = await client.post(cancel, data={"csrf": csrf_of(page)})
+    assert done.status_code in (302, 303), done.text
+    shown = await client.get(done.headers["location"])
+    assert "cancelled: this message will not be sent" in shown.text
+    assert f'action="{cancel}"' not in shown.text  # no longer cancellable
+    assert await types_of(js, later) == ["scheduled", "cancelled"]
+
+    # Delivered: no button; a form from an old tab is answered with the status.
+    page = await client.get(f"/console/messages/{now}")
+    assert f'action="/console/messages/{now}/cancel"' not in page.text
+    late = await client.post(f"/console/messages/{now}/cancel", data={"csrf": csrf_of(page)})
+    shown = await client.get(late.headers["location"])
+    assert "not cancellable: the message is delivered" in shown.text
+    assert "cancelled" not in await types_of(js, now)
     await client.aclose()

@@ -13,13 +13,14 @@ from subprocess import Popen
 import httpx
 import pytest
 from nats.js import JetStreamContext
+from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
 
 from services.capture import CaptureSink
 from shared.embedded import free_port
 from shared.settings import Settings
 from shared.subjects import CMD_SEND, CMD_STREAM
-from tests.conftest import service_env
+from tests.conftest import Pipeline, service_env
 from tests.eventlog_reader import wait_for_event
 
 N = 3
@@ -117,3 +118,18 @@ async def test_each_service_process_serves_metrics_that_move(
             and value(s, "jetpost_projection_lag") == 0,
         )  # fmt: skip
     assert len(sink.received) == N
+
+
+async def test_outcomes_of_any_provider_carry_the_recipient_domain(
+    pipeline: Pipeline, js: JetStreamContext
+) -> None:
+    """Not only SMTP: the `log` provider's outcome is labelled with the recipient's domain."""
+    await pipeline.stop()
+    await pipeline.start(providers="log://")
+    domain = f"d{uuid.uuid4().hex[:8]}.example.org"
+    mid = uuid.uuid4().hex
+    command = {"to": f"ann@{domain}", "subject": "Hi", "text": "Hello", "message_id": mid}
+    await js.publish(CMD_SEND, json.dumps(command).encode(), stream=CMD_STREAM)
+    await wait_for_event(js, mid, "delivered")
+    labels = {"outcome": "delivered", "provider": "log", "domain": domain}
+    assert REGISTRY.get_sample_value("jetpost_messages_total", labels) == 1

@@ -94,12 +94,19 @@ async def test_two_sender_copies_keep_the_rate_and_other_domains_run_free(
     got = copies(sink.received)
     assert len(got) == 120 and set(got.values()) == {1}
     assert slow_done_when_fast_was < 40  # the fast domain did not wait for the slow one
-    per_second = Counter(
-        int(e.occurred_at.timestamp())
-        for e in await read_all(js, "mail.evt.*.delivered")
+    # The limit holds where slots are taken (a one-second window shared by both
+    # copies); an event's timestamp comes a little later, more so on a loaded machine,
+    # so count three seconds at a time and let a few cross the edges.
+    stamps = [
+        e.occurred_at.timestamp()
+        for e in await read_all(js, "mail.evt.*.attempted")
         if e.message_id in set(slow)
-    )
-    assert max(per_second.values()) <= 12  # 10/s across BOTH copies (+ window edge)
+    ]
+    per_second = Counter(int(t) for t in stamps)
+    first = min(per_second)
+    in_three = [sum(per_second[s + i] for i in range(3)) for s in range(first, max(per_second) + 1)]
+    assert max(in_three) <= 30 + 4  # 10/s across BOTH copies (20/s if each kept its own)
+    assert max(stamps) - min(stamps) >= 4.0  # 60 mails need six one-second windows
 
 
 @pytest.mark.slow

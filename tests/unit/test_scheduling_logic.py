@@ -6,7 +6,7 @@ import json
 from datetime import UTC, datetime, timedelta
 
 from services.intake import cancel, reschedule
-from services.intake.logic import CommandContext, decide
+from services.intake.logic import CommandContext, decide, without_suppressed
 from services.scheduler.logic import Drop, Release, Wait, on_due
 from shared.events import (
     Accepted,
@@ -17,10 +17,12 @@ from shared.events import (
     Rejected,
     Rendered,
     Scheduled,
+    Suppressed,
 )
 from shared.fold import fold
 from shared.mailbox import Mailbox
 from shared.scheduling import CancelCommand, Due, RescheduleCommand, at_header
+from shared.suppression_rules import Entry
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 CTX = CommandContext(subject="mail.cmd.send", seq=3, stored_at=NOW,
@@ -104,3 +106,25 @@ def test_reschedule_decisions_and_due_revisions() -> None:
 def test_at_header_is_utc_rfc3339() -> None:
     when = datetime(2026, 12, 24, 9, 0, tzinfo=UTC) + timedelta(microseconds=5)
     assert at_header(when) == "@at 2026-12-24T09:00:00.000005Z"
+
+
+def test_suppressed_at_release_adds_to_what_intake_left_out() -> None:
+    send_at = (NOW + timedelta(minutes=5)).isoformat()
+    command = {"to": ["a@example.com", "b@example.com", "c@example.com"], "subject": "s",
+               "text": "t", "message_id": "m2", "send_at": send_at}  # fmt: skip
+    event = decide(json.dumps(command).encode(), CTX).event
+    assert isinstance(event, Scheduled)
+    at_intake = without_suppressed(event.accepted, {"a@example.com": entry("a@example.com")})
+    assert isinstance(at_intake, Accepted) and at_intake.suppressed == ("a@example.com",)
+    released = at_intake.model_copy(update={"causation_id": event.event_id})
+    later = without_suppressed(released, {"b@example.com": entry("b@example.com")})
+    assert isinstance(later, Accepted)
+    assert [m.email for m in later.envelope.to] == ["c@example.com"]
+    assert later.suppressed == ("a@example.com", "b@example.com")
+    nobody = without_suppressed(later, {"c@example.com": entry("c@example.com")})
+    assert isinstance(nobody, Suppressed) and nobody.causation_id == event.event_id
+    assert fold([event, nobody]).status == "suppressed"
+
+
+def entry(address: str) -> Entry:
+    return Entry(address=address, reason="hard bounce", source="feedback", created_at=NOW)

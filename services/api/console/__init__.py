@@ -17,7 +17,14 @@ from litestar.types import ControllerRouterHandler
 
 from services.api.console import live, pages, signin, webhooks
 from services.api.console.pages import Forbidden
-from services.api.console.session import BadCsrf, ConsoleSession, Rt, SignedOut, load_session
+from services.api.console.session import (
+    BadCsrf,
+    ConsoleSession,
+    Rt,
+    SignedOut,
+    load_session,
+    provide_form,
+)
 from services.api.problems import Problem
 
 HERE = Path(__file__).parent
@@ -75,7 +82,7 @@ def console_router() -> Router:
     return Router(
         path="/console",
         route_handlers=[*pages.ROUTES, *signin.ROUTES, *live.ROUTES, *webhooks.ROUTES],
-        dependencies={"session": Provide(provide_session)},
+        dependencies={"session": Provide(provide_session), "form": Provide(provide_form)},
         exception_handlers={
             SignedOut: _signed_out,
             Problem: _on_problem,

@@ -14,18 +14,21 @@ from litestar.params import FromPath
 from litestar.response import Redirect, Template
 from pydantic import ValidationError
 
-from services.api import keys, messages, sending, stats, suppressions, templates
+from services.api import keys, messages, scheduling, sending, stats, suppressions, templates
 from services.api.console import charts, inbox, mailview
-from services.api.console.session import ConsoleSession, Rt, Session, check_csrf
+from services.api.console.session import ConsoleSession, Form, Rt, Session
 from services.api.problems import Problem
 from services.api.runtime import Runtime
 from services.api.schemas import Message
+from services.intake import cancel
 from services.precheck import errors_of
 from shared.commands import SuppressCommand
-from shared.fold import STATUS_RANK
+from shared.fold import STATUS_RANK, fold
+from shared.scheduling import CancelCommand
 
 FILTERS = ("status", "to", "template", "tag", "since", "until")
 STATUSES = sorted(set(STATUS_RANK) - {"unknown"}, key=lambda s: (STATUS_RANK[s], s))
+Req = Request[Any, Any, Any]
 
 
 class Forbidden(Exception):
@@ -44,7 +47,7 @@ def page(template: str, session: ConsoleSession, /, **context: Any) -> Template:
     )
 
 
-def _filters(request: Request[Any, Any, Any]) -> dict[str, str]:
+def _filters(request: Req) -> dict[str, str]:
     return {name: request.query_params.get(name, "").strip() for name in FILTERS}
 
 
@@ -61,11 +64,7 @@ async def home() -> Redirect:
 
 
 @get("/messages")
-async def message_list(
-    rt: Rt,
-    request: Request[Any, Any, Any],
-    session: Session,
-) -> Template:
+async def message_list(rt: Rt, request: Req, session: Session) -> Template:
     need(session, "read")
     given = _filters(request)
     found = await _page_of(rt, given, request.query_params.get("cursor"))
@@ -82,9 +81,7 @@ def _query(given: dict[str, str]) -> str:
 
 @get("/messages/{message_id:str}")
 async def message_page(
-    rt: Rt,
-    message_id: FromPath[str],
-    session: Session,
+    rt: Rt, request: Req, message_id: FromPath[str], session: Session
 ) -> Template:
     need(session, "read")
     messages.known_id(message_id)
@@ -92,15 +89,26 @@ async def message_page(
     if row is None:
         raise Problem(404, "not-found", f"no message {message_id!r}")
     timeline = await messages.timeline(rt, message_id)
-    mail = mailview.rendered_mail(await rt.bus.history(message_id))
+    events = await rt.bus.history(message_id)
+    status = fold(events).status  # from the log, as cancel decides (the row may lag)
     return page(
         "message.html",
         session,
         message=Message.from_row(row),
+        status=status,
         timeline=timeline.items,
-        mail=mail,
+        mail=mailview.rendered_mail(events),
         body_url=f"/console/messages/{message_id}/body",
+        cancellable=status in cancel.CANCELLABLE,
+        notice=_cancel_notice(request.query_params.get("cancel", "")),
     )
+
+
+def _cancel_notice(status: str) -> str:
+    """What the cancel form's redirect says (a status name only: nothing to spoof)."""
+    if status == "cancelled":
+        return "cancelled: this message will not be sent"
+    return f"not cancellable: the message is {status}" if status in STATUSES else ""
 
 
 def mail_body(html: str | None) -> Response[str]:
@@ -112,27 +120,31 @@ def mail_body(html: str | None) -> Response[str]:
 
 
 @get("/messages/{message_id:str}/body")
-async def message_body(
-    rt: Rt,
-    message_id: FromPath[str],
-    session: Session,
-) -> Response[str]:
+async def message_body(rt: Rt, message_id: FromPath[str], session: Session) -> Response[str]:
     need(session, "read")
     mail = mailview.rendered_mail(await rt.bus.history(messages.known_id(message_id)))
     return mail_body(mail.html if mail else None)
 
 
 @post("/messages/{message_id:str}/resend")
-async def resend(
-    rt: Rt,
-    request: Request[Any, Any, Any],
-    message_id: FromPath[str],
-    session: Session,
-) -> Redirect:
-    form = await check_csrf(request, session.csrf)
+async def resend(rt: Rt, form: Form, message_id: FromPath[str], session: Session) -> Redirect:
     need(session, "send")
     accepted = await sending.resend(rt, message_id, rerender=form.get("rerender") == "on")
     return Redirect(f"/console/messages/{accepted.id}")
+
+
+@post("/messages/{message_id:str}/cancel")
+async def cancel_message(
+    rt: Rt, form: Form, message_id: FromPath[str], session: Session
+) -> Redirect:
+    """The API's cancel (services.api.scheduling), its answer shown on the page."""
+    need(session, "send")
+    reason = str(form.get("reason") or "cancelled in the console")[:500]
+    command = CancelCommand(message_id=messages.known_id(message_id), reason=reason)
+    change = await scheduling.run(rt, message_id, lambda h: cancel.decide(command, h))
+    if change.refused == "not-found":
+        raise Problem(404, "not-found", change.detail)
+    return Redirect(f"/console/messages/{message_id}?cancel={change.status}")
 
 
 @get("/capture")
@@ -170,11 +182,7 @@ async def capture_body(rt: Rt, name: FromPath[str], session: Session) -> Respons
 
 
 @get("/suppressions")
-async def suppression_list(
-    rt: Rt,
-    request: Request[Any, Any, Any],
-    session: Session,
-) -> Template:
+async def suppression_list(rt: Rt, request: Req, session: Session) -> Template:
     need(session, "read")
     address = request.query_params.get("address", "").strip() or None
     found = await suppressions.find_suppressions(
@@ -190,12 +198,7 @@ async def suppression_list(
 
 
 @post("/suppressions")
-async def suppression_add(
-    rt: Rt,
-    request: Request[Any, Any, Any],
-    session: Session,
-) -> Redirect:
-    form = await check_csrf(request, session.csrf)
+async def suppression_add(rt: Rt, form: Form, session: Session) -> Redirect:
     need(session, "send")
     try:
         command = SuppressCommand(
@@ -210,23 +213,14 @@ async def suppression_add(
 
 
 @post("/suppressions/lift")
-async def suppression_lift(
-    rt: Rt,
-    request: Request[Any, Any, Any],
-    session: Session,
-) -> Redirect:
-    form = await check_csrf(request, session.csrf)
+async def suppression_lift(rt: Rt, form: Form, session: Session) -> Redirect:
     need(session, "admin")
     lifted = await suppressions.lift(rt, form.get("address", ""), form.get("scope", ""))
     return Redirect(f"/console/suppressions?notice=lifted+{lifted.address}")
 
 
 @get("/stats")
-async def stats_page(
-    rt: Rt,
-    request: Request[Any, Any, Any],
-    session: Session,
-) -> Template:
+async def stats_page(rt: Rt, request: Req, session: Session) -> Template:
     need(session, "read")
     since, until = request.query_params.get("since", ""), request.query_params.get("until", "")
     found = await stats.compute_stats(
@@ -251,12 +245,8 @@ async def template_list(rt: Rt, session: Session) -> Template:
 
 @post("/templates/{name:str}/preview")
 async def template_preview(
-    rt: Rt,
-    request: Request[Any, Any, Any],
-    name: FromPath[str],
-    session: Session,
+    rt: Rt, form: Form, name: FromPath[str], session: Session
 ) -> Response[str]:
-    form = await check_csrf(request, session.csrf)
     need(session, "read")
     try:
         variables = json.loads(form.get("vars") or "{}")
@@ -272,11 +262,7 @@ async def template_preview(
 
 
 @get("/keys")
-async def key_list(
-    rt: Rt,
-    request: Request[Any, Any, Any],
-    session: Session,
-) -> Template:
+async def key_list(rt: Rt, session: Session) -> Template:
     need(session, "admin")
     async with rt.pool.connection() as conn:
         found = await keys.list_keys(conn)
@@ -284,12 +270,7 @@ async def key_list(
 
 
 @post("/keys")
-async def key_create(
-    rt: Rt,
-    request: Request[Any, Any, Any],
-    session: Session,
-) -> Template:
-    form = await check_csrf(request, session.csrf)
+async def key_create(rt: Rt, form: Form, session: Session) -> Template:
     need(session, "admin")
     chosen = [s for s in keys.SCOPES if form.get(f"scope_{s}") == "on"]
     try:
@@ -303,14 +284,8 @@ async def key_create(
 
 
 @post("/keys/{key_id:str}/revoke")
-async def key_revoke(
-    rt: Rt,
-    request: Request[Any, Any, Any],
-    key_id: FromPath[str],
-    session: Session,
-) -> Redirect:
-    await check_csrf(request, session.csrf)
-    need(session, "admin")
+async def key_revoke(rt: Rt, form: Form, key_id: FromPath[str], session: Session) -> Redirect:
+    need(session, "admin")  # `form`: the CSRF token is checked before this runs
     async with rt.pool.connection() as conn:
         await keys.revoke_key(conn, key_id)
     return Redirect("/console/keys")
@@ -322,6 +297,7 @@ ROUTES = [
     message_page,
     message_body,
     resend,
+    cancel_message,
     capture_list,
     capture_one,
     capture_body,

@@ -115,4 +115,11 @@ async def check_csrf(request: Request[Any, Any, Any], expected: str) -> dict[str
 
 
 Session = NamedDependency[ConsoleSession]  # the `session` dependency of console routes
+Form = NamedDependency[dict[str, Any]]  # a POSTed form, its CSRF token checked
 Rt = NamedDependency[Runtime]
+
+
+async def provide_form(request: Request[Any, Any, Any], session: Session) -> dict[str, Any]:
+    """The `form` dependency: every console route that changes something takes it, so
+    none reads a form whose CSRF token was not checked."""
+    return await check_csrf(request, session.csrf)
