@@ -62,9 +62,7 @@ class PullWindow:
         step = max(1, self.window // 4)
         return room if room >= step or (room > 0 and not self.asked) else 0
 
-    async def run(
-        self, handle: Handle, running: Callable[[], bool]
-    ) -> None:
+    async def run(self, handle: Handle, running: Callable[[], bool]) -> None:
         """Until cancelled or `running()` turns false; handlers still at work are left
         to finish (the caller waits for them) and cancelled only with this task."""
         inbox = self.nc.new_inbox()
