@@ -16,35 +16,33 @@ from services.sender.mime import build_message
 from shared.attachments import AttachmentRef
 from shared.events import Envelope, Rendered
 from shared.mailbox import Mailbox
+from tests.unit.test_mime import rendered as mime_rendered
 
 BOUNDARY = re.compile(rb'boundary="(={15}\d{19}==)"')
 
 
+ASCII: dict[str, object] = {  # test_mime's message, with what the fast path takes
+    "envelope": Envelope(
+        sender=Mailbox(email="noreply@jetpost.test", name="Jetpost"),
+        to=(Mailbox(email="alice@example.com", name="Alice Smith"),),
+        cc=(Mailbox(email="carol@example.com"),),
+        bcc=(Mailbox(email="bob@example.com"),),
+    ),
+    "subject": "Welcome to jetpost, Alice!",
+    "text": "Hi Alice,\n\nYour account is ready.\n",
+    "html": '<p style="margin: 0 0 12px; font-size: 15px; line-height: 1.5; color: #374151;">'
+    "Hi Alice, your account is ready &amp; waiting.</p>\n",
+    "headers": {
+        "Message-ID": "<m1@jetpost.test>",
+        "X-Jetpost-Message-Id": "m1",
+        "List-Unsubscribe": f"<https://jetpost.test/u/{'t' * 90}>, <mailto:u@jetpost.test>",
+        "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
+    },
+}
+
+
 def rendered(**changes: object) -> Rendered:
-    fields: dict[str, object] = {
-        "event_id": "e1",
-        "message_id": "m1",
-        "envelope": Envelope(
-            sender=Mailbox(email="noreply@jetpost.test", name="Jetpost"),
-            to=(Mailbox(email="alice@example.com", name="Alice Smith"),),
-            cc=(Mailbox(email="carol@example.com"),),
-            bcc=(Mailbox(email="bob@example.com"),),
-        ),
-        "subject": "Welcome to jetpost, Alice!",
-        "text": "Hi Alice,\n\nYour account is ready.\n",
-        "html": '<p style="margin: 0 0 12px; font-size: 15px; line-height: 1.5; color: #374151;">'
-        "Hi Alice, your account is ready &amp; waiting.</p>\n",
-        "headers": {
-            "Message-ID": "<m1@jetpost.test>",
-            "X-Jetpost-Message-Id": "m1",
-            "List-Unsubscribe": "<https://jetpost.test/u/"
-            + "t" * 90
-            + ">, <mailto:u@jetpost.test>",
-            "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
-        },
-    }
-    fields.update(changes)
-    return Rendered.model_validate(fields)
+    return mime_rendered(**{**ASCII, **changes})
 
 
 def slow_bytes(r: Rendered, fast: bytes) -> bytes:
