@@ -49,10 +49,12 @@ from typing import Any, TypeVar
 
 import aiosmtplib
 import nats
+import nats.errors
 
 from bench.sampler import Sampler
 from services.runner import SERVICES, build_env, run_services
 from shared.embedded import EmbeddedNats
+from shared.event_loop import run_loop
 from shared.settings import load_settings
 from shared.subjects import CMD_SEND, CMD_STREAM, EVT_STREAM, event_filter
 
@@ -368,6 +370,61 @@ async def _await_delivered(nc: Any, expected: int, services: asyncio.Task[None])
         await asyncio.sleep(0.1)
 
 
+PIPELINE = ("intake", "renderer", "sender")
+
+
+async def _until_pulling(nats_url: str, processes: int, children: Sequence[Any]) -> None:
+    """Until every process asks the sender's consumer for mail (or one exits)."""
+    nc = await nats.connect(nats_url)
+    try:
+        js = nc.jetstream()
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if any(child.returncode is not None for child in children):
+                raise BenchError("a jetpost process exited while starting")
+            with contextlib.suppress(nats.errors.Error):
+                if (await js.consumer_info(EVT_STREAM, "sender")).num_waiting >= processes:
+                    return
+            await asyncio.sleep(0.2)
+        raise BenchError("the jetpost processes did not start within 60 s")
+    finally:
+        await nc.close()
+
+
+async def _child_services(
+    env: dict[str, str], processes: int, stop: asyncio.Event, started: asyncio.Event,
+    pids: dict[str, int],
+) -> None:  # fmt: skip
+    """`jetpost run intake renderer sender` in `processes` child processes, sharing the
+    durable consumers, until `stop`; an exit before that is an error."""
+    children = [
+        await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "services.cli.main", "run", *PIPELINE, env=env, cwd=ROOT
+        )
+        for _ in range(processes)
+    ]
+    for k, child in enumerate(children):
+        pids[f"jetpost {k + 1}"] = child.pid
+    try:
+        await _until_pulling(env["JETPOST_NATS_URL"], processes, children)
+        started.set()
+        waits = [asyncio.ensure_future(child.wait()) for child in children]
+        stopped = asyncio.ensure_future(stop.wait())
+        await asyncio.wait([*waits, stopped], return_when=asyncio.FIRST_COMPLETED)
+        if not stop.is_set():
+            raise BenchError(f"a jetpost process exited ({[c.returncode for c in children]})")
+    finally:
+        for child in children:
+            if child.returncode is None:
+                child.terminate()
+        for child in children:
+            try:
+                await asyncio.wait_for(child.wait(), 15)
+            except TimeoutError:
+                child.kill()
+                await child.wait()
+
+
 async def jetpost_phase(
     sink: Sink,
     nats_url: str,
@@ -377,18 +434,26 @@ async def jetpost_phase(
     warmup: int,
     timeout: float,
     watch: Watch,
+    processes: int = 0,
 ) -> tuple[Phase, int]:
+    pool = max(1, connections // max(processes, 1))  # the same connections in all
     settings = load_settings(
         nats_url=nats_url,
         smtp_url=f"smtp://127.0.0.1:{sink.port}",
-        smtp_pool_size=connections,
+        smtp_pool_size=pool,
         data_dir=data_dir,
         sender_from=SENDER,
     )
     stop, started = asyncio.Event(), asyncio.Event()
-    services = asyncio.create_task(
-        run_services(build_env(settings), SERVICES, nats_url, stop, started)
-    )
+    if processes:
+        env = {**os.environ, "JETPOST_NATS_URL": nats_url, "JETPOST_SMTP_URL": f"smtp://127.0.0.1:{sink.port}",
+               "JETPOST_SMTP_POOL_SIZE": str(pool), "JETPOST_DATA_DIR": str(data_dir),
+               "JETPOST_SENDER_FROM": SENDER, "JETPOST_LOG_LEVEL": "WARNING"}  # fmt: skip
+        services = asyncio.create_task(_child_services(env, processes, stop, started, watch.pids))
+    else:
+        services = asyncio.create_task(
+            run_services(build_env(settings), SERVICES, nats_url, stop, started)
+        )
     nc = None
     try:
         await _guarded(asyncio.wait_for(started.wait(), 30), services)
@@ -402,7 +467,7 @@ async def jetpost_phase(
 
         base = (await sink.stats()).count
         await _guarded(_publish(js, warm), services)
-        before = await _guarded(sink.wait(base + warmup, timeout), services)
+        before = await _guarded(sink.wait(base + warmup, timeout + 30), services)
         if (got := await _await_delivered(nc, warmup, services)) != warmup:
             raise BenchError(f"warm-up: {got} delivered events for {warmup} mails")
 
@@ -423,7 +488,7 @@ async def jetpost_phase(
             await nc.close()
         stop.set()
         with contextlib.suppress(asyncio.CancelledError):
-            await asyncio.wait_for(services, 20)
+            await asyncio.wait_for(services, 30)
     phase = Phase("jetpost", n, after.stamp - start, after.bytes - before.bytes, cpu)
     return phase, extra
 
@@ -454,7 +519,8 @@ async def bench(
         )  # fmt: skip
         jet, extra = await jetpost_phase(
             sink, server.url, tmp / "data", args.n, args.connections, args.warmup,
-            args.timeout, Watch("(b)", pids, profile=args.profile, sample=args.sample),
+            args.timeout, Watch("(b)", dict(pids), profile=args.profile, sample=args.sample),
+            args.processes,
         )  # fmt: skip
     finally:
         await sink.close()
@@ -486,6 +552,11 @@ def table(args: argparse.Namespace, raw: Phase, jet: Phase, extra: int) -> str:
             for name, cpu in phase.cpu.items()
         ]
         rows.append(f"    {label[:6]}  " + "   ".join(cells))
+    mine = [cpu for name, cpu in jet.cpu.items() if name.startswith("jetpost")]
+    spent = sum(mine) if mine else jet.cpu["bench process"]
+    where = f"{len(mine)} jetpost processes" if mine else "bench process, publisher included"
+    rows.append(f"  jetpost CPU per delivered mail: {1000 * spent / jet.mails:.2f} ms ({where}); "
+                f"raw client {1000 * raw.cpu['bench process'] / raw.mails:.2f} ms")  # fmt: skip
     return "\n".join(rows)
 
 
@@ -500,6 +571,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument(
         "--sample", action="store_true", help="sample both phases' stacks (bench.sampler)"
     )
+    p.add_argument("--processes", type=int, default=0,
+                   help="run intake, renderer and sender in N `jetpost run` processes (0: in "
+                        "this one); their connections share --connections")  # fmt: skip
     args = p.parse_args(argv)
     if args.n < 1 or args.connections < 1 or args.warmup < 1:
         p.error("--n, --connections and --warmup must be at least 1")
@@ -512,7 +586,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     server = EmbeddedNats(store_dir=tmp / "nats")
     try:
         server.start()
-        raw, jet, extra = asyncio.run(bench(args, server, tmp))
+        raw, jet, extra = run_loop(bench(args, server, tmp))
     except (BenchError, TimeoutError) as exc:
         print(f"bench.e2e_send: FAILED: {exc!r}", file=sys.stderr)
         return 1

@@ -73,9 +73,9 @@ async def serve_litestar(port: int) -> None:
 def main() -> None:
     kind, port = sys.argv[1], int(sys.argv[2])
     serve = {"asyncio": serve_asyncio, "litestar": serve_litestar}[kind]
-    from services.api.server import event_loop_runner
+    from shared.event_loop import run_loop
 
-    event_loop_runner()(serve(port))
+    run_loop(serve(port))
 
 
 if __name__ == "__main__":

@@ -11,10 +11,10 @@ import asyncio
 import gc
 import logging
 from collections.abc import Callable, Sequence
+from typing import TypeVar
 
 from faststream.nats import NatsBroker
 from faststream.nats.opentelemetry import NatsTelemetryMiddleware
-from faststream.nats.prometheus import NatsPrometheusMiddleware
 
 from services.component import Env, Service
 from services.intake.app import register as register_intake
@@ -29,6 +29,7 @@ from shared.nats_connect import NatsTarget, bounded, broker_options
 from shared.nats_setup import apply_definitions, load_definitions
 from shared.settings import Settings, redact_url
 from shared.telemetry import tracing
+from shared.telemetry.destinations import prometheus_middleware
 from shared.telemetry.metrics import DeliveryScopeMiddleware, registry
 from shared.tokens import load_key_ring
 
@@ -43,6 +44,7 @@ REGISTRY: dict[str, Callable[[NatsBroker, Env], Service]] = {
 SERVICES = tuple(REGISTRY)
 
 log = logging.getLogger("jetpost")
+T = TypeVar("T")
 
 
 def build_env(settings: Settings) -> Env:
@@ -68,12 +70,13 @@ def make_broker(nats: NatsTarget, errors: list[BaseException] | None = None) -> 
         error_cb=on_error,
         log_level=logging.DEBUG,  # per-message lines only when asked for
         graceful_timeout=10.0,
+        apply_types=False,  # handlers take the message itself (shared/consumers.py)
         logger=faststream_logger(),
         # traces continue from each message's `traceparent` (when tracing is on);
         # per-message metrics always
         middlewares=(
             *((NatsTelemetryMiddleware(),) if tracing.enabled() else ()),
-            NatsPrometheusMiddleware(registry=registry(), app_name="jetpost"),
+            prometheus_middleware(registry(), "jetpost"),  # by subject pattern
             DeliveryScopeMiddleware,
         ),
     )

@@ -17,7 +17,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from typing import Any
 
 import nats.errors
@@ -25,6 +25,7 @@ from faststream import AckPolicy
 from faststream.nats import JStream, NatsBroker, NatsMessage, PullSub
 
 from shared.nats_setup import Definitions
+from shared.pull import PullWindow
 
 Handler = Callable[[NatsMessage], Awaitable[None]]
 # Records a terminal failure for a message that keeps failing (e.g. `failed`).
@@ -83,11 +84,14 @@ def retry_delay(num_delivered: int, base: float = 0.5, cap: float = 30.0) -> flo
     return float(min(base * 2.0 ** max(num_delivered - 1, 0), cap))
 
 
-def raw_body(msg: Any) -> Any:
+def as_message(msg: Any) -> Any:
     """Handlers parse the bytes themselves: FastStream's own decoding (by the
     content-type header) would raise on a malformed body before a handler could
-    record it as `rejected`."""
-    return msg.body
+    record it as `rejected`. The "decoded" value is the message itself, handed to the
+    handler as its one argument: the services' broker does not apply FastStream's
+    dependency injection (services/runner.py), which resolved the message parameter in
+    a worker thread, one thread hop per message."""
+    return msg
 
 
 async def on_failure(
@@ -137,7 +141,7 @@ def subscribe(
                 await on_failure(msg, exc, durable, give_up)
 
     on_message.__name__ = f"{durable}_handler"
-    broker.subscriber(
+    subscriber = broker.subscriber(
         # filter_subjects: the consumer's own list; named by its stream's wildcard
         config.filter_subject or _wildcard(config.filter_subjects or ["mail.evt.>"]),
         stream=JStream(stream, declare=False),
@@ -145,6 +149,23 @@ def subscribe(
         config=config,
         pull_sub=PullSub(batch_size=batch, timeout=1.0),
         ack_policy=AckPolicy.MANUAL,
-        decoder=raw_body,
+        decoder=as_message,
         description=config.description,
-    )(on_message)
+    )
+    subscriber(on_message)
+    windowed(subscriber, broker, stream, durable, batch)
+
+
+def windowed(subscriber: Any, broker: NatsBroker, stream: str, durable: str, window: int) -> None:
+    """FastStream's fetch-a-batch-then-work-it loop replaced by a window of `window`
+    messages in flight, each handed over as it arrives (shared/pull.py). FastStream
+    still parses, runs the middlewares and the handler, and waits for handlers at work
+    on shutdown: only where messages come from changes."""
+    if not callable(getattr(subscriber, "_consume_pull", None)):  # pragma: no cover
+        raise RuntimeError("FastStream's pull subscriber changed: shared/pull.py needs a look")
+
+    async def consume_pull(cb: Callable[[Any], Coroutine[Any, Any, Any]]) -> None:
+        pull = PullWindow(broker.connection, stream, durable, window)
+        await pull.run(cb, lambda: bool(subscriber.running))
+
+    subscriber._consume_pull = consume_pull

@@ -84,6 +84,8 @@ class Accepted(EventBase):
     track: Track | None = None
     transactional: bool = False
     attachments: tuple[AttachmentRef, ...] = ()
+    # Released by the bulk lane (services/lanes): at the sender it yields to other mail.
+    bulk: bool = False
     # Recipients left out because they are on the suppression set.
     suppressed: tuple[str, ...] = ()
 
@@ -153,6 +155,7 @@ class Rendered(EventBase):
     template_version: str | None = None
     tags: tuple[str, ...] = ()
     attachments: tuple[AttachmentRef, ...] = ()
+    bulk: bool = False  # a campaign's mail: takes an SMTP connection after other mail
 
 
 class RenderFailed(EventBase):

@@ -8,8 +8,8 @@ import asyncio
 import contextlib
 import gc
 import socket
-from collections.abc import Callable, Coroutine, Iterator
-from typing import Any, TypeVar
+from collections.abc import Iterator
+from typing import TypeVar
 
 import uvicorn
 from litestar import Litestar
@@ -18,16 +18,6 @@ from services.api.app import create_public_app
 from shared.settings import Settings
 
 T = TypeVar("T")
-
-
-def event_loop_runner() -> Callable[[Coroutine[Any, Any, T]], T]:
-    """`asyncio.run`, on uvloop when it is installed (a dependency: about twice the
-    requests per second of the default loop for the same handlers)."""
-    try:
-        import uvloop
-    except ImportError:  # pragma: no cover - uvloop is a dependency
-        return asyncio.run
-    return uvloop.run
 
 
 def freeze_start_up() -> None:

@@ -22,9 +22,10 @@ import subprocess
 import sys
 
 from services.api.app import create_app
-from services.api.server import ApiServer, event_loop_runner, freeze_start_up
+from services.api.server import ApiServer, freeze_start_up
 from services.cli.stopping import stop_on_signals
 from shared.embedded import _die_with_parent
+from shared.event_loop import run_loop
 from shared.logs import configure_logging
 from shared.settings import load_settings
 
@@ -87,7 +88,7 @@ async def _serve(host: str, port: int) -> None:
 
 def main() -> None:
     with contextlib.suppress(KeyboardInterrupt):
-        event_loop_runner()(_serve(sys.argv[1], int(sys.argv[2])))
+        run_loop(_serve(sys.argv[1], int(sys.argv[2])))
 
 
 if __name__ == "__main__":

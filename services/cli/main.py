@@ -13,7 +13,6 @@ from rich.console import Console
 from rich.markup import escape
 
 from services.api.cli import add_keys_arguments, keys_command, run_with_api
-from services.api.server import event_loop_runner
 from services.capture import CaptureSink
 from services.cli.cancel import cancel_message
 from services.cli.config_check import unknown_variables
@@ -34,6 +33,7 @@ from services.cli.webhooks import add_arguments as add_webhooks_arguments
 from services.cli.webhooks import webhooks_command
 from services.renderer.catalog import CatalogError
 from services.runner import build_env
+from shared.event_loop import run_loop
 from shared.logs import configure_logging
 from shared.migrate import migrate
 from shared.settings import ConfigError, Settings, load_settings
@@ -109,9 +109,9 @@ async def _capture(settings: Settings, console: Console) -> None:
 
 def dispatch(args: argparse.Namespace, settings: Settings, console: Console) -> int:
     if args.command == "dev":
-        asyncio.run(run_dev(settings, console))
+        run_loop(run_dev(settings, console))
     elif args.command == "run":
-        event_loop_runner()(_run(settings, args.services))  # uvloop
+        run_loop(_run(settings, args.services))
     elif args.command == "send":
         command = command_of(args)
         if reason := precheck_send(settings, command):

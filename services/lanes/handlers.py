@@ -47,7 +47,7 @@ class BulkLane:
         try:
             await self.gate.wait(on_wait=msg.in_progress)
             accepted = queued.accepted.model_copy(
-                update={"occurred_at": utcnow(), "causation_id": queued.event_id}
+                update={"occurred_at": utcnow(), "causation_id": queued.event_id, "bulk": True}
             )
             await append(self.js, await self.screened(accepted), expect_last=meta.sequence.stream)
         except AppendConflict:

@@ -147,6 +147,7 @@ def render(
         template_version=version,
         tags=accepted.tags,
         attachments=accepted.attachments,
+        bulk=accepted.bulk,
     )
 
 
@@ -169,5 +170,6 @@ def reuse(
             "envelope": accepted.envelope,
             "headers": _headers(accepted, mail_domain, tracking),
             "tags": accepted.tags,
+            "bulk": accepted.bulk,
         }
     )

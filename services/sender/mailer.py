@@ -24,6 +24,8 @@ class Mail:
     # A UTF-8 local part somewhere in the envelope: only a peer offering SMTPUTF8
     # (RFC 6531) can take it; others bounce it with that reason.
     smtputf8: bool = False
+    # A campaign's mail (the bulk lane): other mail gets a free connection first.
+    bulk: bool = False
 
 
 class Mailer(Protocol):

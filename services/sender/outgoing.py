@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from services.sender.attachments import attach
 from services.sender.dkim_sign import DkimSigner
+from services.sender.fast_mime import fast_bytes
 from services.sender.mailer import Mail
 from services.sender.mime import (
     build_message,
@@ -28,11 +29,13 @@ def make_mail(
 ) -> Mail:
     """ValueError/TypeError for a mail that cannot be built; DkimMissing when a key is
     required and absent. `attachments`: the content of `rendered.attachments`, in order."""
-    message = build_message(rendered)
-    if rendered.attachments:
-        attach(message, rendered.attachments, attachments or [])
-    # flattened once, by the message's own SMTP policy (Bcc is never a header, see mime.py)
-    data = message.as_bytes()
+    data = fast_bytes(rendered)  # the common shape, without the email package
+    if data is None:
+        message = build_message(rendered)
+        if rendered.attachments:
+            attach(message, rendered.attachments, attachments or [])
+        # flattened once, by the message's own SMTP policy (Bcc is never a header)
+        data = message.as_bytes()
     if signer is not None:
         domain = ascii_domain(rendered.envelope.sender.domain)
         data = signer.apply(data, domain, int(rendered.occurred_at.timestamp()))
@@ -41,4 +44,5 @@ def make_mail(
         sender=envelope_sender(rendered, bounce_domain),
         recipients=tuple(envelope_recipients(rendered)),
         smtputf8=needs_smtputf8(rendered),
+        bulk=rendered.bulk,
     )

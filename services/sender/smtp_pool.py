@@ -23,6 +23,7 @@ import aiosmtplib
 
 from services.sender.mailer import Mail
 from services.sender.outcome import SEND_ERRORS, Outcome, classify_exception, classify_success
+from services.sender.slots import Slots
 from shared.telemetry import smtp as smtp_telemetry
 
 # The server answered with a refusal: the connection itself is still in sync.
@@ -67,8 +68,9 @@ class SmtpPool:
             password=password,
             validate_certs=validate_certs,
         )
-        # A slot is held for a whole send, so open connections never exceed `size`.
-        self._slots = asyncio.Semaphore(size)
+        # A slot is held for a whole send, so open connections never exceed `size`;
+        # bulk mail takes one only when no other mail waits (services/sender/slots.py).
+        self._slots = Slots(size)
         self._idle: asyncio.Queue[aiosmtplib.SMTP] = asyncio.Queue()
         self.transactions = 0  # MAIL FROM commands sent (what a test can count)
 
@@ -79,7 +81,7 @@ class SmtpPool:
             return outcome
 
     async def _send(self, mail: Mail) -> Outcome:
-        async with self._slots:
+        async with self._slots.held(bulk=mail.bulk):
             smtp = self._take_idle()
             if smtp is not None:
                 try:

@@ -124,6 +124,8 @@ class Throttle:
             limit = slowed(limit if limit and limit.count else SLOWED_RATE, factor)
         if limit is None:
             return None
+        if limit.count is not None and (full := self._seen_full(domain, limit)) is not None:
+            return full  # over the rate: no connection slot taken (and given back) for it
         if limit.concurrency is not None:
             slot = await self._take_slot(domain, limit.concurrency)
             if slot is None:
@@ -166,11 +168,16 @@ class Throttle:
                 continue
         return None
 
-    async def _count(self, domain: str, count: int, period: float) -> float | None:
+    def _seen_full(self, domain: str, limit: Limit) -> float | None:
+        """The delay for a domain whose rate window this copy saw full, else None."""
+        assert limit.count is not None
         now = self._clock()
-        window = int(now // period)
+        window = int(now // limit.period)
         if self._full.get(domain) == window:  # full for this window: deny without a round trip
-            return self._later(domain, window, count, period, now)
+            return self._later(domain, window, limit.count, limit.period, now)
+        return None
+
+    async def _count(self, domain: str, count: int, period: float) -> float | None:
         for _ in range(CAS_TRIES):
             now = self._clock()
             window = int(now // period)

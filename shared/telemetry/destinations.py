@@ -1,0 +1,46 @@
+"""FastStream's Prometheus middleware names each consumed message's destination by its
+subject, and an event's subject carries its message id (`mail.evt.<id>.rendered`):
+one new time series per mail, so the metrics grew without bound and creating the
+series cost more CPU than the rest of the bookkeeping. Here the destination is the
+subject with the message id as `*` (`mail.evt.*.rendered`), a handful of series."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from faststream.nats.prometheus.provider import NatsMetricsSettingsProvider
+from faststream.prometheus import ConsumeAttrs
+from faststream.prometheus.middleware import PrometheusMiddleware
+from nats.aio.msg import Msg
+from prometheus_client import CollectorRegistry
+
+from shared.subjects import EVT_PREFIX
+
+_EVT = EVT_PREFIX + "."
+
+
+def destination(subject: str) -> str:
+    """`mail.evt.<id>.<type>` -> `mail.evt.*.<type>`; other subjects as they are."""
+    if subject.startswith(_EVT):
+        return f"{EVT_PREFIX}.*.{subject.rpartition('.')[2]}"
+    return subject
+
+
+class _Provider(NatsMetricsSettingsProvider):
+    __slots__ = ()
+
+    def get_consume_attrs_from_message(self, msg: Any) -> ConsumeAttrs:
+        attrs = super().get_consume_attrs_from_message(msg)
+        attrs["destination_name"] = destination(attrs["destination_name"])
+        return attrs
+
+
+def _provider(msg: Msg | Sequence[Msg] | None) -> _Provider | None:
+    return _Provider() if isinstance(msg, Msg) or msg is None else None
+
+
+def prometheus_middleware(registry: CollectorRegistry, app_name: str) -> Any:
+    """FastStream's per-message metrics, by subject pattern."""
+    return PrometheusMiddleware(settings_provider_factory=_provider, registry=registry,
+                                app_name=app_name)  # fmt: skip
