@@ -93,7 +93,9 @@ async def test_two_sender_copies_keep_the_rate_and_other_domains_run_free(
     assert Counter(k for kinds in settled.values() for k in kinds) == {"delivered": 60}
     got = copies(sink.received)
     assert len(got) == 120 and set(got.values()) == {1}
-    assert slow_done_when_fast_was < 40  # the fast domain did not wait for the slow one
+    # The fast domain did not wait for the slow one: it was done while the slow one
+    # still had several seconds of mail queued (60 at 10/s; a busy CI slows the fast).
+    assert slow_done_when_fast_was < 50, slow_done_when_fast_was
     # The limit holds where slots are taken (a one-second window shared by both
     # copies); an event's timestamp comes a little later, more so on a loaded machine,
     # so count three seconds at a time and let a few cross the edges.
