@@ -30,11 +30,9 @@ import asyncio
 import json
 import os
 import random
-import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
@@ -42,20 +40,16 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import nats
 import psycopg
 
 from bench.e2e_send import cpu_seconds
 from bench.http_load import percentile
 from bench.replay import fill, wait_ready
+from bench.stack import embedded_stack
 from projections.replay import replay
 from projections.runner import PROJECTIONS
 from services.api.keys import create_key
-from shared.embedded import EmbeddedNats, embedded_postgres, free_port
-from shared.migrate import migrate
-from shared.nats_setup import apply_definitions, load_definitions
-from shared.paths import MIGRATIONS_DIR
-from shared.settings import load_settings
+from shared.embedded import EmbeddedNats, free_port
 from shared.subjects import CMD_STREAM
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -293,41 +287,30 @@ async def one_run(
 
 async def bench(args: argparse.Namespace) -> Rows:
     rows = Rows()
-    tmp = Path(tempfile.mkdtemp(prefix="jetpost-bench-api-"))
-    server = EmbeddedNats(store_dir=tmp / "nats")
-    server.start()
-    try:
-        with embedded_postgres(tmp / "pg") as database_url:
-            await migrate(database_url, MIGRATIONS_DIR)
-            nc = await nats.connect(server.url)
-            js = nc.jetstream()
-            await apply_definitions(js, load_definitions(load_settings(nats_url=server.url)))
-            await fill(js, args.messages * 4)
-            await replay(database_url, nc, list(PROJECTIONS.values()))
-            async with await psycopg.AsyncConnection.connect(database_url) as conn:
-                _, key = await create_key(conn, ["read", "send"], "bench")
-                await conn.commit()
-            rng = random.Random(15)
-            ids = [f"bench{rng.randrange(args.messages):08d}" for _ in range(args.requests)]
-            async with AsyncExitStack() as stack:
-                raws = [await start_raw(kind, stack) for kind in ("asyncio", "litestar")]
-                apis = [await start_api(server, database_url, tmp, workers, stack)
-                        for workers in args.workers]  # fmt: skip
-                if args.baseline:
-                    apis.insert(0, await start_api(server, database_url, tmp, 1, stack,
-                                                   args.baseline))  # fmt: skip
-                before = (await js.stream_info(CMD_STREAM)).state.messages
-                accepted = 0
-                for run in range(args.runs):
-                    accepted += await one_run(run, raws, apis, database_url, js, key, ids, args,
-                                              rows)  # fmt: skip
-                stored = (await js.stream_info(CMD_STREAM)).state.messages - before
-                if stored != accepted:
-                    raise RuntimeError(f"{accepted} commands answered 202, {stored} in MAIL_CMD")
-            await nc.close()
-    finally:
-        server.stop()
-        shutil.rmtree(tmp, ignore_errors=True)
+    async with embedded_stack("jetpost-bench-api-") as st:
+        server, database_url, tmp, js = st.server, st.database_url, st.tmp, st.js
+        await fill(js, args.messages * 4)
+        await replay(database_url, st.nc, list(PROJECTIONS.values()))
+        async with await psycopg.AsyncConnection.connect(database_url) as conn:
+            _, key = await create_key(conn, ["read", "send"], "bench")
+            await conn.commit()
+        rng = random.Random(15)
+        ids = [f"bench{rng.randrange(args.messages):08d}" for _ in range(args.requests)]
+        async with AsyncExitStack() as exits:
+            raws = [await start_raw(kind, exits) for kind in ("asyncio", "litestar")]
+            apis = [await start_api(server, database_url, tmp, workers, exits)
+                    for workers in args.workers]  # fmt: skip
+            if args.baseline:
+                apis.insert(0, await start_api(server, database_url, tmp, 1, exits,
+                                               args.baseline))  # fmt: skip
+            before = (await js.stream_info(CMD_STREAM)).state.messages
+            accepted = 0
+            for run in range(args.runs):
+                accepted += await one_run(run, raws, apis, database_url, js, key, ids, args,
+                                          rows)  # fmt: skip
+            stored = (await js.stream_info(CMD_STREAM)).state.messages - before
+            if stored != accepted:
+                raise RuntimeError(f"{accepted} commands answered 202, {stored} in MAIL_CMD")
     return rows
 
 

@@ -18,10 +18,8 @@ import argparse
 import asyncio
 import os
 import random
-import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -29,17 +27,14 @@ import httpx
 import nats
 import psycopg
 
+from bench.stack import embedded_stack
 from projections.replay import replay
 from projections.runner import PROJECTIONS
 from services.api.keys import create_key
-from shared.embedded import EmbeddedNats, embedded_postgres, free_port
+from shared.embedded import EmbeddedNats, free_port
 from shared.eventlog import append
 from shared.events import Accepted, Attempted, Delivered, Envelope, Event, Rendered, event_id_for
 from shared.mailbox import Mailbox
-from shared.migrate import migrate
-from shared.nats_setup import apply_definitions, load_definitions
-from shared.paths import MIGRATIONS_DIR
-from shared.settings import load_settings
 
 WINDOW = 512
 
@@ -151,26 +146,14 @@ async def wait_ready(client: httpx.AsyncClient, api: asyncio.subprocess.Process)
 
 
 async def main(n: int, requests: int, concurrency: int, parts: int | None) -> None:
-    tmp = Path(tempfile.mkdtemp(prefix="jetpost-bench-replay-"))
-    server = EmbeddedNats(store_dir=tmp / "nats")
-    server.start()
-    try:
-        with embedded_postgres(tmp / "pg") as database_url:
-            await migrate(database_url, MIGRATIONS_DIR)
-            nc = await nats.connect(server.url)
-            js = nc.jetstream()
-            await apply_definitions(js, load_definitions(load_settings(nats_url=server.url)))
-            payloads = await fill(js, n)
-            copy_seconds = await raw_copy(database_url, payloads)
-            result = await replay(database_url, nc, list(PROJECTIONS.values()), nats=server.url,
-                                  parts=parts)  # fmt: skip
-            await nc.close()
-            p50, p99, rps = await api_latency(
-                server, database_url, tmp, n // 4, requests, concurrency
-            )
-    finally:
-        server.stop()
-        shutil.rmtree(tmp, ignore_errors=True)
+    async with embedded_stack("jetpost-bench-replay-") as st:
+        payloads = await fill(st.js, n)
+        copy_seconds = await raw_copy(st.database_url, payloads)
+        result = await replay(st.database_url, st.nc, list(PROJECTIONS.values()),
+                              nats=st.server.url, parts=parts)  # fmt: skip
+        p50, p99, rps = await api_latency(
+            st.server, st.database_url, st.tmp, n // 4, requests, concurrency
+        )
     copy_rate = n / copy_seconds
     print(f"events                       {n:>12,}")
     print(f"raw COPY into Postgres       {copy_rate:>12,.0f} rows/s")

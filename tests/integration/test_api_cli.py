@@ -15,7 +15,7 @@ from nats.js import JetStreamContext
 from shared.embedded import free_port
 from shared.settings import Settings
 from tests.conftest import service_env
-from tests.integration.test_api_support import eventually
+from tests.integration.test_api_support import api_up
 
 
 async def test_run_api_serves_and_stops_on_ctrl_c(
@@ -31,16 +31,7 @@ async def test_run_api_serves_and_stops_on_ctrl_c(
     log = tmp_path / "api.log"
     child = spawn(["run", "api", "projections"], env, log)
     async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=5) as client:
-
-        async def ready() -> bool:
-            if child.poll() is not None:
-                raise AssertionError(log.read_text())
-            try:
-                return (await client.get("/readyz")).status_code == 200
-            except httpx.TransportError:
-                return False
-
-        await eventually(ready, "jetpost run api to be ready")
+        await api_up(client, child, log, "/readyz")
         assert (await client.get("/v1/messages")).status_code == 401
     child.send_signal(signal.SIGINT)
     code = await asyncio.to_thread(child.wait, 20)

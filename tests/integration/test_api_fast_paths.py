@@ -24,7 +24,7 @@ from services.api.server import ApiServer
 from shared.embedded import free_port
 from shared.settings import Settings
 from tests.conftest import Pipeline, service_env
-from tests.integration.test_api_support import assert_problem, eventually
+from tests.integration.test_api_support import api_up, assert_problem, eventually
 
 
 async def test_answers_leave_without_waiting_for_the_clients_ack() -> None:
@@ -96,16 +96,7 @@ async def test_api_workers_serve_one_port_and_stop_together(
     log = tmp_path / "api.log"
     api = spawn(["run", "api"], env, log)
     async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=5) as client:
-
-        async def ready() -> bool:
-            if api.poll() is not None:
-                raise AssertionError(log.read_text())
-            try:
-                return (await client.get("/healthz")).status_code == 200
-            except httpx.TransportError:
-                return False
-
-        await eventually(ready, "jetpost run api to be ready")
+        await api_up(client, api, log)
         (worker,) = _children(api.pid)
         # fresh connections, spread by the kernel over both processes: all answered
         for _ in range(8):

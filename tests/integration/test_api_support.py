@@ -5,8 +5,10 @@ sink) and a fresh migrated database; keys are made the way `jetpost keys` does."
 from __future__ import annotations
 
 import asyncio
+import subprocess
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -80,3 +82,19 @@ async def eventually(check: Callable[[], Awaitable[Any]], what: str, timeout: fl
         if loop.time() > deadline:
             raise AssertionError(f"timed out waiting for {what}; last: {result!r}")
         await asyncio.sleep(0.05)
+
+
+async def api_up(client: httpx.AsyncClient, proc: subprocess.Popen[bytes], log: Path,
+                 path: str = "/healthz") -> None:  # fmt: skip
+    """Bounded wait for a `jetpost run api` child to answer 200 on `path`; its log if it
+    exits first."""
+
+    async def ready() -> bool:
+        if proc.poll() is not None:
+            raise AssertionError(await asyncio.to_thread(log.read_text))
+        try:
+            return (await client.get(path)).status_code == 200
+        except httpx.TransportError:
+            return False
+
+    await eventually(ready, "jetpost run api to be ready")
