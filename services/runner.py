@@ -11,7 +11,6 @@ import asyncio
 import gc
 import logging
 from collections.abc import Callable, Sequence
-from typing import TypeVar
 
 from faststream.nats import NatsBroker
 from faststream.nats.opentelemetry import NatsTelemetryMiddleware
@@ -44,7 +43,6 @@ REGISTRY: dict[str, Callable[[NatsBroker, Env], Service]] = {
 SERVICES = tuple(REGISTRY)
 
 log = logging.getLogger("jetpost")
-T = TypeVar("T")
 
 
 def build_env(settings: Settings) -> Env:

@@ -9,15 +9,12 @@ import contextlib
 import gc
 import socket
 from collections.abc import Iterator
-from typing import TypeVar
 
 import uvicorn
 from litestar import Litestar
 
 from services.api.app import create_public_app
 from shared.settings import Settings
-
-T = TypeVar("T")
 
 
 def freeze_start_up() -> None:

@@ -3,7 +3,7 @@ renderer and sender have room (shared.lanes.Gate); then ack.
 
 The append expects the `queued` event to still be the message's last one, so a
 cancel that landed meanwhile wins and the message is never released. Its recipients
-are checked against the suppression set again (`screened`): an address suppressed
+are checked against the suppression set again (services/intake/release.py): an address suppressed
 while the message waited is left out; with no `to` left it becomes `suppressed`.
 """
 
@@ -17,12 +17,11 @@ from nats.js import JetStreamContext
 from nats.js.kv import KeyValue
 from pydantic import ValidationError
 
-from services.intake.logic import without_suppressed
+from services.intake.release import screened
 from shared.consumers import TRANSIENT_ERRORS, retry_delay
 from shared.eventlog import AppendConflict, append
-from shared.events import Accepted, Queued, Suppressed, parse_event, utcnow
+from shared.events import Queued, parse_event, utcnow
 from shared.lanes import Gate
-from shared.suppression_set import recipient_hits
 
 log = logging.getLogger("jetpost.lanes")
 
@@ -49,7 +48,8 @@ class BulkLane:
             accepted = queued.accepted.model_copy(
                 update={"occurred_at": utcnow(), "causation_id": queued.event_id, "bulk": True}
             )
-            await append(self.js, await self.screened(accepted), expect_last=meta.sequence.stream)
+            event = await screened(self.suppressions, accepted)
+            await append(self.js, event, expect_last=meta.sequence.stream)
         except AppendConflict:
             log.info("message %s left the bulk lane before its turn", queued.message_id)
         except TRANSIENT_ERRORS as exc:
@@ -57,10 +57,6 @@ class BulkLane:
             await msg.nack(delay=retry_delay(meta.num_delivered))
             return
         await msg.ack()
-
-    async def screened(self, accepted: Accepted) -> Accepted | Suppressed:
-        hits = await recipient_hits(self.suppressions, accepted, accepted.occurred_at)
-        return without_suppressed(accepted, hits)
 
     async def give_up(self, msg: NatsMessage, exc: BaseException) -> None:
         log.error("queued event on %s dropped after repeated errors: %r",

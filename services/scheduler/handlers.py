@@ -17,13 +17,12 @@ from nats.js import JetStreamContext
 from nats.js.kv import KeyValue
 from pydantic import ValidationError
 
-from services.intake.logic import without_suppressed
+from services.intake.release import screened
 from services.scheduler.logic import Drop, Release, Wait, on_due
 from shared.consumers import TRANSIENT_ERRORS, retry_delay
 from shared.eventlog import AppendConflict, append, history
 from shared.events import utcnow
 from shared.scheduling import Due
-from shared.suppression_set import recipient_hits
 
 log = logging.getLogger("jetpost.scheduler")
 WAIT_DELIVERIES = 40  # about 20 minutes of back-off for a schedule whose event never comes
@@ -64,9 +63,7 @@ class Scheduler:
             outcome = on_due([e for _, e in stored], due, utcnow())
             if not isinstance(outcome, Release):
                 return outcome
-            accepted = outcome.accepted
-            event = without_suppressed(accepted, await recipient_hits(
-                self.suppressions, accepted, accepted.occurred_at))  # fmt: skip
+            event = await screened(self.suppressions, outcome.accepted)
             try:
                 await append(self.js, event, expect_last=stored[-1][0])
             except AppendConflict:
