@@ -133,3 +133,22 @@ async def test_outcomes_of_any_provider_carry_the_recipient_domain(
     await wait_for_event(js, mid, "delivered")
     labels = {"outcome": "delivered", "provider": "log", "domain": domain}
     assert REGISTRY.get_sample_value("jetpost_messages_total", labels) == 1
+
+
+async def test_consume_metrics_are_by_subject_pattern_not_one_series_per_mail(
+    pipeline: Pipeline, js: JetStreamContext
+) -> None:
+    """An event's subject carries its message id: labelled by subject, every mail would
+    add time series for ever (FastStream's default; a leak found in the e2e profile)."""
+    mid = uuid.uuid4().hex
+    command = {"to": "ann@example.org", "subject": "Hi", "text": "Hello", "message_id": mid}
+    await js.publish(CMD_SEND, json.dumps(command).encode(), stream=CMD_STREAM)
+    await wait_for_event(js, mid, "delivered")
+    labels = [
+        value
+        for family in REGISTRY.collect()
+        for sample in family.samples
+        for value in sample.labels.values()
+    ]
+    assert not [v for v in labels if mid in v]
+    assert "mail.evt.*.rendered" in labels  # the sender consumed `rendered`, by pattern
