@@ -23,6 +23,7 @@ import psycopg
 from projections.base import Progress, Tables
 from projections.reader import EventReader
 from projections.runner import apply_batch, build_projections
+from shared.event_loop import run_loop
 from shared.nats_connect import NatsTarget, connect
 
 IDLE = 0.2  # seconds a part waits for its next event before looking at its position
@@ -71,7 +72,7 @@ async def build_part(
 
 
 def _main(*args: object) -> None:
-    asyncio.run(build_part(*args))  # type: ignore[arg-type]
+    run_loop(build_part(*args))  # type: ignore[arg-type]
 
 
 async def build_parts(
