@@ -124,7 +124,7 @@ def mirror(model: type[BaseModel], top: bool = True) -> type[msgspec.Struct]:
             fields.append((name, annotation, info.default))
     return msgspec.defstruct(
         model.__name__, fields, namespace=_methods(model),
-        forbid_unknown_fields=extra == "forbid", module=__name__, kw_only=True,
+        forbid_unknown_fields=extra == "forbid", module=__name__, kw_only=True, gc=False,
     )  # fmt: skip
 
 

@@ -21,6 +21,7 @@ from multiprocessing.sharedctypes import Synchronized
 import psycopg
 
 from projections.base import Progress, Tables
+from projections.bulk import fewer_collections
 from projections.reader import EventReader
 from projections.runner import apply_batch, build_projections
 from shared.event_loop import run_loop
@@ -72,7 +73,8 @@ async def build_part(
 
 
 def _main(*args: object) -> None:
-    run_loop(build_part(*args))  # type: ignore[arg-type]
+    with fewer_collections():
+        run_loop(build_part(*args))  # type: ignore[arg-type]
 
 
 async def build_parts(

@@ -24,7 +24,7 @@ from nats.js import JetStreamContext
 from psycopg import AsyncConnection, sql
 
 from projections.base import Progress, Projection, Tables
-from projections.bulk import build_bulk
+from projections.bulk import build_bulk, fewer_collections
 from projections.partition import IDLE, build_parts
 from projections.reader import EventReader
 from projections.runner import apply_batch, checkpoints
@@ -170,6 +170,16 @@ async def replay(
     the suppression set, and drop the rebuilt tables again. Given how to reach NATS
     (`nats`), a large log is built in `parts` processes (projections.partition; by
     default one per two CPUs from PARALLEL_FROM events on)."""
+    with fewer_collections():
+        return await _replay(database_url, nc, projections, progress, max_batch, dry_run,
+                             before_swap, nats, parts)  # fmt: skip
+
+
+async def _replay(
+    database_url: str, nc: Client, projections: Sequence[Projection], progress: Progress | None,
+    max_batch: int, dry_run: bool, before_swap: BeforeSwap | None, nats: NatsTarget | None,
+    parts: int | None,
+) -> ReplayResult:  # fmt: skip
     js = nc.jetstream()
     names = [p.name for p in projections]
     tables = Tables(SUFFIX)
