@@ -151,7 +151,19 @@ class _Mirror:
         ]  # fmt: skip
 
 
-MIRRORS = {m.type.encode(): m for m in map(_Mirror, MIRRORED)}
+def _mirrors() -> dict[bytes, _Mirror]:
+    """The mirrors by type; a model that has none (a validator added to it, a type
+    msgspec cannot take) is read by the full parse, as every other type."""
+    found = {}
+    for model in MIRRORED:
+        try:
+            found[model.model_fields["type"].default.encode()] = _Mirror(model)
+        except TypeError:  # Unmirrored, or msgspec refusing the struct
+            continue
+    return found
+
+
+MIRRORS = _mirrors()
 
 
 def parse_full(data: bytes) -> Event:

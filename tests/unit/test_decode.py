@@ -10,9 +10,9 @@ from typing import Any
 
 import msgspec
 import pytest
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, ValidationError, field_validator
 
-from projections.decode import MIRRORED, MIRRORS, parse_full, read_event
+from projections.decode import MIRRORED, MIRRORS, Unmirrored, mirror, parse_full, read_event
 from shared.events import (
     Accepted,
     Attempted,
@@ -137,6 +137,17 @@ def test_what_the_mirror_cannot_check_goes_to_the_full_parse() -> None:
     poison = json.dumps({**good, "vars": {}}).replace('"vars": {}', '"vars": {"d": %s}')
     with pytest.raises(ValueError, match="nests too deeply"):
         read_event((poison % ("[" * 5000 + "]" * 5000)).encode(), b"accepted")
+
+
+def test_a_model_with_a_validator_has_no_mirror() -> None:
+    class Checked(Opened):
+        @field_validator("user_agent")
+        @classmethod
+        def _ua(cls, value: str) -> str:
+            return value
+
+    with pytest.raises(Unmirrored):
+        mirror(Checked)
 
 
 def test_types_without_a_mirror_and_malformed_json_take_the_full_parse() -> None:
