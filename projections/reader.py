@@ -139,8 +139,7 @@ class EventReader:
         self._consumer_seq = consumer_seq
         self._outstanding -= 1
         self.seen = seq
-        name = subject.decode()
-        if self.keep is not None and not self.keep(name):
+        if self.keep is not None and not self.keep(subject.decode(errors="replace")):
             if not self._buffer:
                 self.next_seq = seq + 1
             if self._outstanding <= 0:
@@ -150,6 +149,7 @@ class EventReader:
             event = read_event(data, subject.rpartition(b".")[2])
         except (ValidationError, ValueError) as exc:
             problem = f"{type(exc).__name__}: {str(exc)[:1000]}"
+            name = subject.decode(errors="replace")
             log.error("MAIL_EVT seq=%d (%s) cannot be read; passed over: %s",
                       seq, name, problem)  # fmt: skip
             self._buffer.append(DeadLetter(seq, name, data, problem))
