@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from functools import partial
 from typing import Annotated, Any
 
-from litestar import MediaType, Response, get
+from litestar import MediaType, Response
 from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery, QueryParameter
 from psycopg import sql
@@ -18,6 +18,7 @@ from services.api import cursor
 from services.api.auth import READ, SECURITY
 from services.api.coalesce import Coalescer
 from services.api.problems import Problem
+from services.api.routing import get
 from services.api.runtime import Runtime
 from services.api.schemas import Message, MessagePage, Timeline, TimelineEvent, message_json
 from shared.fold import STATUS_RANK, fold
@@ -130,7 +131,7 @@ async def message_row(rt: Runtime, message_id: str) -> dict[str, Any] | None:
     if not MESSAGE_ID_RE.match(message_id):
         return None  # no such row, and a value that could fail a shared batch stays out
     if rt.message_rows_ is None:
-        rt.message_rows_ = Coalescer(partial(_message_rows, rt))
+        rt.message_rows_ = Coalescer(partial(_message_rows, rt), max_in_flight=int(__import__("os").environ.get("XINF", "2")))
     return await rt.message_rows_.get(message_id)
 
 

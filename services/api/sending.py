@@ -11,7 +11,7 @@ import uuid
 from typing import Annotated, Any
 
 import anyio.to_thread
-from litestar import Request, post
+from litestar import Request
 from litestar.di import NamedDependency
 from litestar.openapi.spec import Example
 from litestar.params import Body, FromPath, HeaderParameter, JSONBody
@@ -22,6 +22,7 @@ from services.api.auth import SECURITY, SEND
 from services.api.batch_ids import claim_batch, keyed_id, refuse_taken, settle_ids
 from services.api.messages import known_id, message_row
 from services.api.problems import Problem
+from services.api.routing import post
 from services.api.runtime import Runtime
 from services.api.scheduling import max_ahead
 from services.api.schemas import BatchAccepted, MessageAccepted, ResendRequest
