@@ -61,11 +61,6 @@ class Coalescer(Generic[K, V]):
 
     async def _run(self, batch: list[tuple[K, asyncio.Future[V | None]]]) -> None:
         try:
-            import os
-            if os.environ.get("XLOG"):
-                self.__dict__.setdefault("sizes", []).append(len(batch))
-                if len(self.sizes) % 500 == 0:
-                    print("batch mean", sum(self.sizes[-500:]) / 500, flush=True, file=open("/tmp/api-work/batches.log", "a"))
             found = await self.fetch(list(dict.fromkeys(key for key, _ in batch)))
         except asyncio.CancelledError:
             for _, future in batch:
