@@ -7,7 +7,7 @@ callers learn of mistakes at once) plus the ids assigned here.
 
 from __future__ import annotations
 
-import uuid
+import os
 from typing import Annotated, Any
 
 import anyio.to_thread
@@ -51,7 +51,11 @@ IdempotencyKey = Annotated[
 
 
 def new_id() -> str:
-    return uuid.uuid4().hex
+    """`uuid.uuid4().hex`, without building the UUID object (a few percent of a send)."""
+    raw = bytearray(os.urandom(16))
+    raw[6] = raw[6] & 0x0F | 0x40  # version 4
+    raw[8] = raw[8] & 0x3F | 0x80  # the RFC 4122 variant
+    return raw.hex()
 
 
 def _precheck(rt: Runtime, command: SendCommand) -> str | None:
