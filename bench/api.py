@@ -312,12 +312,13 @@ async def bench(args: argparse.Namespace) -> Rows:
         ids = [f"bench{rng.randrange(args.messages):08d}" for _ in range(args.requests)]
         async with AsyncExitStack() as exits:
             raws = [await start_raw(kind, exits) for kind in ("asyncio", "litestar")]
-            apis = [await start_api(server, database_url, tmp, workers, exits,
-                                    sample=_sample_file(args.sample, workers))
-                    for workers in args.workers]  # fmt: skip
-            if args.baseline:
-                apis.insert(0, await start_api(server, database_url, tmp, 1, exits,
-                                               args.baseline))  # fmt: skip
+            apis: list[Target] = []
+            for workers in args.workers:  # each beside the baseline's of as many workers
+                if args.baseline:
+                    apis.append(await start_api(server, database_url, tmp, workers, exits,
+                                                args.baseline))  # fmt: skip
+                apis.append(await start_api(server, database_url, tmp, workers, exits,
+                                            sample=_sample_file(args.sample, workers)))  # fmt: skip
             before = (await js.stream_info(CMD_STREAM)).state.messages
             accepted = 0
             for run in range(args.runs):
