@@ -336,11 +336,14 @@ def table(rows: Rows, args: argparse.Namespace) -> str:
              f"{args.concurrency} concurrent, {args.messages} messages, cpus={os.cpu_count()}, "
              f"load average {load1:.2f} {load5:.2f} (at the end)",
              f"  {'':<22}{'req/s':>8}{'p50 ms':>8}{'p99 ms':>8}   CPU (share of one core): "
-             "server client nats"]  # fmt: skip
+             "server client nats   server CPU us/request"]  # fmt: skip
     for name in rows.results:
         r = rows.median(name)
-        lines.append(f"  {name:<22}{r.rps:>8,.0f}{r.p50:>8.1f}{r.p99:>8.1f}   "
-                     f"{r.server_cpu:>24.0%} {r.client_cpu:>6.0%} {r.nats_cpu:>4.0%}")  # fmt: skip
+        # CPU per request (median of the runs'): less swayed by other work than the rate
+        cpu = statistics.median(x.server_cpu / x.rps * 1e6 for x in rows.results[name])
+        per = f"{cpu:>24,.0f}" if cpu else ""
+        lines.append(f"  {name:<22}{r.rps:>8,.0f}{r.p50:>8.1f}{r.p99:>8.1f}   {r.server_cpu:>24.0%}"
+                     f" {r.client_cpu:>6.0%} {r.nats_cpu:>4.0%}{per}")  # fmt: skip
     refs = [r.rps for r in rows.results["raw litestar"]]
     for name in rows.results:
         if not name.startswith("raw"):
