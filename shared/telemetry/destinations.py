@@ -16,6 +16,7 @@ from nats.aio.msg import Msg
 from prometheus_client import CollectorRegistry
 
 from shared.subjects import EVT_PREFIX
+from shared.telemetry.children import cache_container
 
 _EVT = EVT_PREFIX + "."
 
@@ -40,7 +41,17 @@ def _provider(msg: Msg | Sequence[Msg] | None) -> _Provider | None:
     return _Provider() if isinstance(msg, Msg) or msg is None else None
 
 
+_CONSUME_METRICS = (
+    "received_messages_total", "received_messages_size_bytes", "received_messages_in_process",
+    "received_processed_messages_total", "received_processed_messages_duration_seconds",
+    "received_processed_messages_exceptions_total",
+)  # fmt: skip
+
+
 def prometheus_middleware(registry: CollectorRegistry, app_name: str) -> Any:
-    """FastStream's per-message metrics, by subject pattern."""
-    return PrometheusMiddleware(settings_provider_factory=_provider, registry=registry,
-                                app_name=app_name)  # fmt: skip
+    """FastStream's per-message metrics, by subject pattern, their label children
+    looked up once (shared/telemetry/children.py)."""
+    middleware = PrometheusMiddleware(settings_provider_factory=_provider, registry=registry,
+                                      app_name=app_name)  # fmt: skip
+    cache_container(middleware._metrics_container, _CONSUME_METRICS)
+    return middleware

@@ -25,6 +25,7 @@ from faststream import BaseMiddleware
 from prometheus_client import REGISTRY, Counter, Gauge, Histogram
 
 from shared.events import Event
+from shared.telemetry.children import Children
 
 MESSAGES = Counter(
     "jetpost_messages", "Message outcomes appended, by outcome, provider and recipient domain",
@@ -65,6 +66,9 @@ RETENTION_DELETED = Counter(
 )
 FORGOTTEN = Counter("jetpost_forgotten", "Addresses forgotten (right to erasure)")
 
+# the per-message ones, their label children looked up once
+_messages, _smtp_latency, _events = Children(MESSAGES), Children(SMTP_LATENCY), Children(EVENTS)
+
 OUTCOMES = frozenset({"delivered", "deferred", "bounced", "failed", "suppressed", "rejected",
                       "render_failed", "cancelled", "complained"})  # fmt: skip
 MAX_DOMAINS = 500  # past this many distinct domains a process labels new ones `other`
@@ -101,11 +105,11 @@ def domain_label(domain: str) -> str:
 
 
 def record_outcome(outcome: str, provider: str, domain: str) -> None:
-    MESSAGES.labels(outcome, provider or "none", domain_label(domain)).inc()
+    _messages.labels(outcome, provider or "none", domain_label(domain)).inc()
 
 
 def smtp_latency(host: str, result: str, seconds: float) -> None:
-    SMTP_LATENCY.labels(host, result).observe(seconds)
+    _smtp_latency.labels(host, result).observe(seconds)
 
 
 def _domains_of(event: Event) -> list[str]:
@@ -126,7 +130,7 @@ def _domains_of(event: Event) -> list[str]:
 def observe_appended(event: Event) -> None:
     """Count one appended event (called by shared.eventlog.append once it is stored)."""
     kind = event.type
-    EVENTS.labels(kind).inc()
+    _events.labels(kind).inc()
     if event.type == "attempted" and (scope := delivery.get()) is not None:
         scope.provider = event.provider  # the SMTP span of this attempt names it
     source = str(getattr(event, "source", "") or "")
