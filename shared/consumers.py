@@ -84,13 +84,14 @@ def retry_delay(num_delivered: int, base: float = 0.5, cap: float = 30.0) -> flo
     return float(min(base * 2.0 ** max(num_delivered - 1, 0), cap))
 
 
-def as_message(msg: Any) -> Any:
+async def as_message(msg: Any) -> Any:
     """Handlers parse the bytes themselves: FastStream's own decoding (by the
     content-type header) would raise on a malformed body before a handler could
     record it as `rejected`. The "decoded" value is the message itself, handed to the
     handler as its one argument: the services' broker does not apply FastStream's
     dependency injection (services/runner.py), which resolved the message parameter in
-    a worker thread, one thread hop per message."""
+    a worker thread, one thread hop per message. A coroutine function for the same
+    reason: FastStream runs a plain function decoder in a worker thread too."""
     return msg
 
 
