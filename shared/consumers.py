@@ -50,15 +50,23 @@ class Heartbeat:
         self.held: dict[int, tuple[Any, float]] = {}  # id(raw message) -> (message, since)
         self._task: asyncio.Task[None] | None = None
 
-    @contextlib.asynccontextmanager
-    async def working(self, raw: Any) -> AsyncIterator[None]:
+    def hold(self, raw: Any) -> None:
+        """Kept from redelivery until `release` (a plain pair, not a context manager:
+        this runs for every delivery)."""
         self.held[id(raw)] = (raw, time.monotonic())
         if self._task is None or self._task.done():
             self._task = asyncio.create_task(self._beat(), name=f"{self.durable}-heartbeat")
+
+    def release(self, raw: Any) -> None:
+        self.held.pop(id(raw), None)
+
+    @contextlib.asynccontextmanager
+    async def working(self, raw: Any) -> AsyncIterator[None]:
+        self.hold(raw)
         try:
             yield
         finally:
-            self.held.pop(id(raw), None)
+            self.release(raw)
 
     async def _beat(self) -> None:
         while self.held:
@@ -135,11 +143,14 @@ def subscribe(
     heartbeat = Heartbeat(durable, heartbeat_interval(config.ack_wait))
 
     async def on_message(msg: NatsMessage) -> None:
-        async with heartbeat.working(msg.raw_message):
-            try:
-                await handler(msg)
-            except Exception as exc:  # deliberately broad: see on_failure
-                await on_failure(msg, exc, durable, give_up)
+        raw = msg.raw_message
+        heartbeat.hold(raw)
+        try:
+            await handler(msg)
+        except Exception as exc:  # deliberately broad: see on_failure
+            await on_failure(msg, exc, durable, give_up)
+        finally:
+            heartbeat.release(raw)
 
     on_message.__name__ = f"{durable}_handler"
     subscriber = broker.subscriber(

@@ -77,10 +77,12 @@ class Intake:
         ctx = self.context(raw.subject, meta)
         try:
             decisions = await self.decide(raw.subject, raw.data, ctx)
-            await asyncio.gather(
-                *(self.bounded_record(d, ctx, raw.data, redelivered=meta.num_delivered > 1)
-                  for d in decisions)
-            )  # fmt: skip
+            records = [self.bounded_record(d, ctx, raw.data, redelivered=meta.num_delivered > 1)
+                       for d in decisions]  # fmt: skip
+            if len(records) == 1:  # a send: no task to gather
+                await records[0]
+            else:
+                await asyncio.gather(*records)
         except TRANSIENT_ERRORS as exc:
             log.warning("command seq=%s not recorded, will retry: %r", ctx.seq, exc)
             await msg.nack(delay=retry_delay(meta.num_delivered))

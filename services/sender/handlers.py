@@ -68,12 +68,20 @@ class Sender:
         message_id = raw.subject.split(".")[2]
         attempt, seq = 1, 0
         try:
-            seq, last = await last_event(self.js, message_id)
+            try:  # parsed once: the delivered event is usually the message's last
+                parsed: Event | Exception = parse_event(raw.data)
+            except (ValidationError, ValueError) as exc:
+                parsed = exc
+            delivered = raw.metadata.sequence.stream
+            known = None if isinstance(parsed, Exception) else (delivered, parsed)
+            seq, last = await last_event(self.js, message_id, known)
             if is_done(last):
                 await msg.ack()
                 return
             attempt = next_attempt(last)
-            rendered = parse_event(raw.data)
+            if isinstance(parsed, Exception):
+                raise parsed
+            rendered = parsed
             if not isinstance(rendered, Rendered):
                 raise TypeError(f"expected a rendered event, got {rendered.type}")
         except (ValidationError, TypeError) as exc:

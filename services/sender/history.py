@@ -24,18 +24,24 @@ DONE = frozenset({
 })  # fmt: skip
 
 
-async def last_event(js: JetStreamContext, message_id: str) -> tuple[int, Event | None]:
+async def last_event(
+    js: JetStreamContext, message_id: str, known: tuple[int, Event] | None = None
+) -> tuple[int, Event | None]:
     """The message's last event and its stream sequence ((0, None): it has none). The
     sequence guards the `attempted` append (compare-and-set), so a cancel appended
-    since this read makes that append conflict."""
+    since this read makes that append conflict. `known`: an event already parsed and
+    its sequence (the delivered one, usually the last): not parsed again."""
     try:
         stored = await direct_last(js, EVT_STREAM, message_filter(message_id))
     except NotFoundError:
         return 0, None
+    seq = sequence_of(stored)
+    if known is not None and known[0] == seq:
+        return known
     try:
-        return sequence_of(stored), parse_event(stored.data or b"")
+        return seq, parse_event(stored.data or b"")
     except (ValidationError, ValueError):
-        return sequence_of(stored), None  # written by a newer version: decide from the delivery
+        return seq, None  # written by a newer version: decide from the delivery
 
 
 def is_done(last: Event | None) -> bool:
