@@ -16,7 +16,7 @@ from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig
 
 from services.capture import CaptureSink
-from services.sender import handlers
+from services.sender import handlers, history
 from services.sender.handlers import Sender
 from services.sender.registry import build_router
 from shared.eventlog import append
@@ -69,7 +69,7 @@ async def delivered(js: JetStreamContext, message_id: str) -> Delivery:
 def cancel_after_read(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """The sender's read of the log, followed at once by a cancel landing; the ids
     read are listed."""
-    read = handlers.last_event
+    read = history.last_event
     calls: list[str] = []
 
     async def read_then_cancel(js_: JetStreamContext, message_id: str, *rest: Any) -> Any:
