@@ -43,23 +43,16 @@ class Requests:
         self.prefix = ""
         self.pending: dict[str, tuple[asyncio.Future[Msg], float]] = {}
         self._serial = 0
-        self._ready: asyncio.Future[None] | None = None
+        self._starting = asyncio.Lock()
         self._sweeper: asyncio.Task[None] | None = None
 
     async def _start(self) -> None:
-        if self._ready is None:
-            self._ready = asyncio.get_running_loop().create_future()
-            try:
-                prefix = f"{self.nc.new_inbox()}."
-                await self.nc.subscribe(f"{prefix}*", cb=self._answered)
-            except BaseException as exc:
-                self._ready.set_exception(exc)
-                self._ready.exception()  # retrieved: the next caller tries again
-                self._ready = None
-                raise
+        async with self._starting:
+            if self.prefix:  # another request started it meanwhile
+                return
+            prefix = f"{self.nc.new_inbox()}."
+            await self.nc.subscribe(f"{prefix}*", cb=self._answered)
             self.prefix = prefix
-            self._ready.set_result(None)
-        await self._ready
 
     async def _answered(self, msg: Msg) -> None:
         entry = self.pending.pop(msg.subject[len(self.prefix) :], None)
