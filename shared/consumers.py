@@ -24,6 +24,7 @@ import nats.errors
 from faststream import AckPolicy
 from faststream.nats import JStream, NatsBroker, NatsMessage, PullSub
 
+from shared.handover import lean
 from shared.nats_setup import Definitions
 from shared.pull import PullWindow
 
@@ -165,19 +166,28 @@ def subscribe(
         description=config.description,
     )
     subscriber(on_message)
-    windowed(subscriber, broker, stream, durable, batch)
+    windowed(subscriber, broker, stream, durable, batch, on_message)
 
 
-def windowed(subscriber: Any, broker: NatsBroker, stream: str, durable: str, window: int) -> None:
+def windowed(
+    subscriber: Any,
+    broker: NatsBroker,
+    stream: str,
+    durable: str,
+    window: int,
+    handler: Callable[[NatsMessage], Coroutine[Any, Any, None]] | None = None,
+) -> None:
     """FastStream's fetch-a-batch-then-work-it loop replaced by a window of `window`
-    messages in flight, each handed over as it arrives (shared/pull.py). FastStream
-    still parses, runs the middlewares and the handler, and waits for handlers at work
-    on shutdown: only where messages come from changes."""
+    messages in flight, each handed over as it arrives (shared/pull.py). With
+    `handler`, each goes to it by the lean path of shared/handover.py when the broker's
+    middlewares allow it; otherwise FastStream parses, runs the middlewares and the
+    handler. Either way FastStream waits for handlers at work on shutdown."""
     if not callable(getattr(subscriber, "_consume_pull", None)):  # pragma: no cover
         raise RuntimeError("FastStream's pull subscriber changed: shared/pull.py needs a look")
 
     async def consume_pull(cb: Callable[[Any], Coroutine[Any, Any, Any]]) -> None:
         pull = PullWindow(broker.connection, stream, durable, window)
-        await pull.run(cb, lambda: bool(subscriber.running))
+        deliver = lean(subscriber, broker.middlewares, handler) if handler else None
+        await pull.run(deliver or cb, lambda: bool(subscriber.running))
 
     subscriber._consume_pull = consume_pull

@@ -146,15 +146,20 @@ def observe_appended(event: Event) -> None:
         WEBHOOKS.labels(kind).inc()
 
 
+def enter_delivery(raw: Any) -> contextvars.Token[Delivery | None]:
+    """A fresh `Delivery` for a consumed message (`delivery.reset(token)` after it),
+    and a redelivery counted."""
+    metadata = getattr(raw, "metadata", None) if raw is not None else None
+    if metadata is not None and metadata.num_delivered > 1:
+        REDELIVERIES.labels(metadata.consumer or "").inc()
+    return delivery.set(Delivery())
+
+
 class DeliveryScopeMiddleware(BaseMiddleware):
     """A fresh `Delivery` per consumed message, and redeliveries counted."""
 
     async def consume_scope(self, call_next: Any, msg: Any) -> Any:
-        raw = getattr(msg, "raw_message", None)
-        metadata = getattr(raw, "metadata", None) if raw is not None else None
-        if metadata is not None and metadata.num_delivered > 1:
-            REDELIVERIES.labels(metadata.consumer or "").inc()
-        token = delivery.set(Delivery())
+        token = enter_delivery(getattr(msg, "raw_message", None))
         try:
             return await call_next(msg)
         finally:
