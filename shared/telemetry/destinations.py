@@ -76,7 +76,7 @@ class Series:
         child = self.processed.get(status)
         if child is None:
             metric = self.container.received_processed_messages_total
-            child = self.processed[status] = metric.labels(status=status, **self.labels)
+            child = self.processed[status] = metric.labels(status=status.value, **self.labels)
         child.inc()
 
     def failed(self, exc: BaseException) -> None:
