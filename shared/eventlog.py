@@ -61,7 +61,7 @@ async def append(
     try:
         with tracing.producer_span(f"append {event.type}", headers, parent,
                                    **{"jetpost.message_id": event.message_id}):  # fmt: skip
-            answer = await inflight.publish(
+            ack = await inflight.publish(
                 js, event_subject(event.message_id, event.type),
                 event.model_dump_json().encode(), EVT_STREAM, headers,
             )  # fmt: skip
@@ -72,8 +72,7 @@ async def append(
     except nats.errors.MaxPayloadError as exc:
         raise AppendRefused(f"{event.type} for {event.message_id}: {exc!r}") from exc
     observe_appended(event)
-    return PubAck(stream=answer.get("stream", EVT_STREAM), seq=int(answer.get("seq", 0)),
-                  duplicate=answer.get("duplicate"))  # fmt: skip
+    return ack
 
 
 def _in_message_trace() -> bool:

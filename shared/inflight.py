@@ -22,6 +22,7 @@ import contextlib
 import json
 import time
 import weakref
+from dataclasses import dataclass
 from typing import Any
 
 import nats.errors
@@ -29,6 +30,7 @@ import nats.js.errors
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
+from nats.js.api import PubAck
 from nats.js.kv import KeyValue
 
 SWEEP = 0.25  # seconds between looks for expired requests
@@ -93,66 +95,88 @@ class Requests:
 _requests: weakref.WeakKeyDictionary[Client, Requests] = weakref.WeakKeyDictionary()
 
 
-def requests_of(js: JetStreamContext) -> Requests:
-    """The connection's `Requests` (made on first use)."""
-    nc: Client = js._nc
-    found = _requests.get(nc)
-    if found is None:
-        found = _requests[nc] = Requests(nc)
-    return found
+def enable(js: JetStreamContext) -> None:
+    """Requests of this connection (every JetStream context of it) go through here
+    from now on; other connections keep nats-py's own path. The services' runner
+    enables its connection: the pipeline's hot path is the one that pays."""
+    if js._nc not in _requests:
+        _requests[js._nc] = Requests(js._nc)
+
+
+def requests_of(js: JetStreamContext) -> Requests | None:
+    """The connection's `Requests`, if it was enabled."""
+    return _requests.get(js._nc)
 
 
 def timeout_of(js: JetStreamContext) -> float:
     return float(getattr(js, "_timeout", 5.0) or 5.0)
 
 
+@dataclass(frozen=True)
+class Stored:
+    """A message read back from a stream by a direct get."""
+
+    seq: int
+    data: bytes
+    headers: dict[str, str]
+
+
 async def publish(
     js: JetStreamContext, subject: str, payload: bytes, stream: str, headers: dict[str, str]
-) -> dict[str, Any]:
-    """`js.publish` with the stream's answer as a dict (`seq`, `duplicate`...)."""
+) -> PubAck:
+    """`js.publish(subject, payload, stream=stream, headers=headers)`."""
+    requests = requests_of(js)
+    if requests is None:
+        return await js.publish(subject, payload, stream=stream, headers=headers)
     headers["Nats-Expected-Stream"] = stream
     try:
-        msg = await requests_of(js).request(subject, payload, timeout_of(js), headers)
+        msg = await requests.request(subject, payload, timeout_of(js), headers)
     except nats.errors.NoRespondersError:
         raise nats.js.errors.NoStreamResponseError from None
     answer: dict[str, Any] = json.loads(msg.data)
     if "error" in answer:
         nats.js.errors.APIError.from_error(answer["error"])  # raises
-    return answer
+    return PubAck(stream=answer.get("stream", stream), seq=int(answer.get("seq", 0)),
+                  duplicate=answer.get("duplicate"))  # fmt: skip
 
 
-async def direct_last(js: JetStreamContext, stream: str, subject: str) -> Msg:
+async def direct_last(js: JetStreamContext, stream: str, subject: str) -> Stored:
     """The last message on `subject` (a filter may have wildcards), by a direct get;
-    NotFoundError when there is none. The sequence is in the `Nats-Sequence` header."""
+    NotFoundError when there is none."""
+    requests = requests_of(js)
+    if requests is None:
+        raw = await js.get_last_msg(stream, subject, direct=True)
+        return Stored(int(raw.seq or 0), raw.data or b"", dict(raw.headers or {}))
     body = b'{"last_by_subj":' + json.dumps(subject).encode() + b"}"
-    msg = await requests_of(js).request(f"$JS.API.DIRECT.GET.{stream}", body, timeout_of(js))
+    msg = await requests.request(f"$JS.API.DIRECT.GET.{stream}", body, timeout_of(js))
+    headers = msg.headers or {}
     if not msg.data:
-        status = (msg.headers or {}).get("Status")
+        status = headers.get("Status")
         if status == "404":
             raise nats.js.errors.NotFoundError
         if status:
             nats.js.errors.APIError.from_msg(msg)  # raises
-    return msg
+    return Stored(_sequence(headers), msg.data, headers)
 
 
-def sequence_of(msg: Msg) -> int:
-    with contextlib.suppress(KeyError, ValueError, TypeError):
-        return int((msg.headers or {})["Nats-Sequence"])
+def _sequence(headers: dict[str, str]) -> int:
+    with contextlib.suppress(KeyError, ValueError):
+        return int(headers["Nats-Sequence"])
     return 0
 
 
 async def kv_value(kv: KeyValue, key: str) -> bytes | None:
-    """A KV key's current value, by a direct get; None when it has none (never put,
-    deleted or purged). What `kv.get` answers, at the cost of one request."""
-    if not kv._direct:  # a bucket made without direct gets
+    """A KV key's current value; None when it has none (never put, deleted or purged):
+    what `kv.get` answers, by one direct get where the connection is enabled."""
+    if not kv._direct or requests_of(kv._js) is None:
         try:
             return (await kv.get(key)).value
         except nats.js.errors.KeyNotFoundError:
             return None
     try:
-        msg = await direct_last(kv._js, kv._stream, f"{kv._pre}{key}")
+        stored = await direct_last(kv._js, kv._stream, f"{kv._pre}{key}")
     except nats.js.errors.NotFoundError:
         return None
-    if msg.headers and msg.headers.get("KV-Operation") in ("DEL", "PURGE"):
+    if stored.headers.get("KV-Operation") in ("DEL", "PURGE"):
         return None
-    return msg.data
+    return stored.data

@@ -14,7 +14,7 @@ from nats.js.errors import NotFoundError
 from pydantic import ValidationError
 
 from shared.events import Event, parse_event
-from shared.inflight import direct_last, sequence_of
+from shared.inflight import direct_last
 from shared.subjects import EVT_STREAM, message_filter
 
 # After any of these the message is not to be sent (again).
@@ -35,7 +35,7 @@ async def last_event(
         stored = await direct_last(js, EVT_STREAM, message_filter(message_id))
     except NotFoundError:
         return 0, None
-    seq = sequence_of(stored)
+    seq = stored.seq
     if known is not None and known[0] == seq:
         return known
     try:

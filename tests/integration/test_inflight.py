@@ -21,6 +21,17 @@ from shared.events import Cancelled, Event, event_id_for
 from shared.subjects import EVT_STREAM, message_filter
 
 
+@pytest.fixture(autouse=True)
+def enabled(js: JetStreamContext) -> None:
+    inflight.enable(js)
+
+
+def requests(js: JetStreamContext) -> inflight.Requests:
+    found = inflight.requests_of(js)
+    assert found is not None
+    return found
+
+
 def cancelled(message_id: str, reason: str = "") -> Event:
     return Cancelled(event_id=event_id_for(message_id, "cancelled"), message_id=message_id,
                      reason=reason)  # fmt: skip
@@ -44,10 +55,10 @@ async def test_errors_are_the_ones_callers_handle(js: JetStreamContext, nc: Clie
         await append(js, cancelled(mid), n=2, expect_last=first.seq - 1)
     with pytest.raises(AppendRefused):
         await append(js, cancelled(mid, "x" * (nc.max_payload + 1)), n=3)
-    msg = await inflight.direct_last(js, EVT_STREAM, message_filter(mid))
-    assert inflight.sequence_of(msg) == first.seq
+    stored = await inflight.direct_last(js, EVT_STREAM, message_filter(mid))
+    assert stored.seq == first.seq
     with pytest.raises(nats.errors.NoRespondersError):
-        await inflight.requests_of(js).request("nobody.listens.here", b"", 5.0)
+        await requests(js).request("nobody.listens.here", b"", 5.0)
 
 
 async def test_an_unanswered_request_times_out_by_its_deadline(
@@ -57,9 +68,9 @@ async def test_an_unanswered_request_times_out_by_its_deadline(
         pass
 
     await nc.subscribe("silent.responder", cb=ignore)
-    requests = inflight.requests_of(js)
+    through = requests(js)
     started = time.monotonic()
     with pytest.raises(nats.errors.TimeoutError):
-        await requests.request("silent.responder", b"", 0.3)
+        await through.request("silent.responder", b"", 0.3)
     assert 0.3 <= time.monotonic() - started < 0.3 + 2 * inflight.SWEEP + 1.0
-    assert not requests.pending
+    assert not through.pending
