@@ -30,6 +30,7 @@ import asyncio
 import json
 import os
 import random
+import signal
 import statistics
 import subprocess
 import sys
@@ -223,6 +224,10 @@ def _summary(latencies: list[float], elapsed: float, cpu: float) -> Result:
     return Result(len(latencies) / elapsed, p50, p99, client_cpu=cpu / elapsed)
 
 
+def _sample_file(sample: str | None, workers: int) -> str | None:
+    return f"{sample}.x{workers}" if sample else None
+
+
 def api_env(server: EmbeddedNats, database_url: str, tmp: Path, port: int,
             workers: int) -> dict[str, str]:  # fmt: skip
     env = {k: v for k, v in os.environ.items() if not k.startswith("JETPOST_")}
@@ -244,14 +249,19 @@ def _children(pid: int) -> list[int]:
 
 async def start_api(
     server: EmbeddedNats, database_url: str, tmp: Path, workers: int, stack: AsyncExitStack,
-    jetpost: str | None = None,
+    jetpost: str | None = None, sample: str | None = None,
 ) -> Target:  # fmt: skip
-    """`jetpost run api`; `jetpost`: another installation's (`--baseline`)."""
+    """`jetpost run api`; `jetpost`: another installation's (`--baseline`); `sample`: the
+    first worker under the sampler, its report written to that file (bench.sampled)."""
     port = free_port()
     env = api_env(server, database_url, tmp, port, workers)
-    command = jetpost or str(Path(sys.executable).parent / "jetpost")
-    proc = await stack.enter_async_context(process(command, "run", "api", env=env))
+    command = [jetpost or str(Path(sys.executable).parent / "jetpost")]
+    if sample and not jetpost:
+        command = [_python(), "-m", "bench.sampled", sample]
+    proc = await stack.enter_async_context(process(*command, "run", "api", env=env))
     await ready(port, proc)
+    if sample and not jetpost:
+        proc.send_signal(signal.SIGUSR1)  # bench.sampled: start-up is not measured
     pids = {"server": proc.pid, "nats": server.process.pid if server.process else 0}
     pids.update({f"server-{p}": p for p in _children(proc.pid)})
     name = f" x{workers}" if workers > 1 else ""
@@ -274,14 +284,18 @@ async def one_run(
     paths = [f"/v1/messages/{mid}" for mid in ids]
     accepted = 0
     for api in apis:
-        rows.add(f"GET{api.name}", await load(spec(api.port, args, paths=paths, headers=auth),
-                                              api.pids))  # fmt: skip
-        rows.add(f"POST{api.name}", await load(spec(api.port, args, headers=post, **send),
-                                               api.pids))  # fmt: skip
-        keyed = {**post, "Idempotency-Key": f"bench-{api.port}-{run}-{{i}}"}
-        rows.add(f"POST+key{api.name}", await load(spec(api.port, args, headers=keyed, **send),
+        if "GET" in args.phases:
+            rows.add(f"GET{api.name}", await load(spec(api.port, args, paths=paths, headers=auth),
+                                                  api.pids))  # fmt: skip
+        if "POST" in args.phases:
+            rows.add(f"POST{api.name}", await load(spec(api.port, args, headers=post, **send),
                                                    api.pids))  # fmt: skip
-        accepted += 2 * (args.requests + args.requests // 10)
+            accepted += args.requests + args.requests // 10
+        if "POST+key" in args.phases:
+            keyed = {**post, "Idempotency-Key": f"bench-{api.port}-{run}-{{i}}"}
+            rows.add(f"POST+key{api.name}", await load(spec(api.port, args, headers=keyed,
+                                                            **send), api.pids))  # fmt: skip
+            accepted += args.requests + args.requests // 10
     return accepted
 
 
@@ -298,11 +312,13 @@ async def bench(args: argparse.Namespace) -> Rows:
         ids = [f"bench{rng.randrange(args.messages):08d}" for _ in range(args.requests)]
         async with AsyncExitStack() as exits:
             raws = [await start_raw(kind, exits) for kind in ("asyncio", "litestar")]
-            apis = [await start_api(server, database_url, tmp, workers, exits)
-                    for workers in args.workers]  # fmt: skip
-            if args.baseline:
-                apis.insert(0, await start_api(server, database_url, tmp, 1, exits,
-                                               args.baseline))  # fmt: skip
+            apis: list[Target] = []
+            for workers in args.workers:  # each beside the baseline's of as many workers
+                if args.baseline:
+                    apis.append(await start_api(server, database_url, tmp, workers, exits,
+                                                args.baseline))  # fmt: skip
+                apis.append(await start_api(server, database_url, tmp, workers, exits,
+                                            sample=_sample_file(args.sample, workers)))  # fmt: skip
             before = (await js.stream_info(CMD_STREAM)).state.messages
             accepted = 0
             for run in range(args.runs):
@@ -320,11 +336,14 @@ def table(rows: Rows, args: argparse.Namespace) -> str:
              f"{args.concurrency} concurrent, {args.messages} messages, cpus={os.cpu_count()}, "
              f"load average {load1:.2f} {load5:.2f} (at the end)",
              f"  {'':<22}{'req/s':>8}{'p50 ms':>8}{'p99 ms':>8}   CPU (share of one core): "
-             "server client nats"]  # fmt: skip
+             "server client nats   server CPU us/request"]  # fmt: skip
     for name in rows.results:
         r = rows.median(name)
-        lines.append(f"  {name:<22}{r.rps:>8,.0f}{r.p50:>8.1f}{r.p99:>8.1f}   "
-                     f"{r.server_cpu:>24.0%} {r.client_cpu:>6.0%} {r.nats_cpu:>4.0%}")  # fmt: skip
+        # CPU per request (median of the runs'): less swayed by other work than the rate
+        cpu = statistics.median(x.server_cpu / x.rps * 1e6 for x in rows.results[name])
+        per = f"{cpu:>24,.0f}" if cpu else ""
+        lines.append(f"  {name:<22}{r.rps:>8,.0f}{r.p50:>8.1f}{r.p99:>8.1f}   {r.server_cpu:>24.0%}"
+                     f" {r.client_cpu:>6.0%} {r.nats_cpu:>4.0%}{per}")  # fmt: skip
     refs = [r.rps for r in rows.results["raw litestar"]]
     for name in rows.results:
         if not name.startswith("raw"):
@@ -352,6 +371,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--baseline", metavar="JETPOST",
                         help="also measure this `jetpost` (e.g. main's .venv/bin/jetpost) "
                         "in the same runs: before and after under the same load")  # fmt: skip
+    parser.add_argument(
+        "--sample",
+        metavar="FILE",
+        help="profile the API's first worker (bench.sampler); the report "
+        "goes to FILE.x<workers> (all phases of all runs together)",
+    )
+    parser.add_argument(
+        "--phases",
+        type=lambda s: s.split(","),
+        default=["GET", "POST", "POST+key"],
+        help="which API phases to measure (default GET,POST,POST+key)",
+    )
     return parser.parse_args(argv)
 
 

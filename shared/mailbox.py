@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from email.headerregistry import Address
 from email.utils import getaddresses
 
@@ -53,6 +54,27 @@ class Mailbox(BaseModel):
         return not self.email.rpartition("@")[0].isascii()
 
 
+# `addr` and `Name <addr>` in their plainest forms (atoms and dots; a name of words
+# without specials, single-spaced): split by one regex instead of the email package's
+# parser (a quarter of parse_mailbox's time), into exactly what `getaddresses` makes
+# of them (tests/unit/test_mailbox_split.py checks it on generated inputs). Anything
+# else goes through `getaddresses`.
+_ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
+_ADDR = rf"{_ATOM}(?:\.{_ATOM})*@{_ATOM}(?:\.{_ATOM})*"
+_WORD = r"[^\s\"(),.:;<>@\[\]\\]+"
+PLAIN = re.compile(rf"(?P<bare>{_ADDR})|(?P<name>{_WORD}(?: {_WORD})*) <(?P<addr>{_ADDR})>")
+
+
+def split_mailbox(raw: str) -> list[tuple[str, str]]:
+    """`getaddresses([raw])`: (name, address) pairs."""
+    plain = PLAIN.fullmatch(raw)
+    if plain is None:
+        return getaddresses([raw])
+    if plain["bare"]:
+        return [("", plain["bare"])]
+    return [(plain["name"], plain["addr"])]
+
+
 def parse_mailbox(raw: str, *, operator: bool = False) -> Mailbox:
     """One mailbox; ValueError with a readable reason otherwise.
 
@@ -61,7 +83,7 @@ def parse_mailbox(raw: str, *, operator: bool = False) -> Mailbox:
     """
     if has_line_break(raw):
         raise ValueError("address contains a line break")
-    parsed = getaddresses([raw])
+    parsed = split_mailbox(raw)
     if len(parsed) != 1 or not parsed[0][1]:
         raise ValueError(f"not a single address: {raw!r}")
     name, addr = parsed[0]

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from litestar import post
 from litestar.di import NamedDependency
 from litestar.params import JSONBody
 from pydantic import BaseModel, ConfigDict, Field
@@ -16,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from services.api.auth import READ, SECURITY
 from services.api.problems import Problem
 from services.api.public import Public
+from services.api.routing import post
 from shared.tokens import MAX_TOKEN_LENGTH, TokenError, TokenExpired, verify_action_token
 
 TAGS = ["tokens"]

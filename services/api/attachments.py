@@ -5,13 +5,14 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from litestar import Request, post
+from litestar import Request
 from litestar.di import NamedDependency
 from litestar.params import QueryParameter
 from nats.js.errors import NotFoundError
 
 from services.api.auth import SECURITY, SEND
 from services.api.problems import Problem
+from services.api.routing import post
 from services.api.runtime import Runtime
 from services.api.schemas import Body
 from shared.attachments import BUCKET, inline_size, limits_problem, object_id

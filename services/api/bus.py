@@ -18,6 +18,7 @@ from nats.aio.client import Client
 from nats.js import JetStreamContext
 from nats.js.kv import KeyValue
 
+from services.api.acks import Acks
 from services.api.problems import TooLarge, Unavailable
 from shared.consumers import TRANSIENT_ERRORS
 from shared.eventlog import history
@@ -42,8 +43,10 @@ def _reachable(what: str) -> Iterator[None]:
 
 
 class Bus:
-    def __init__(self, nc: Client, js: JetStreamContext, kv: KeyValue, timeout: float) -> None:
-        self.nc, self.js, self.kv, self.timeout = nc, js, kv, timeout
+    def __init__(
+        self, nc: Client, js: JetStreamContext, kv: KeyValue, timeout: float, acks: Acks
+    ) -> None:
+        self.nc, self.js, self.kv, self.timeout, self.acks = nc, js, kv, timeout, acks
 
     @classmethod
     async def connect(cls, target: NatsTarget, definitions: Definitions, timeout: float) -> Bus:
@@ -55,7 +58,9 @@ class Bus:
         try:
             js = nc.jetstream(timeout=timeout)
             await apply_definitions(js, definitions)  # any process may come up first
-            return cls(nc, js, await js.key_value(IDEMPOTENCY_BUCKET), timeout)
+            acks = Acks(nc)
+            await acks.start()
+            return cls(nc, js, await js.key_value(IDEMPOTENCY_BUCKET), timeout, acks)
         except BaseException:
             await nc.close()
             raise
@@ -82,13 +87,10 @@ class Bus:
         data = encode_json(payload)  # msgspec: what Litestar decoded the body with
         if len(data) > self.nc.max_payload:
             raise TooLarge(f"the command is {len(data)} bytes; NATS takes {self.nc.max_payload}")
-        headers = {"Nats-Msg-Id": msg_id}
+        headers = {"Nats-Msg-Id": msg_id, "Nats-Expected-Stream": CMD_STREAM}
         # the command carries the request's trace on to intake and the whole pipeline
         with _reachable("publish"), tracing.producer_span(f"{subject} publish", headers):
-            ack = await self.js.publish(
-                subject, data, timeout=self.timeout, stream=CMD_STREAM, headers=headers,
-            )  # fmt: skip
-        return int(ack.seq)
+            return await self.acks.publish(subject, data, headers, self.timeout)
 
     async def claim(self, key: str, message_id: str, body_hash: str) -> Claim:
         self._check()

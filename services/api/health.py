@@ -11,12 +11,13 @@ import contextlib
 from typing import Any
 
 import psycopg
-from litestar import Response, get
+from litestar import Response
 from litestar.di import NamedDependency
 from psycopg_pool import PoolTimeout
 
 from services.api.metrics import CONTENT_TYPE
 from services.api.problems import Unavailable, problem
+from services.api.routing import get
 from services.api.runtime import Runtime
 
 TAGS = ["health"]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from litestar import delete
 from litestar.di import NamedDependency
 from litestar.params import FromPath, QueryParameter
 from pydantic import BaseModel, ValidationError
@@ -12,6 +11,7 @@ from pydantic import BaseModel, ValidationError
 from services.api.auth import ADMIN, SECURITY
 from services.api.bus import _reachable
 from services.api.problems import Problem
+from services.api.routing import delete
 from services.api.runtime import Runtime
 from shared.erasure import forget
 from shared.mailbox import parse_mailbox

@@ -76,6 +76,7 @@ class Runtime:
     auth_failures: RateLimit = field(default_factory=lambda: RateLimit(30.0))
     # `messages` rows by id, concurrent reads coalesced (services.api.messages)
     message_rows_: Coalescer[str, dict[str, Any]] | None = None
+    message_bodies_: Coalescer[str, bytes] | None = None  # their JSON, for GET
 
     @functools.cached_property
     def mail_domain(self) -> str:

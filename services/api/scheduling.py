@@ -7,7 +7,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
-from litestar import patch, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody
 from pydantic import Field
@@ -15,6 +14,7 @@ from pydantic import Field
 from services.api.auth import SECURITY, SEND
 from services.api.messages import known_id
 from services.api.problems import Problem
+from services.api.routing import patch, post
 from services.api.runtime import Runtime
 from services.api.schemas import Body
 from services.intake import cancel, reschedule

@@ -3,10 +3,11 @@ as bodies, and rows are mapped here rather than exposed as they are stored)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import date, datetime
 from typing import Any
 
-from litestar.serialization import encode_json
+import msgspec
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from shared.fold import MessageState
@@ -19,6 +20,11 @@ class Body(BaseModel):
 
 class MessageAccepted(Body):
     id: str = Field(description="the message id; its events are on mail.evt.<id>.*")
+
+
+def accepted_json(message_id: str) -> bytes:
+    """`MessageAccepted(id=message_id)` as Litestar encodes it."""
+    return _encode({"id": message_id})
 
 
 class BatchAccepted(Body):
@@ -88,13 +94,24 @@ class Message(Body):
 
 _COLUMNS = {"to": "to_addrs", "cc": "cc_addrs", "bcc": "bcc_addrs"}
 _FIELDS = tuple(Message.model_fields)
+# Message's fields in order, as a msgspec Struct: encoded by msgspec as Litestar encodes
+# the model, without validating a model or building a dict per row
+_MessageJson = msgspec.defstruct("MessageJson", _FIELDS)
+_encode = msgspec.json.Encoder().encode
+# the `messages` columns of Message's fields, in their order (None: as_of, not stored)
+MESSAGE_COLUMNS = tuple(None if f == "as_of" else _COLUMNS.get(f, f) for f in _FIELDS)
 
 
 def message_json(row: dict[str, Any]) -> bytes:
     """A `messages` row as `Message`'s JSON, byte for byte what Litestar makes of
     `Message.from_row(row)` (fields in order, encoded by msgspec), without building and
     validating the model: the columns have the fields' types already (the table is ours)."""
-    return encode_json({f: row.get(_COLUMNS.get(f, f)) for f in _FIELDS})
+    return message_json_values(tuple(row.get(_COLUMNS.get(f, f)) for f in _FIELDS))
+
+
+def message_json_values(values: Sequence[Any]) -> bytes:
+    """`message_json` of the row selected as MESSAGE_COLUMNS (a tuple, in field order)."""
+    return _encode(_MessageJson(*values))
 
 
 class MessagePage(Body):

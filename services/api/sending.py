@@ -7,11 +7,11 @@ callers learn of mistakes at once) plus the ids assigned here.
 
 from __future__ import annotations
 
-import uuid
+import os
 from typing import Annotated, Any
 
 import anyio.to_thread
-from litestar import Request, post
+from litestar import MediaType, Request, Response
 from litestar.di import NamedDependency
 from litestar.openapi.spec import Example
 from litestar.params import Body, FromPath, HeaderParameter, JSONBody
@@ -22,9 +22,10 @@ from services.api.auth import SECURITY, SEND
 from services.api.batch_ids import claim_batch, keyed_id, refuse_taken, settle_ids
 from services.api.messages import known_id, message_row
 from services.api.problems import Problem
+from services.api.routing import post
 from services.api.runtime import Runtime
 from services.api.scheduling import max_ahead
-from services.api.schemas import BatchAccepted, MessageAccepted, ResendRequest
+from services.api.schemas import BatchAccepted, MessageAccepted, ResendRequest, accepted_json
 from services.precheck import check_command, errors_of
 from shared.commands import ResendCommand, SendBatchCommand, SendCommand
 from shared.subjects import CMD_RESEND, CMD_SEND, CMD_SEND_BATCH
@@ -50,7 +51,11 @@ IdempotencyKey = Annotated[
 
 
 def new_id() -> str:
-    return uuid.uuid4().hex
+    """`uuid.uuid4().hex`, without building the UUID object (a few percent of a send)."""
+    raw = bytearray(os.urandom(16))
+    raw[6] = raw[6] & 0x0F | 0x40  # version 4
+    raw[8] = raw[8] & 0x3F | 0x80  # the RFC 4122 variant
+    return raw.hex()
 
 
 def _precheck(rt: Runtime, command: SendCommand) -> str | None:
@@ -73,7 +78,7 @@ async def send_message(
     request: Request[Any, Any, Any],
     data: Annotated[SendCommand, SEND_BODY],
     idempotency_key: IdempotencyKey = None,
-) -> MessageAccepted:
+) -> Response[MessageAccepted]:
     if idempotency_key and data.idempotency_key and idempotency_key != data.idempotency_key:
         detail = "the Idempotency-Key header and the body's idempotency_key differ"
         raise Problem(422, "idempotency-key-mismatch", detail)
@@ -101,7 +106,9 @@ async def send_message(
     # Published even when the key was held already: a crash between the claim and the
     # publish must not lose the message; intake deduplicates the repeat.
     await rt.bus.publish(CMD_SEND, payload, message_id)
-    return MessageAccepted(id=message_id)
+    # MessageAccepted's JSON, encoded here: the model's trip through Litestar's
+    # serializer cost a tenth of the request
+    return Response(accepted_json(message_id), status_code=202, media_type=MediaType.JSON)  # type: ignore[arg-type]
 
 
 def _batch_commands(rt: Runtime, entries: list[dict[str, Any]]) -> list[SendCommand]:

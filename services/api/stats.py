@@ -6,13 +6,13 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, timedelta
 from typing import Annotated, Any
 
-from litestar import get
 from litestar.di import NamedDependency
 from litestar.params import QueryParameter
 from psycopg import sql
 
 from services.api.auth import READ, SECURITY
 from services.api.messages import WHEN, utc, when
+from services.api.routing import get
 from services.api.runtime import Runtime
 from services.api.schemas import DailyCount, Stats
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from litestar import delete, get, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 from psycopg import sql
@@ -16,6 +15,7 @@ from pydantic import ValidationError
 from services.api import cursor
 from services.api.auth import ADMIN, READ, SECURITY, SEND
 from services.api.problems import Problem
+from services.api.routing import delete, get, post
 from services.api.runtime import Runtime
 from services.api.schemas import Suppression, SuppressionAccepted, SuppressionPage
 from shared.commands import SuppressCommand, suppression_scope

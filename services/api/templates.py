@@ -5,12 +5,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from litestar import get, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody
 
 from services.api.auth import READ, SECURITY
 from services.api.problems import Problem
+from services.api.routing import get, post
 from services.api.runtime import Runtime
 from services.api.schemas import Preview, PreviewRequest, TemplateList, TemplateSummary
 from services.renderer.render import render

@@ -11,13 +11,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from litestar import Request, Response, get
+from litestar import Request, Response
 from litestar.di import NamedDependency
 from litestar.params import FromPath
 from litestar.response import Redirect
 
 from services.api.problems import Problem
 from services.api.public import PRIVATE_HEADERS, Public, record_hit
+from services.api.routing import get
 from shared.events import Clicked, Opened, event_id_for
 from shared.tokens import TokenError, read_click, read_open
 

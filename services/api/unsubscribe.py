@@ -14,13 +14,14 @@ from __future__ import annotations
 import hashlib
 from html import escape
 
-from litestar import MediaType, Response, get, post
+from litestar import MediaType, Response
 from litestar.di import NamedDependency
 from litestar.params import FromPath
 from pydantic import ValidationError
 
 from services.api.problems import Unavailable
 from services.api.public import PRIVATE_HEADERS, Public
+from services.api.routing import get, post
 from shared.commands import SuppressCommand
 from shared.consumers import TRANSIENT_ERRORS
 from shared.eventlog import append, last_event

@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Annotated, Any
 
-from litestar import Litestar, Request, delete, get, patch, post
+from litestar import Litestar, Request
 from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody, QueryParameter
 from psycopg import sql
@@ -21,6 +21,7 @@ from services.api import cursor
 from services.api.auth import ADMIN, SECURITY
 from services.api.messages import utc
 from services.api.problems import Problem
+from services.api.routing import delete, get, patch, post
 from services.api.runtime import Runtime
 from services.api.webhook_bodies import (
     Delivery,

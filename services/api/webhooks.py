@@ -28,7 +28,7 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 import httpx
-from litestar import Litestar, Request, post
+from litestar import Litestar, Request
 from litestar.di import NamedDependency
 from litestar.params import FromPath
 from nats.js import JetStreamContext
@@ -37,6 +37,7 @@ from nats.js.kv import KeyValue
 from pydantic import BaseModel
 
 from services.api.problems import Problem, Unavailable
+from services.api.routing import post
 from services.api.runtime import Runtime
 from services.feedback.sns import (
     SnsError,
