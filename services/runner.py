@@ -23,6 +23,7 @@ from services.renderer.catalog import TemplateCatalog
 from services.scheduler.app import register as register_scheduler
 from services.sender.app import register as register_sender
 from services.suppression.app import register as register_suppression_set
+from shared import inflight
 from shared.logs import faststream_logger
 from shared.nats_connect import NatsTarget, bounded, broker_options
 from shared.nats_setup import apply_definitions, load_definitions
@@ -96,6 +97,7 @@ async def run_services(
     await bounded(nats_url, broker.connect(), errors)
     try:
         js = broker.connection.jetstream()
+        inflight.enable(js)  # appends and lookups of the hot path (shared/inflight.py)
         await apply_definitions(js, env.definitions)
         for service in services:
             await service.start(js)

@@ -24,6 +24,7 @@ import nats.errors
 from faststream import AckPolicy
 from faststream.nats import JStream, NatsBroker, NatsMessage, PullSub
 
+from shared.handover import lean
 from shared.nats_setup import Definitions
 from shared.pull import PullWindow
 
@@ -50,15 +51,23 @@ class Heartbeat:
         self.held: dict[int, tuple[Any, float]] = {}  # id(raw message) -> (message, since)
         self._task: asyncio.Task[None] | None = None
 
-    @contextlib.asynccontextmanager
-    async def working(self, raw: Any) -> AsyncIterator[None]:
+    def hold(self, raw: Any) -> None:
+        """Kept from redelivery until `release` (a plain pair, not a context manager:
+        this runs for every delivery)."""
         self.held[id(raw)] = (raw, time.monotonic())
         if self._task is None or self._task.done():
             self._task = asyncio.create_task(self._beat(), name=f"{self.durable}-heartbeat")
+
+    def release(self, raw: Any) -> None:
+        self.held.pop(id(raw), None)
+
+    @contextlib.asynccontextmanager
+    async def working(self, raw: Any) -> AsyncIterator[None]:
+        self.hold(raw)
         try:
             yield
         finally:
-            self.held.pop(id(raw), None)
+            self.release(raw)
 
     async def _beat(self) -> None:
         while self.held:
@@ -84,13 +93,14 @@ def retry_delay(num_delivered: int, base: float = 0.5, cap: float = 30.0) -> flo
     return float(min(base * 2.0 ** max(num_delivered - 1, 0), cap))
 
 
-def as_message(msg: Any) -> Any:
+async def as_message(msg: Any) -> Any:
     """Handlers parse the bytes themselves: FastStream's own decoding (by the
     content-type header) would raise on a malformed body before a handler could
     record it as `rejected`. The "decoded" value is the message itself, handed to the
     handler as its one argument: the services' broker does not apply FastStream's
     dependency injection (services/runner.py), which resolved the message parameter in
-    a worker thread, one thread hop per message."""
+    a worker thread, one thread hop per message. A coroutine function for the same
+    reason: FastStream runs a plain function decoder in a worker thread too."""
     return msg
 
 
@@ -134,11 +144,14 @@ def subscribe(
     heartbeat = Heartbeat(durable, heartbeat_interval(config.ack_wait))
 
     async def on_message(msg: NatsMessage) -> None:
-        async with heartbeat.working(msg.raw_message):
-            try:
-                await handler(msg)
-            except Exception as exc:  # deliberately broad: see on_failure
-                await on_failure(msg, exc, durable, give_up)
+        raw = msg.raw_message
+        heartbeat.hold(raw)
+        try:
+            await handler(msg)
+        except Exception as exc:  # deliberately broad: see on_failure
+            await on_failure(msg, exc, durable, give_up)
+        finally:
+            heartbeat.release(raw)
 
     on_message.__name__ = f"{durable}_handler"
     subscriber = broker.subscriber(
@@ -153,19 +166,28 @@ def subscribe(
         description=config.description,
     )
     subscriber(on_message)
-    windowed(subscriber, broker, stream, durable, batch)
+    windowed(subscriber, broker, stream, durable, batch, on_message)
 
 
-def windowed(subscriber: Any, broker: NatsBroker, stream: str, durable: str, window: int) -> None:
+def windowed(
+    subscriber: Any,
+    broker: NatsBroker,
+    stream: str,
+    durable: str,
+    window: int,
+    handler: Callable[[NatsMessage], Coroutine[Any, Any, None]] | None = None,
+) -> None:
     """FastStream's fetch-a-batch-then-work-it loop replaced by a window of `window`
-    messages in flight, each handed over as it arrives (shared/pull.py). FastStream
-    still parses, runs the middlewares and the handler, and waits for handlers at work
-    on shutdown: only where messages come from changes."""
+    messages in flight, each handed over as it arrives (shared/pull.py). With
+    `handler`, each goes to it by the lean path of shared/handover.py when the broker's
+    middlewares allow it; otherwise FastStream parses, runs the middlewares and the
+    handler. Either way FastStream waits for handlers at work on shutdown."""
     if not callable(getattr(subscriber, "_consume_pull", None)):  # pragma: no cover
         raise RuntimeError("FastStream's pull subscriber changed: shared/pull.py needs a look")
 
     async def consume_pull(cb: Callable[[Any], Coroutine[Any, Any, Any]]) -> None:
         pull = PullWindow(broker.connection, stream, durable, window)
-        await pull.run(cb, lambda: bool(subscriber.running))
+        deliver = lean(subscriber, broker.middlewares, handler) if handler else None
+        await pull.run(deliver or cb, lambda: bool(subscriber.running))
 
     subscriber._consume_pull = consume_pull

@@ -23,6 +23,7 @@ from nats.js.api import PubAck
 from nats.js.errors import BadRequestError, NotFoundError
 from pydantic import ValidationError
 
+from shared import inflight
 from shared.events import Event, parse_event
 from shared.subjects import EVT_STREAM, event_msg_id, event_subject, message_filter
 from shared.telemetry import tracing
@@ -60,12 +61,10 @@ async def append(
     try:
         with tracing.producer_span(f"append {event.type}", headers, parent,
                                    **{"jetpost.message_id": event.message_id}):  # fmt: skip
-            ack = await js.publish(
-                event_subject(event.message_id, event.type),
-                event.model_dump_json().encode(),
-                stream=EVT_STREAM,
-                headers=headers,
-            )
+            ack = await inflight.publish(
+                js, event_subject(event.message_id, event.type),
+                event.model_dump_json().encode(), EVT_STREAM, headers,
+            )  # fmt: skip
     except BadRequestError as exc:
         if exc.err_code == WRONG_LAST_SEQUENCE:
             raise AppendConflict(f"{event.type} for {event.message_id}: {exc!r}") from exc
@@ -93,12 +92,21 @@ async def message_context(js: JetStreamContext, message_id: str) -> tracing.Cont
     return tracing.context_from(stored.headers)
 
 
-async def has_event(js: JetStreamContext, message_id: str, event_type: str) -> bool:
+async def _exists(js: JetStreamContext, subject: str) -> bool:
     try:
-        await js.get_last_msg(EVT_STREAM, event_subject(message_id, event_type), direct=True)
+        await inflight.direct_last(js, EVT_STREAM, subject)
     except NotFoundError:
         return False
     return True
+
+
+async def has_event(js: JetStreamContext, message_id: str, event_type: str) -> bool:
+    return await _exists(js, event_subject(message_id, event_type))
+
+
+async def has_any_event(js: JetStreamContext, message_id: str) -> bool:
+    """Whether the message has any event at all (one direct get on its subjects)."""
+    return await _exists(js, message_filter(message_id))
 
 
 async def first_of(js: JetStreamContext, message_id: str, event_types: Sequence[str]) -> str | None:
@@ -111,9 +119,7 @@ async def last_event(js: JetStreamContext, message_id: str, event_type: str) -> 
     """The message's latest event of a type, read straight from the log; None when it
     has none (or it cannot be read by this version)."""
     try:
-        stored = await js.get_last_msg(
-            EVT_STREAM, event_subject(message_id, event_type), direct=True
-        )
+        stored = await inflight.direct_last(js, EVT_STREAM, event_subject(message_id, event_type))
         return parse_event(stored.data or b"")
     except (NotFoundError, ValidationError, ValueError):
         return None

@@ -7,6 +7,7 @@ older payload to the current shape before validation, so old streams replay.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import uuid
 from collections.abc import Callable
@@ -21,6 +22,7 @@ from shared.mailbox import Mailbox
 from shared.subjects import event_msg_id
 
 _EVENT_NS = uuid.UUID("6f1c1d2e-3b0a-4f59-9a43-5d0b2f7e9c11")
+_EVENT_NS_BYTES = _EVENT_NS.bytes
 
 
 def utcnow() -> datetime:
@@ -449,4 +451,14 @@ def parse_event(data: bytes | str) -> Event:
 def event_id_for(message_id: str, event_type: str, n: int = 1) -> str:
     """The event id is derived from the append's dedup id, so re-creating the same
     event after a crash yields the same id."""
-    return str(uuid.uuid5(_EVENT_NS, event_msg_id(message_id, event_type, n)))
+    return uuid5_str(_EVENT_NS_BYTES, event_msg_id(message_id, event_type, n))
+
+
+def uuid5_str(namespace: bytes, name: str) -> str:
+    """`str(uuid.uuid5(UUID(bytes=namespace), name))`, the same string, without the
+    UUID object and its int arithmetic (one per event made)."""
+    digest = bytearray(hashlib.sha1(namespace + name.encode(), usedforsecurity=False).digest())
+    digest[6] = (digest[6] & 0x0F) | 0x50  # version 5
+    digest[8] = (digest[8] & 0x3F) | 0x80  # RFC 4122 variant
+    h = digest[:16].hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"

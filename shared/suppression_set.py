@@ -10,11 +10,11 @@ import hashlib
 from collections.abc import Iterable
 from datetime import datetime
 
-from nats.js.errors import KeyNotFoundError
 from nats.js.kv import KeyValue
 from pydantic import ValidationError
 
 from shared.events import Accepted
+from shared.inflight import kv_value
 from shared.suppression_rules import Entry
 
 
@@ -26,14 +26,11 @@ def kv_key(address: str, scope: str = "") -> str:
 
 
 async def get_entry(kv: KeyValue, address: str, scope: str = "") -> Entry | None:
-    try:
-        stored = await kv.get(kv_key(address, scope))
-    except KeyNotFoundError:
-        return None
-    if not stored.value:  # a delete marker
+    value = await kv_value(kv, kv_key(address, scope))
+    if not value:  # none, or a delete marker
         return None
     try:
-        return Entry.model_validate_json(stored.value)
+        return Entry.model_validate_json(value)
     except ValidationError:
         return None
 
@@ -43,7 +40,10 @@ async def suppressed(
 ) -> dict[str, Entry]:
     """address -> the active entry that suppresses it (globally or for one scope)."""
     wanted = [(a.lower(), s) for a in addresses for s in ("", *scopes)]
-    found = await asyncio.gather(*(get_entry(kv, a, s) for a, s in wanted))
+    if len(wanted) == 1:  # one recipient, no scopes: no task to gather
+        found = [await get_entry(kv, *wanted[0])]
+    else:
+        found = list(await asyncio.gather(*(get_entry(kv, a, s) for a, s in wanted)))
     hits: dict[str, Entry] = {}
     for (address, _), entry in zip(wanted, found, strict=True):
         if entry is not None and entry.active(now) and address not in hits:

@@ -35,7 +35,7 @@ from services.webhooks.commands import COMMANDS as WEBHOOK_COMMANDS
 from services.webhooks.commands import decide_webhook
 from shared.attachments import object_id
 from shared.consumers import TRANSIENT_ERRORS, retry_delay
-from shared.eventlog import append, has_event, last_event
+from shared.eventlog import append, has_any_event, has_event, last_event
 from shared.events import Accepted, Queued, Rejected, Scheduled, utcnow
 from shared.idempotency import claim
 from shared.mailbox import Mailbox
@@ -77,10 +77,12 @@ class Intake:
         ctx = self.context(raw.subject, meta)
         try:
             decisions = await self.decide(raw.subject, raw.data, ctx)
-            await asyncio.gather(
-                *(self.bounded_record(d, ctx, raw.data, redelivered=meta.num_delivered > 1)
-                  for d in decisions)
-            )  # fmt: skip
+            records = [self.bounded_record(d, ctx, raw.data, redelivered=meta.num_delivered > 1)
+                       for d in decisions]  # fmt: skip
+            if len(records) == 1:  # a send: no task to gather
+                await records[0]
+            else:
+                await asyncio.gather(*records)
         except TRANSIENT_ERRORS as exc:
             log.warning("command seq=%s not recorded, will retry: %r", ctx.seq, exc)
             await msg.nack(delay=retry_delay(meta.num_delivered))
@@ -211,7 +213,11 @@ class Intake:
             await self.objects.put(object_id(data), data)
 
     async def _prior(self, message_id: str) -> Accepted | None:
-        """What a caller-chosen id already holds, if anything (looked up at once)."""
+        """What a caller-chosen id already holds, if anything: one look at the whole
+        message first (a fresh id, the usual case, has no events at all), then its
+        admission events at once."""
+        if not await has_any_event(self.js, message_id):
+            return None
         found = await asyncio.gather(
             *(last_event(self.js, message_id, kind) for kind in ("accepted", "scheduled", "queued"))
         )

@@ -33,7 +33,7 @@ from services.sender.routing import Router
 from services.sender.throttle import Lease, Throttle
 from services.sender.throttle_rules import is_slow_down
 from shared.consumers import TRANSIENT_ERRORS, retry_delay
-from shared.eventlog import append, is_cancelled
+from shared.eventlog import AppendConflict, append, is_cancelled
 from shared.events import Attempted, Event, Rendered, event_id_for, parse_event
 from shared.settings import Settings
 from shared.telemetry.metrics import note_recipients
@@ -66,14 +66,22 @@ class Sender:
     async def handle(self, msg: NatsMessage) -> None:
         raw = msg.raw_message
         message_id = raw.subject.split(".")[2]
-        attempt = 1
+        attempt, seq = 1, 0
         try:
-            last = await last_event(self.js, message_id)
+            try:  # parsed once: the delivered event is usually the message's last
+                parsed: Event | Exception = parse_event(raw.data)
+            except (ValidationError, ValueError) as exc:
+                parsed = exc
+            delivered = raw.metadata.sequence.stream
+            known = None if isinstance(parsed, Exception) else (delivered, parsed)
+            seq, last = await last_event(self.js, message_id, known)
             if is_done(last):
                 await msg.ack()
                 return
             attempt = next_attempt(last)
-            rendered = parse_event(raw.data)
+            if isinstance(parsed, Exception):
+                raise parsed
+            rendered = parsed
             if not isinstance(rendered, Rendered):
                 raise TypeError(f"expected a rendered event, got {rendered.type}")
         except (ValidationError, TypeError) as exc:
@@ -114,10 +122,19 @@ class Sender:
             return
         note_recipients(mail.recipients)  # the outcome's domain label, for any provider
         try:
-            await append(self.js, self._attempted(rendered, attempt), n=attempt)
-            if await is_cancelled(self.js, message_id):  # after `attempted`: no cancel passes it
-                await msg.ack()
-                return
+            # compare-and-set on what `last_event` read: a cancel appended since makes
+            # this conflict, and once `attempted` is in, no cancel passes it
+            await append(self.js, self._attempted(rendered, attempt), n=attempt, expect_last=seq)
+        except AppendConflict:  # something came first: a cancel, or another worker
+            await self._release(lease)
+            await self._conflicted(msg, message_id)
+            return
+        except TRANSIENT_ERRORS as exc:  # the attempt could not be recorded: not sent
+            await self._release(lease)
+            log.warning("message %s: attempt %s not started: %r", message_id, attempt, exc)
+            await msg.nack(delay=retry_delay(raw.metadata.num_delivered))
+            return
+        try:
             outcome = await self.mailer.send(mail)
         except TRANSIENT_ERRORS as exc:  # the attempt could not be recorded: not sent
             log.warning("message %s: attempt %s not started: %r", message_id, attempt, exc)
@@ -129,6 +146,19 @@ class Sender:
         unrouted = self.mailer.retry_in() + 1.0 if outcome.provider == "none" else None
         events, delay = decide_outcome(rendered, outcome, attempt, self.settings, unrouted)
         await self._settle(msg, events, delay)
+
+    async def _conflicted(self, msg: NatsMessage, message_id: str) -> None:
+        """The message's history moved between the read and `attempted`: cancelled,
+        it is done; anything else, it is looked at again shortly (from the log)."""
+        try:
+            cancelled = await is_cancelled(self.js, message_id)
+        except TRANSIENT_ERRORS:
+            cancelled = False
+        if cancelled:
+            log.info("message %s cancelled before its attempt", message_id)
+            await msg.ack()
+        else:
+            await msg.nack(delay=retry_delay(msg.raw_message.metadata.num_delivered))
 
     async def _throttle_keys(self, rendered: Rendered) -> list[str]:
         """Recipient domains, and what the provider adds (mx://: MX hosts); [] when

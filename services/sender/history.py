@@ -14,6 +14,7 @@ from nats.js.errors import NotFoundError
 from pydantic import ValidationError
 
 from shared.events import Event, parse_event
+from shared.inflight import direct_last
 from shared.subjects import EVT_STREAM, message_filter
 
 # After any of these the message is not to be sent (again).
@@ -23,15 +24,24 @@ DONE = frozenset({
 })  # fmt: skip
 
 
-async def last_event(js: JetStreamContext, message_id: str) -> Event | None:
+async def last_event(
+    js: JetStreamContext, message_id: str, known: tuple[int, Event] | None = None
+) -> tuple[int, Event | None]:
+    """The message's last event and its stream sequence ((0, None): it has none). The
+    sequence guards the `attempted` append (compare-and-set), so a cancel appended
+    since this read makes that append conflict. `known`: an event already parsed and
+    its sequence (the delivered one, usually the last): not parsed again."""
     try:
-        stored = await js.get_last_msg(EVT_STREAM, message_filter(message_id), direct=True)
+        stored = await direct_last(js, EVT_STREAM, message_filter(message_id))
     except NotFoundError:
-        return None
+        return 0, None
+    seq = stored.seq
+    if known is not None and known[0] == seq:
+        return known
     try:
-        return parse_event(stored.data or b"")
+        return seq, parse_event(stored.data or b"")
     except (ValidationError, ValueError):
-        return None  # written by a newer version: decide from the delivery alone
+        return seq, None  # written by a newer version: decide from the delivery
 
 
 def is_done(last: Event | None) -> bool:

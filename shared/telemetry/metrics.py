@@ -25,6 +25,7 @@ from faststream import BaseMiddleware
 from prometheus_client import REGISTRY, Counter, Gauge, Histogram
 
 from shared.events import Event
+from shared.telemetry.children import Children
 
 MESSAGES = Counter(
     "jetpost_messages", "Message outcomes appended, by outcome, provider and recipient domain",
@@ -65,6 +66,9 @@ RETENTION_DELETED = Counter(
 )
 FORGOTTEN = Counter("jetpost_forgotten", "Addresses forgotten (right to erasure)")
 
+# the per-message ones, their label children looked up once
+_messages, _smtp_latency, _events = Children(MESSAGES), Children(SMTP_LATENCY), Children(EVENTS)
+
 OUTCOMES = frozenset({"delivered", "deferred", "bounced", "failed", "suppressed", "rejected",
                       "render_failed", "cancelled", "complained"})  # fmt: skip
 MAX_DOMAINS = 500  # past this many distinct domains a process labels new ones `other`
@@ -101,11 +105,11 @@ def domain_label(domain: str) -> str:
 
 
 def record_outcome(outcome: str, provider: str, domain: str) -> None:
-    MESSAGES.labels(outcome, provider or "none", domain_label(domain)).inc()
+    _messages.labels(outcome, provider or "none", domain_label(domain)).inc()
 
 
 def smtp_latency(host: str, result: str, seconds: float) -> None:
-    SMTP_LATENCY.labels(host, result).observe(seconds)
+    _smtp_latency.labels(host, result).observe(seconds)
 
 
 def _domains_of(event: Event) -> list[str]:
@@ -126,7 +130,7 @@ def _domains_of(event: Event) -> list[str]:
 def observe_appended(event: Event) -> None:
     """Count one appended event (called by shared.eventlog.append once it is stored)."""
     kind = event.type
-    EVENTS.labels(kind).inc()
+    _events.labels(kind).inc()
     if event.type == "attempted" and (scope := delivery.get()) is not None:
         scope.provider = event.provider  # the SMTP span of this attempt names it
     source = str(getattr(event, "source", "") or "")
@@ -142,15 +146,20 @@ def observe_appended(event: Event) -> None:
         WEBHOOKS.labels(kind).inc()
 
 
+def enter_delivery(raw: Any) -> contextvars.Token[Delivery | None]:
+    """A fresh `Delivery` for a consumed message (`delivery.reset(token)` after it),
+    and a redelivery counted."""
+    metadata = getattr(raw, "metadata", None) if raw is not None else None
+    if metadata is not None and metadata.num_delivered > 1:
+        REDELIVERIES.labels(metadata.consumer or "").inc()
+    return delivery.set(Delivery())
+
+
 class DeliveryScopeMiddleware(BaseMiddleware):
     """A fresh `Delivery` per consumed message, and redeliveries counted."""
 
     async def consume_scope(self, call_next: Any, msg: Any) -> Any:
-        raw = getattr(msg, "raw_message", None)
-        metadata = getattr(raw, "metadata", None) if raw is not None else None
-        if metadata is not None and metadata.num_delivered > 1:
-            REDELIVERIES.labels(metadata.consumer or "").inc()
-        token = delivery.set(Delivery())
+        token = enter_delivery(getattr(msg, "raw_message", None))
         try:
             return await call_next(msg)
         finally:

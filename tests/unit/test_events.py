@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+import uuid
 from typing import Any
 
 import pytest
 
 from shared import events
-from shared.events import Opened, parse_event
+from shared.events import Opened, event_id_for, parse_event, uuid5_str
 
 
 def test_round_trip() -> None:
@@ -53,3 +54,10 @@ def test_suppressed_v1_is_lifted_to_v2() -> None:
            "occurred_at": "2026-11-01T00:00:00Z"}  # fmt: skip
     lifted = parse_event(json.dumps(old))
     assert isinstance(lifted, events.Suppressed) and (lifted.v, lifted.envelope) == (2, None)
+
+
+@pytest.mark.parametrize("name", ["", "m1:accepted:1", "é-ü:rendered:3", "x" * 300])
+def test_event_ids_are_the_uuid5_of_their_dedup_id(name: str) -> None:
+    namespace = uuid.UUID("6f1c1d2e-3b0a-4f59-9a43-5d0b2f7e9c11")
+    assert uuid5_str(namespace.bytes, name) == str(uuid.uuid5(namespace, name))
+    assert event_id_for("m1", "accepted", 2) == str(uuid.uuid5(namespace, "m1:accepted:2"))

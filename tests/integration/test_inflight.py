@@ -1,0 +1,76 @@
+"""Appends and direct gets through shared/inflight.py (one reply subscription per
+connection, a deadline sweeper) against a real nats-server: many in flight at once,
+the same errors as nats-py's own request path (conflict, refusal, timeout, no
+responders, not found)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+
+import nats.errors
+import pytest
+from nats.aio.client import Client
+from nats.aio.msg import Msg
+from nats.js import JetStreamContext
+
+from shared import inflight
+from shared.eventlog import AppendConflict, AppendRefused, append, has_event, last_event
+from shared.events import Cancelled, Event, event_id_for
+from shared.subjects import EVT_STREAM, message_filter
+
+
+@pytest.fixture(autouse=True)
+def enabled(js: JetStreamContext) -> None:
+    inflight.enable(js)
+
+
+def requests(js: JetStreamContext) -> inflight.Requests:
+    found = inflight.requests_of(js)
+    assert found is not None
+    return found
+
+
+def cancelled(message_id: str, reason: str = "") -> Event:
+    return Cancelled(event_id=event_id_for(message_id, "cancelled"), message_id=message_id,
+                     reason=reason)  # fmt: skip
+
+
+async def test_many_appends_in_flight_each_get_their_own_ack(js: JetStreamContext) -> None:
+    ids = [uuid.uuid4().hex for _ in range(300)]
+    acks = await asyncio.gather(*(append(js, cancelled(mid)) for mid in ids))
+    assert len({ack.seq for ack in acks}) == 300 and not any(ack.duplicate for ack in acks)
+    again = await append(js, cancelled(ids[0]))  # the same Nats-Msg-Id: deduplicated
+    assert again.duplicate and again.seq == acks[0].seq
+    found = await asyncio.gather(*(last_event(js, mid, "cancelled") for mid in ids[:20]))
+    assert [e.message_id if e else None for e in found] == ids[:20]
+    assert not await has_event(js, ids[0], "delivered")
+
+
+async def test_errors_are_the_ones_callers_handle(js: JetStreamContext, nc: Client) -> None:
+    mid = uuid.uuid4().hex
+    first = await append(js, cancelled(mid))
+    with pytest.raises(AppendConflict):
+        await append(js, cancelled(mid), n=2, expect_last=first.seq - 1)
+    with pytest.raises(AppendRefused):
+        await append(js, cancelled(mid, "x" * (nc.max_payload + 1)), n=3)
+    stored = await inflight.direct_last(js, EVT_STREAM, message_filter(mid))
+    assert stored.seq == first.seq
+    with pytest.raises(nats.errors.NoRespondersError):
+        await requests(js).request("nobody.listens.here", b"", 5.0)
+
+
+async def test_an_unanswered_request_times_out_by_its_deadline(
+    js: JetStreamContext, nc: Client
+) -> None:
+    async def ignore(_msg: Msg) -> None:
+        pass
+
+    await nc.subscribe("silent.responder", cb=ignore)
+    through = requests(js)
+    started = time.monotonic()
+    with pytest.raises(nats.errors.TimeoutError):
+        await through.request("silent.responder", b"", 0.3)
+    assert 0.3 <= time.monotonic() - started < 0.3 + 2 * inflight.SWEEP + 1.0
+    assert not through.pending
