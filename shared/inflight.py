@@ -25,6 +25,7 @@ import weakref
 from dataclasses import dataclass
 from typing import Any
 
+import msgspec
 import nats.errors
 import nats.js.errors
 from nats.aio.client import Client
@@ -121,6 +122,37 @@ class Stored:
     headers: dict[str, str]
 
 
+class _Ack(msgspec.Struct):
+    stream: str = ""
+    seq: int = 0
+    duplicate: bool | None = None
+    error: dict[str, Any] | None = None
+
+
+_decode_ack = msgspec.json.Decoder(_Ack).decode
+
+
+async def acked(
+    requests: Requests, subject: str, payload: bytes, stream: str, headers: dict[str, str],
+    timeout: float,
+) -> PubAck:  # fmt: skip
+    """Publish to `stream` and wait for its ack: what `js.publish` answers, or raises
+    (no stream took the subject: NoStreamResponseError; an error ack: its APIError
+    subclass; no ack in time: nats.errors.TimeoutError)."""
+    headers["Nats-Expected-Stream"] = stream
+    try:
+        msg = await requests.request(subject, payload, timeout, headers)
+    except nats.errors.NoRespondersError:
+        raise nats.js.errors.NoStreamResponseError from None
+    try:
+        answer = _decode_ack(msg.data)
+    except msgspec.DecodeError as exc:
+        raise nats.js.errors.APIError(description=f"unreadable ack: {exc}") from None
+    if answer.error is not None:
+        nats.js.errors.APIError.from_error(answer.error)  # raises
+    return PubAck(stream=answer.stream or stream, seq=answer.seq, duplicate=answer.duplicate)
+
+
 async def publish(
     js: JetStreamContext, subject: str, payload: bytes, stream: str, headers: dict[str, str]
 ) -> PubAck:
@@ -128,16 +160,7 @@ async def publish(
     requests = requests_of(js)
     if requests is None:
         return await js.publish(subject, payload, stream=stream, headers=headers)
-    headers["Nats-Expected-Stream"] = stream
-    try:
-        msg = await requests.request(subject, payload, timeout_of(js), headers)
-    except nats.errors.NoRespondersError:
-        raise nats.js.errors.NoStreamResponseError from None
-    answer: dict[str, Any] = json.loads(msg.data)
-    if "error" in answer:
-        nats.js.errors.APIError.from_error(answer["error"])  # raises
-    return PubAck(stream=answer.get("stream", stream), seq=int(answer.get("seq", 0)),
-                  duplicate=answer.get("duplicate"))  # fmt: skip
+    return await acked(requests, subject, payload, stream, headers, timeout_of(js))
 
 
 async def direct_last(js: JetStreamContext, stream: str, subject: str) -> Stored:

@@ -18,8 +18,8 @@ from nats.aio.client import Client
 from nats.js import JetStreamContext
 from nats.js.kv import KeyValue
 
-from services.api.acks import Acks
 from services.api.problems import TooLarge, Unavailable
+from shared import inflight
 from shared.consumers import TRANSIENT_ERRORS
 from shared.eventlog import history
 from shared.events import Event
@@ -43,10 +43,11 @@ def _reachable(what: str) -> Iterator[None]:
 
 
 class Bus:
-    def __init__(
-        self, nc: Client, js: JetStreamContext, kv: KeyValue, timeout: float, acks: Acks
-    ) -> None:
-        self.nc, self.js, self.kv, self.timeout, self.acks = nc, js, kv, timeout, acks
+    def __init__(self, nc: Client, js: JetStreamContext, kv: KeyValue, timeout: float) -> None:
+        self.nc, self.js, self.kv, self.timeout = nc, js, kv, timeout
+        # acks come back on one reply subscription (shared/inflight.py): a sixth of a
+        # POST went to nats-py's per-request token, future and wait_for
+        self.requests = inflight.Requests(nc)
 
     @classmethod
     async def connect(cls, target: NatsTarget, definitions: Definitions, timeout: float) -> Bus:
@@ -58,9 +59,7 @@ class Bus:
         try:
             js = nc.jetstream(timeout=timeout)
             await apply_definitions(js, definitions)  # any process may come up first
-            acks = Acks(nc)
-            await acks.start()
-            return cls(nc, js, await js.key_value(IDEMPOTENCY_BUCKET), timeout, acks)
+            return cls(nc, js, await js.key_value(IDEMPOTENCY_BUCKET), timeout)
         except BaseException:
             await nc.close()
             raise
@@ -87,10 +86,12 @@ class Bus:
         data = encode_json(payload)  # msgspec: what Litestar decoded the body with
         if len(data) > self.nc.max_payload:
             raise TooLarge(f"the command is {len(data)} bytes; NATS takes {self.nc.max_payload}")
-        headers = {"Nats-Msg-Id": msg_id, "Nats-Expected-Stream": CMD_STREAM}
+        headers = {"Nats-Msg-Id": msg_id}
         # the command carries the request's trace on to intake and the whole pipeline
         with _reachable("publish"), tracing.producer_span(f"{subject} publish", headers):
-            return await self.acks.publish(subject, data, headers, self.timeout)
+            ack = await inflight.acked(self.requests, subject, data, CMD_STREAM, headers,
+                                       self.timeout)  # fmt: skip
+            return int(ack.seq)
 
     async def claim(self, key: str, message_id: str, body_hash: str) -> Claim:
         self._check()
