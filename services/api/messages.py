@@ -145,10 +145,10 @@ async def message_row(rt: Runtime, message_id: str) -> dict[str, Any] | None:
 async def message_body(rt: Runtime, message_id: str) -> bytes | None:
     """The message's JSON as `get_message` answers it (schemas.message_json), or None.
     Its own coalesced query: the columns in Message's order as tuples, encoded as the
-    batch arrives (no dict per row). Two batches in flight (the Coalescer's default):
-    measured in the same runs against one at a time, it took less CPU per GET with one
-    worker (385 vs 434 us) and with two (552 vs 581 us), and two workers cost more per
-    GET than one with either setting (the machine's two cores are shared)."""
+    batch arrives (no dict per row). Two batches in flight, the Coalescer's default:
+    against one at a time (bench.api, same runs, loaded 2-core machine) the CPU per
+    GET differed by less than the runs' noise, with one worker and with two; two
+    workers cost more per GET than one with either setting."""
     if not MESSAGE_ID_RE.match(message_id):
         return None  # as in message_row
     if rt.message_bodies_ is None:
