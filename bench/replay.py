@@ -2,7 +2,7 @@
 measured in the same run on the same embedded servers. (Read latency on replayed
 data is `bench.api`'s, with its load generator in its own process.)
 
-    .venv/bin/python -m bench.replay [--n 200000] [--parts N]
+    .venv/bin/python -m bench.replay [--n 200000] [--parts N] [--sample]
 
 The log holds realistic histories (accepted, rendered, attempted, delivered per
 message). The raw limit is one COPY of N timeline-shaped rows (seq, message id,
@@ -15,15 +15,18 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import sys
 import time
 
 import httpx
 import nats
 import psycopg
 
+from bench.sampler import Sampler
 from bench.stack import embedded_stack
 from projections.replay import replay
 from projections.runner import PROJECTIONS
+from shared.event_loop import run_loop
 from shared.eventlog import append
 from shared.events import Accepted, Attempted, Delivered, Envelope, Event, Rendered, event_id_for
 from shared.mailbox import Mailbox
@@ -90,12 +93,18 @@ async def wait_ready(client: httpx.AsyncClient, api: asyncio.subprocess.Process)
     raise RuntimeError("the API did not come up within 30s")
 
 
-async def main(n: int, parts: int | None) -> None:
+async def main(n: int, parts: int | None, sample: bool = False) -> None:
     async with embedded_stack("jetpost-bench-replay-") as st:
         payloads = await fill(st.js, n)
         copy_seconds = await raw_copy(st.database_url, payloads)
+        sampler = Sampler() if sample else None
+        if sampler is not None:
+            sampler.start()
         result = await replay(st.database_url, st.nc, list(PROJECTIONS.values()),
                               nats=st.server.url, parts=parts)  # fmt: skip
+        if sampler is not None:
+            sampler.stop()
+            print(f"== sampled profile of the replay\n{sampler.report(30)}", file=sys.stderr)
     copy_rate = n / copy_seconds
     print(f"events                       {n:>12,}")
     print(f"raw COPY into Postgres       {copy_rate:>12,.0f} rows/s")
@@ -113,5 +122,10 @@ if __name__ == "__main__":
         default=None,
         help="replay processes (default: one per two CPUs from 50,000 events)",
     )
+    parser.add_argument(
+        "--sample",
+        action="store_true",
+        help="print a sampled CPU profile of the replay (bench.sampler)",
+    )
     args = parser.parse_args()
-    asyncio.run(main(args.n, args.parts))
+    run_loop(main(args.n, args.parts, args.sample))

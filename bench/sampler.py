@@ -35,7 +35,7 @@ _PREFIXES = sorted(
     key=len,
     reverse=True,
 )
-_OURS = ("services/", "shared/")
+_OURS = ("services/", "shared/", "projections/")
 
 
 def _where(frame: FrameType) -> tuple[str, str]:

@@ -9,17 +9,18 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from psycopg import AsyncConnection, sql
 
 from shared.events import Event
 
 
-@dataclass(frozen=True, slots=True)
-class Stored:
-    """An event as read from MAIL_EVT: its stream sequence, raw JSON and model, and
-    the trace it was appended in (its `traceparent` header), if any."""
+class Stored(NamedTuple):
+    """An event as read from MAIL_EVT: its stream sequence, raw JSON and model (or its
+    mirror, projections.decode: go by `event.type`, not `isinstance`), and the trace it
+    was appended in (its `traceparent` header), if any. A tuple: the reader makes one
+    per event, and a frozen dataclass costs several times more to build."""
 
     seq: int
     raw: bytes
@@ -80,6 +81,25 @@ async def execute_many(
 _COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\n": "\\n", "\r": "\\r", "\t": "\\t"})
 
 
+def _text(value: str) -> str:
+    """A string as COPY text: escaped only when it holds something to escape (the
+    translation looks each character up; the checks are two scans in C)."""
+    if "\\" in value or not value.isprintable():
+        return value.translate(_COPY_ESCAPES)
+    return value
+
+
+def _array(value: list[str]) -> str:
+    """A text[] literal, every element quoted (so NULL, commas and braces are text)."""
+    if not value:
+        return "{}"
+    joined = '","'.join(value)
+    if '"' in joined or "\\" in joined or not joined.isprintable():
+        quoted = ('"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"' for v in value)
+        return ("{" + ",".join(quoted) + "}").translate(_COPY_ESCAPES)
+    return '{"' + joined + '"}'
+
+
 def copy_field(value: Any) -> str:
     """One value as a field of COPY's text format: None, str, int, datetime or a list
     of str (a text[] literal, every element quoted)."""
@@ -88,16 +108,35 @@ def copy_field(value: Any) -> str:
     if isinstance(value, datetime):
         return value.isoformat()
     if isinstance(value, list):
-        quoted = ('"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"' for v in value)
-        text = "{" + ",".join(quoted) + "}"
-    elif isinstance(value, str):
-        text = value
-    else:
-        return str(value)
-    return text.translate(_COPY_ESCAPES)
+        return _array(value)
+    if isinstance(value, str):
+        return _text(value)
+    return str(value)
 
 
 def copy_rows(rows: Sequence[Sequence[Any]]) -> bytes:
     """Rows as one block of COPY text: one call to send, instead of one per row (the
-    array dumpers of psycopg's `write_row` are Python code, per element)."""
-    return "".join("\t".join(map(copy_field, row)) + "\n" for row in rows).encode()
+    array dumpers of psycopg's `write_row` are Python code, per element). The common
+    types are told apart by `type(...) is`, and a row's repeated times (a message's
+    first event sets several columns) are formatted once."""
+    lines = []
+    for row in rows:
+        times: dict[datetime, str] = {}
+        fields = []
+        for value in row:
+            kind = type(value)
+            if value is None:
+                fields.append("\\N")
+            elif kind is str:
+                fields.append(_text(value))
+            elif kind is datetime:
+                text = times.get(value)
+                if text is None:
+                    text = times[value] = value.isoformat()
+                fields.append(text)
+            elif kind is list:
+                fields.append(_array(value))
+            else:
+                fields.append(copy_field(value))
+        lines.append("\t".join(fields))
+    return ("\n".join(lines) + "\n").encode() if lines else b""

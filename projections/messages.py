@@ -2,8 +2,9 @@
 counts per day and template).
 
 Per batch: load the rows of the batch's messages, fold the new events onto them
-(shared.fold, the same fold the API's `as_of` reads use), and write them back with
-one COPY into a staging table and one upsert.
+(shared.fold, the same fold the API's `as_of` reads use), and write them back: the
+messages new to the table with one COPY, the others with one COPY into a staging
+table and one upsert.
 """
 
 from __future__ import annotations
@@ -92,21 +93,39 @@ class MessagesProjection:
         for item in items:
             groups.setdefault(item.event.message_id, []).append(item)
         counts: Counter[tuple[date, str, str]] = Counter()
-        rows = []
+        # rows of messages new to the table, and of the others
+        fresh: list[tuple[Any, ...]] = []
+        known: list[tuple[Any, ...]] = []
         for mid, group in groups.items():
-            state = fold_fields([i.event for i in group], states.get(mid))
+            before = states.get(mid)
+            state = fold_fields([i.event for i in group], before)
             trace_id = next((i.trace_id for i in group if i.trace_id), None)
-            rows.append(row_of(state, group[-1].seq, trace_id))
+            (fresh if before is None else known).append(row_of(state, group[-1].seq, trace_id))
             template = state["template"] or ""
             for i in group:
                 if i.event.type in COUNTED:
                     counts[(i.event.occurred_at.date(), template, i.event.type)] += 1
-        await self._upsert(conn, tables, rows)
+        await self._insert(conn, tables, fresh)
+        await self._upsert(conn, tables, known)
         await self._count(conn, tables, counts)
+
+    async def _insert(
+        self, conn: AsyncConnection, tables: Tables, rows: list[tuple[Any, ...]]
+    ) -> None:
+        """Rows of messages the table does not hold (this transaction looked): COPY
+        straight in, without the staging table and the upsert's second pass."""
+        if not rows:
+            return
+        cols = sql.SQL(", ").join(map(sql.Identifier, COLUMNS))
+        copy = sql.SQL("COPY {} ({}) FROM STDIN").format(tables("messages"), cols)
+        async with conn.cursor() as cur, cur.copy(copy) as out:
+            await out.write(copy_rows(rows))
 
     async def _upsert(
         self, conn: AsyncConnection, tables: Tables, rows: list[tuple[Any, ...]]
     ) -> None:
+        if not rows:
+            return
         target = tables("messages")
         stage = sql.Identifier("messages_stage")
         cols = sql.SQL(", ").join(map(sql.Identifier, COLUMNS))

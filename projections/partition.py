@@ -21,8 +21,10 @@ from multiprocessing.sharedctypes import Synchronized
 import psycopg
 
 from projections.base import Progress, Tables
+from projections.bulk import fewer_collections
 from projections.reader import EventReader
 from projections.runner import apply_batch, build_projections
+from shared.event_loop import run_loop
 from shared.nats_connect import NatsTarget, connect
 
 IDLE = 0.2  # seconds a part waits for its next event before looking at its position
@@ -71,7 +73,8 @@ async def build_part(
 
 
 def _main(*args: object) -> None:
-    asyncio.run(build_part(*args))  # type: ignore[arg-type]
+    with fewer_collections():
+        run_loop(build_part(*args))  # type: ignore[arg-type]
 
 
 async def build_parts(

@@ -3,7 +3,8 @@
 An ephemeral pull consumer (no acks: the read model owns its position) is asked for
 events only while the local buffer has room, so a slow database holds the reader
 back instead of growing memory or dropping messages. Events arrive on our own inbox
-subscription, which costs far less per message than nats-py's fetch(). After a
+subscription as raw bytes (projections.inbox), and are read by projections.decode:
+both cost far less per event than nats-py's messages and a full model. After a
 reconnect, or if the server forgot the consumer, it is recreated from the last
 sequence handed out.
 """
@@ -18,29 +19,35 @@ import time
 from collections.abc import Callable, Sequence
 
 from nats.aio.client import Client
-from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.errors import NotFoundError
 from pydantic import ValidationError
 
 from projections.base import DeadLetter, Stored
-from shared.events import parse_event
+from projections.decode import read_event
+from projections.inbox import STATUS_LINE, header, subscribe_raw, unsubscribe_raw
 from shared.subjects import EVT_PREFIX, EVT_STREAM
-from shared.telemetry.tracing import trace_id_of
+from shared.telemetry.tracing import TRACEPARENT, trace_id_of
 
 log = logging.getLogger("jetpost.projections")
 
 PULL_EXPIRES = 5.0  # seconds a pull request waits on the server for new events
 
 
-def delivery_of(reply: str) -> tuple[str, int, int]:
+_TRACEPARENT = TRACEPARENT.encode() + b":"
+
+
+def delivery_of(reply: bytes) -> tuple[bytes, int, int] | None:
     """(consumer, stream sequence, consumer sequence) of a delivery, from its reply
     subject `$JS.ACK.<stream>.<consumer>.<delivered>.<stream seq>.<consumer seq>.<ts>.
     <pending>` (or the v2 form, with domain and account hash after `$JS.ACK`): what
-    `msg.metadata` gives, without the datetime and the rest it builds per event."""
-    tokens = reply.split(".")
-    at = 3 if len(tokens) == 9 else 5
+    `msg.metadata` gives, without the datetime and the rest it builds per event. None
+    for anything else."""
+    tokens = reply.split(b".")
+    at = 3 if len(tokens) == 9 else 5 if len(tokens) >= 11 else 0
+    if not at or not tokens[at + 2].isdigit() or not tokens[at + 3].isdigit():
+        return None
     return tokens[at], int(tokens[at + 2]), int(tokens[at + 3])
 
 
@@ -69,6 +76,7 @@ class EventReader:
         self._sub: Subscription | None = None
         self._inbox = ""
         self._consumer = ""
+        self._consumer_id = b""  # as deliveries' reply subjects spell it
         self._outstanding = 0  # events asked for and not yet received
         self._asked_at = 0.0
         self._consumer_seq = 0  # the consumer's delivery count seen so far
@@ -76,12 +84,12 @@ class EventReader:
 
     async def start(self) -> None:
         self._inbox = self.nc.new_inbox()
-        self._sub = await self.nc.subscribe(self._inbox, cb=self._on_msg)
+        self._sub = await subscribe_raw(self.nc, self._inbox, self._on_delivery)
         await self._create_consumer()
 
     async def stop(self) -> None:
         if self._sub is not None:
-            await self._sub.unsubscribe()
+            await unsubscribe_raw(self.nc, self._sub)
             self._sub = None
         if self._consumer:
             # ephemeral: the server drops it anyway once inactive
@@ -103,17 +111,24 @@ class EventReader:
             ),
         )
         self._consumer = info.name
+        self._consumer_id = info.name.encode()
         self._outstanding = 0
         self._consumer_seq = 0
         self._gap = False
 
-    async def _on_msg(self, msg: Msg) -> None:
-        if not msg.data and msg.headers and "Status" in msg.headers:
+    def _on_delivery(
+        self, subject: bytes, reply: bytes, data: bytes, headers: bytes | None
+    ) -> None:
+        """One delivery on the inbox, as raw bytes (projections.inbox), in line."""
+        if not data and headers is not None and headers.startswith(STATUS_LINE):
             self._outstanding = 0  # the pull request ended (expired or nothing left)
             self._ready.set()
             return
-        consumer, seq, consumer_seq = delivery_of(msg.reply)
-        if consumer != self._consumer or self._gap:
+        delivery = delivery_of(reply)
+        if delivery is None:
+            return  # not a delivery of a consumer
+        consumer, seq, consumer_seq = delivery
+        if consumer != self._consumer_id or self._gap:
             return  # from a consumer we replaced, or after a gap we are about to mend
         if consumer_seq != self._consumer_seq + 1:
             # deliveries are lost on a connection blip (no acks, core-NATS inbox): never
@@ -124,20 +139,24 @@ class EventReader:
         self._consumer_seq = consumer_seq
         self._outstanding -= 1
         self.seen = seq
-        if self.keep is not None and not self.keep(msg.subject):
+        if self.keep is not None and not self.keep(subject.decode(errors="replace")):
             if not self._buffer:
                 self.next_seq = seq + 1
             if self._outstanding <= 0:
                 self._ready.set()  # the request is done: time to ask for more
             return
         try:
-            self._buffer.append(Stored(seq, msg.data, parse_event(msg.data),
-                                       trace_id_of(msg.headers)))  # fmt: skip
+            event = read_event(data, subject.rpartition(b".")[2])
         except (ValidationError, ValueError) as exc:
             problem = f"{type(exc).__name__}: {str(exc)[:1000]}"
+            name = subject.decode(errors="replace")
             log.error("MAIL_EVT seq=%d (%s) cannot be read; passed over: %s",
-                      seq, msg.subject, problem)  # fmt: skip
-            self._buffer.append(DeadLetter(seq, msg.subject, msg.data, problem))
+                      seq, name, problem)  # fmt: skip
+            self._buffer.append(DeadLetter(seq, name, data, problem))
+        else:
+            trace = header(headers, _TRACEPARENT) if headers else None
+            trace_id = trace_id_of({TRACEPARENT: trace}) if trace else None
+            self._buffer.append(Stored(seq, data, event, trace_id))
         self._ready.set()
 
     async def _pull(self) -> None:

@@ -2,10 +2,11 @@
 them in, so readers never see a half-built model.
 
 The build runs beside the live projections, into copies that have only their unique
-indexes (the others are built once the rows are in), in parts for a large log
-(projections.partition). The swap takes the checkpoint rows' locks (the live runner
-waits on them between its batches), applies the last events that arrived meanwhile,
-replaces the live tables and sets the checkpoints, all in one transaction.
+indexes (the others are built once the rows are in), each projection on a connection
+of its own (projections.bulk), or in parts for a large log (projections.partition).
+The swap takes the checkpoint rows' locks (the live runner waits on them between its
+batches), applies the last events that arrived meanwhile, replaces the live tables
+and sets the checkpoints, all in one transaction.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from nats.js import JetStreamContext
 from psycopg import AsyncConnection, sql
 
 from projections.base import Progress, Projection, Tables
+from projections.bulk import build_bulk, fewer_collections
 from projections.partition import IDLE, build_parts
 from projections.reader import EventReader
 from projections.runner import apply_batch, checkpoints
@@ -168,6 +170,16 @@ async def replay(
     the suppression set, and drop the rebuilt tables again. Given how to reach NATS
     (`nats`), a large log is built in `parts` processes (projections.partition; by
     default one per two CPUs from PARALLEL_FROM events on)."""
+    with fewer_collections():
+        return await _replay(database_url, nc, projections, progress, max_batch, dry_run,
+                             before_swap, nats, parts)  # fmt: skip
+
+
+async def _replay(
+    database_url: str, nc: Client, projections: Sequence[Projection], progress: Progress | None,
+    max_batch: int, dry_run: bool, before_swap: BeforeSwap | None, nats: NatsTarget | None,
+    parts: int | None,
+) -> ReplayResult:  # fmt: skip
     js = nc.jetstream()
     names = [p.name for p in projections]
     tables = Tables(SUFFIX)
@@ -202,10 +214,12 @@ async def replay(
                     if progress is not None:
                         progress(done, seq)
 
-            # build outside the swap's locks, one transaction per batch
-            while max(positions.values(), default=0) < target:
-                async with conn.transaction():
-                    await build_until(min(target, max(positions.values()) + max_batch))
+            # build outside the swap's locks: each projection on a connection of its own
+            if max(positions.values(), default=0) < target:
+                last, built = await build_bulk(database_url, reader, projections, tables, target,
+                                               progress)  # fmt: skip
+                positions = dict.fromkeys(names, last)
+                done += built
             if dry_run:
                 changes, verdicts = [], []
                 if "suppressions" in names:

@@ -16,9 +16,11 @@ def copy_text(batch: list[Stored]) -> bytes:
     lines = []
     for item in batch:
         e = item.event
-        # jsonb refuses the \u0000 escape: the same stand-in as projections.base.pg_text
-        raw = item.raw.replace(b"\\u0000", b"\\ufffd")
-        data = raw.replace(b"\\", b"\\\\").replace(b"\n", b"\\n").replace(b"\r", b"\\r")
+        data = item.raw
+        if b"\\" in data or b"\n" in data or b"\r" in data:  # else nothing to escape
+            # jsonb refuses the \u0000 escape: the same stand-in as projections.base.pg_text
+            data = data.replace(b"\\u0000", b"\\ufffd").replace(b"\\", b"\\\\")
+            data = data.replace(b"\n", b"\\n").replace(b"\r", b"\\r")
         head = f"{item.seq}\t{e.message_id}\t{e.type}\t{e.occurred_at.isoformat()}\t".encode()
         lines.append(head + data)
     return b"\n".join(lines) + b"\n"

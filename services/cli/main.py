@@ -141,7 +141,7 @@ def dispatch(args: argparse.Namespace, settings: Settings, console: Console) -> 
         console.print(f"applied {len(applied)} migration(s): {', '.join(applied) or '-'}")
     elif args.command == "replay":
         settings = with_dev_database(settings)
-        asyncio.run(run_replay(settings, args.projections, console, args.dry_run, args.parts))
+        run_loop(run_replay(settings, args.projections, console, args.dry_run, args.parts))
     elif args.command == "streams":
         return asyncio.run(streams_command(settings, console, args.apply, args.yes))
     elif args.command == "tap":

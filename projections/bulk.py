@@ -1,0 +1,87 @@
+"""Replay's bulk build: every projection writes its fresh tables on a connection of its
+own, in a task of its own, fed batch by batch in stream order.
+
+On one connection the work takes turns: this process folds a batch while Postgres
+waits, then Postgres stores it while this process waits. Apart, Postgres stores the
+timeline of one batch while the messages of the same batch are folded here, and the
+reader takes in the next meanwhile. The tables are replay copies no reader sees, so
+their transactions need not be one: a failure anywhere fails the replay, which
+swaps nothing in (and the next replay starts the copies afresh).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import gc
+from collections.abc import Iterator, Sequence
+
+import psycopg
+from psycopg import AsyncConnection
+
+from projections.base import DeadLetter, Progress, Projection, Stored, Tables
+from projections.reader import EventReader
+from projections.runner import apply_batch
+
+YOUNG = 20_000  # allocations between collections of the youngest generation (default 700)
+DEPTH = 2  # batches queued for each writer: enough to keep it busy, and memory bounded
+Work = tuple[list[Stored], list[DeadLetter]] | None  # None: no more
+
+
+@contextlib.contextmanager
+def fewer_collections() -> Iterator[None]:
+    """The garbage collector runs less often while a replay builds: every event makes a
+    few short-lived containers, and at the default pace collecting them took a third
+    of the replay's CPU (bench.replay). Nothing a replay makes is cyclic garbage that
+    must go early; the setting is the process's, and is put back."""
+    before = gc.get_threshold()
+    gc.set_threshold(YOUNG, *before[1:])
+    try:
+        yield
+    finally:
+        gc.set_threshold(*before)
+
+
+async def _write(
+    conn: AsyncConnection, projection: Projection, tables: Tables, queue: asyncio.Queue[Work]
+) -> None:
+    positions = {projection.name: 0}
+    while (work := await queue.get()) is not None:
+        batch, dead = work
+        async with conn.transaction():
+            await apply_batch(conn, [projection], batch, tables, positions, dead)
+
+
+async def build_bulk(
+    database_url: str, reader: EventReader, projections: Sequence[Projection], tables: Tables,
+    target: int, progress: Progress | None = None,
+) -> tuple[int, int]:  # fmt: skip
+    """Fold what `reader` hands out, up to sequence `target` at least, into `tables`;
+    returns the last sequence built and how many events that was. Dead letters are
+    recorded once (with the first projection's batches)."""
+    queues: list[asyncio.Queue[Work]] = [asyncio.Queue(DEPTH) for _ in projections]
+    last, done = 0, 0
+    conns = [await psycopg.AsyncConnection.connect(database_url) for _ in projections]
+    try:
+        async with asyncio.TaskGroup() as writers:  # one failing cancels the others
+            for conn, projection, queue in zip(conns, projections, queues, strict=True):
+                writers.create_task(_write(conn, projection, tables, queue))
+            while last < target:
+                batch = await reader.next_batch(timeout=5.0)
+                dead = reader.dead
+                if not batch and not dead:
+                    raise TimeoutError(f"MAIL_EVT stopped short of sequence {target}")
+                for i, queue in enumerate(queues):
+                    await queue.put((batch, dead if i == 0 else []))
+                last = max(batch[-1].seq if batch else 0, dead[-1].seq if dead else 0)
+                done += len(batch) + len(dead)
+                if progress is not None:
+                    progress(done, target)
+            for queue in queues:
+                await queue.put(None)
+    except BaseExceptionGroup as failed:  # the first failure, as one connection gives it
+        raise failed.exceptions[0] from None
+    finally:
+        for conn in conns:
+            await conn.close()
+    return last, done

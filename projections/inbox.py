@@ -1,0 +1,88 @@
+"""A core-NATS subscription whose handler takes each delivery as the raw bytes the
+parser read (subject, reply, payload, header block), called in line.
+
+The projections' reader takes every event of MAIL_EVT on its inbox: through nats-py's
+own path each one builds a header dict (parsing every header line), a `Msg`, and goes
+through a queue to a task, which cost more CPU than folding the event. The reader
+needs the payload, the reply subject (it carries the sequences) and at most one
+header (`traceparent`), so this hands it those and nothing else.
+
+nats-py has no public hook for this: the client's `_process_msg` (what its protocol
+parser calls for every MSG/HMSG) is wrapped, once per client, and deliveries to the
+subscriptions made here are taken before it; every other one goes on as before. The
+subscription itself is an ordinary one, so reconnects subscribe it again.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from nats.aio.client import Client
+from nats.aio.subscription import Subscription
+
+# (subject, reply, payload, header block or None)
+RawHandler = Callable[[bytes, bytes, bytes, bytes | None], None]
+
+log = logging.getLogger("jetpost.projections")
+_HOOKED = "_jetpost_raw_handlers"
+_EXPECTED = ["sid", "subject", "reply", "data", "headers"]
+
+
+def _hook(nc: Client) -> dict[int, RawHandler]:
+    """The client's table of raw handlers by subscription id, its hook installed."""
+    handlers: dict[int, RawHandler] | None = getattr(nc, _HOOKED, None)
+    if handlers is not None:
+        return handlers
+    original: Callable[..., Awaitable[None]] = nc._process_msg
+    if list(inspect.signature(original).parameters) != _EXPECTED:  # a nats-py we do not know
+        raise RuntimeError("nats-py's Client._process_msg changed: projections.inbox needs review")
+    table: dict[int, RawHandler] = {}
+
+    async def process_msg(
+        sid: int, subject: bytes, reply: bytes, data: bytes, headers: bytes | None
+    ) -> None:
+        handler = table.get(sid)
+        if handler is None:
+            await original(sid, subject, reply, data, headers)
+            return
+        try:
+            handler(subject, reply, data, headers)
+        except Exception:  # nats-py's read loop ends for good on any exception it sees
+            log.exception("raw handler of subscription %d failed; delivery passed over", sid)
+
+    setattr(nc, _HOOKED, table)
+    nc._process_msg = process_msg  # type: ignore[method-assign]
+    return table
+
+
+async def subscribe_raw(nc: Client, subject: str, handler: RawHandler) -> Subscription:
+    """Subscribe `handler` to `subject`; `unsubscribe_raw` ends it."""
+    table = _hook(nc)
+    sub = await nc.subscribe(subject)
+    table[sub._id] = handler
+    return sub
+
+
+async def unsubscribe_raw(nc: Client, sub: Subscription) -> None:
+    table: dict[int, Any] = getattr(nc, _HOOKED, {})
+    table.pop(sub._id, None)
+    await sub.unsubscribe()
+
+
+STATUS_LINE = b"NATS/1.0 "  # a header block that opens with a status (404, 408, 409...)
+
+
+def header(block: bytes | None, name: bytes) -> str | None:
+    """One header's value from a raw header block (`NATS/1.0\\r\\nName: value\\r\\n...`);
+    `name` is matched as written, with its colon (e.g. b"traceparent:")."""
+    if not block:
+        return None
+    at = block.find(b"\r\n" + name)
+    if at < 0:
+        return None
+    start = at + 2 + len(name)
+    end = block.find(b"\r\n", start)
+    return block[start : end if end >= 0 else len(block)].decode(errors="replace").strip()
