@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from email.headerregistry import Address
 from email.utils import getaddresses
+from functools import lru_cache
 
 import idna
 from email_validator import EmailNotValidError, validate_email
@@ -80,7 +81,27 @@ def parse_mailbox(raw: str, *, operator: bool = False) -> Mailbox:
 
     `operator`: an address from our own configuration (the default sender), where
     test domains such as `.test` are allowed.
+
+    The answers for the last PARSED_CACHE addresses are kept (a Mailbox is frozen, so
+    callers can share one): email_validator took a tenth of a `POST /v1/messages`, and
+    the same recipients and sender come back again and again. A refused address is
+    checked again each time (its ValueError is not cached), and so is a long one (a
+    display name can be long: the cache's memory stays bounded).
     """
+    if type(raw) is str and len(raw) <= CACHED_LENGTH:  # not a str subclass: its own hash
+        return _parsed(raw, operator)
+    return _parse_mailbox(raw, operator)
+
+
+PARSED_CACHE, CACHED_LENGTH = 4096, 512
+
+
+@lru_cache(maxsize=PARSED_CACHE)
+def _parsed(raw: str, operator: bool) -> Mailbox:
+    return _parse_mailbox(raw, operator)
+
+
+def _parse_mailbox(raw: str, operator: bool) -> Mailbox:
     if has_line_break(raw):
         raise ValueError("address contains a line break")
     parsed = split_mailbox(raw)

@@ -145,14 +145,14 @@ async def message_row(rt: Runtime, message_id: str) -> dict[str, Any] | None:
 async def message_body(rt: Runtime, message_id: str) -> bytes | None:
     """The message's JSON as `get_message` answers it (schemas.message_json), or None.
     Its own coalesced query: the columns in Message's order as tuples, encoded as the
-    batch arrives (no dict per row); `max_in_flight=1`: while a query runs, the GETs
-    that come in wait for it and share the next one, so under load a batch holds
-    several ids and the driver's cost per query is shared (one at a time per batch is
-    cheaper in CPU than two half-empty ones, for the same waits)."""
+    batch arrives (no dict per row). Two batches in flight, the Coalescer's default:
+    against one at a time (bench.api, same runs, loaded 2-core machine) the CPU per
+    GET differed by less than the runs' noise, with one worker and with two; two
+    workers cost more per GET than one with either setting."""
     if not MESSAGE_ID_RE.match(message_id):
         return None  # as in message_row
     if rt.message_bodies_ is None:
-        rt.message_bodies_ = Coalescer(partial(_message_bodies, rt), max_in_flight=1)
+        rt.message_bodies_ = Coalescer(partial(_message_bodies, rt))
     return await rt.message_bodies_.get(message_id)
 
 
