@@ -440,9 +440,14 @@ def parse_event(data: bytes | str) -> Event:
         event = EVENT_ADAPTER.validate_json(data)
     except ValidationError:
         try:
-            return EVENT_ADAPTER.validate_python(upcast(json.loads(data)))
+            payload = json.loads(data)
+            if not isinstance(payload, dict):
+                raise ValueError(f"an event is a JSON object, not {type(payload).__name__}")
+            return EVENT_ADAPTER.validate_python(upcast(payload))
         except RecursionError:  # nested past what Python's parser takes: unreadable
             raise ValueError("the event nests too deeply to be read") from None
+        except TypeError as exc:  # a list as `type` or `v`: no upcaster key can match it
+            raise ValueError(f"the event cannot be read: {exc}") from None
     if (event.type, event.v) in UPCASTERS:
         return EVENT_ADAPTER.validate_python(upcast(json.loads(data)))
     return event

@@ -61,3 +61,11 @@ def test_event_ids_are_the_uuid5_of_their_dedup_id(name: str) -> None:
     namespace = uuid.UUID("6f1c1d2e-3b0a-4f59-9a43-5d0b2f7e9c11")
     assert uuid5_str(namespace.bytes, name) == str(uuid.uuid5(namespace, name))
     assert event_id_for("m1", "accepted", 2) == str(uuid.uuid5(namespace, "m1:accepted:2"))
+
+
+@pytest.mark.parametrize("data", [b"[]", b"1", b'"x"', b"null", b'{"v": []}', b'{"type": []}'])
+def test_an_event_that_is_no_object_or_has_odd_keys_is_a_value_error(data: bytes) -> None:
+    """Every caller handles ValueError (ValidationError is one): an AttributeError or
+    TypeError here crashed the handler that read such an event instead."""
+    with pytest.raises(ValueError):
+        parse_event(data)
