@@ -17,7 +17,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 import nats.errors
@@ -60,14 +60,6 @@ class Heartbeat:
 
     def release(self, raw: Any) -> None:
         self.held.pop(id(raw), None)
-
-    @contextlib.asynccontextmanager
-    async def working(self, raw: Any) -> AsyncIterator[None]:
-        self.hold(raw)
-        try:
-            yield
-        finally:
-            self.release(raw)
 
     async def _beat(self) -> None:
         while self.held:

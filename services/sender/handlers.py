@@ -136,7 +136,7 @@ class Sender:
             return
         try:
             outcome = await self.mailer.send(mail)
-        except TRANSIENT_ERRORS as exc:  # the attempt could not be recorded: not sent
+        except TRANSIENT_ERRORS as exc:  # the provider was not reached: nothing sent
             log.warning("message %s: attempt %s not started: %r", message_id, attempt, exc)
             await msg.nack(delay=retry_delay(raw.metadata.num_delivered))
             return

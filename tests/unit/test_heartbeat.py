@@ -21,10 +21,13 @@ class Raw:
 async def test_beats_while_working_and_stops_after() -> None:
     heartbeat = Heartbeat("sender", interval=0.02)
     raw, quick = Raw(), Raw()
-    async with heartbeat.working(quick):
-        pass
-    async with heartbeat.working(raw):
+    heartbeat.hold(quick)
+    heartbeat.release(quick)
+    heartbeat.hold(raw)
+    try:
         await asyncio.sleep(0.15)
+    finally:
+        heartbeat.release(raw)
     beats = raw.beats
     assert beats >= 3 and quick.beats == 0
     await asyncio.sleep(0.1)
@@ -35,7 +38,10 @@ async def test_beats_while_working_and_stops_after() -> None:
 async def test_a_handler_that_never_ends_is_let_go() -> None:
     heartbeat = Heartbeat("sender", interval=0.02, max_work=0.05)
     raw = Raw()
-    async with heartbeat.working(raw):
+    heartbeat.hold(raw)
+    try:
         await asyncio.sleep(0.2)
         assert not heartbeat.held  # no longer kept: JetStream redelivers it
+    finally:
+        heartbeat.release(raw)
     assert 1 <= raw.beats <= 3
