@@ -30,13 +30,16 @@ async def last_event(
     """The message's last event and its stream sequence ((0, None): it has none). The
     sequence guards the `attempted` append (compare-and-set), so a cancel appended
     since this read makes that append conflict. `known`: an event already parsed and
-    its sequence (the delivered one, usually the last): not parsed again."""
+    its sequence (the delivered one, usually the last): not parsed again. Direct gets
+    of a replicated stream may be answered by a replica a little behind; an answer
+    older than the delivered event is such a one, and the delivered event is taken as
+    the last (the compare-and-set then checks it against the leader)."""
     try:
         stored = await direct_last(js, EVT_STREAM, message_filter(message_id))
     except NotFoundError:
-        return 0, None
+        return known if known is not None else (0, None)
     seq = stored.seq
-    if known is not None and known[0] == seq:
+    if known is not None and seq <= known[0]:
         return known
     try:
         return seq, parse_event(stored.data or b"")
