@@ -130,6 +130,8 @@ class PullWindow:
     def _done(self, task: asyncio.Task[Any]) -> None:
         self.tasks.discard(task)
         self.in_flight -= 1
-        self.wake.set()
+        now = time.monotonic()
+        if now >= self.asked_until or self.room(now) > 0:  # else the loop only waits again
+            self.wake.set()
         if not task.cancelled() and (exc := task.exception()) is not None:
             log.error("%s: message handling raised", self.durable, exc_info=exc)

@@ -8,7 +8,8 @@ from a hash of the content instead of a random number (so a retry also sends the
 bytes). Anything else (a non-ASCII or long header, a display name that needs quoting,
 a header the `email` package gives structure to, attachments, SMTPUTF8) returns None,
 and the `email` package builds it. tests/unit/test_fast_mime.py holds the two
-equal. Bodies are encoded by the `email` package's own choice of transfer encoding.
+equal. Bodies are encoded by the `email` package's own choice of transfer encoding
+(services/sender/fast_qp.py).
 """
 
 from __future__ import annotations
@@ -16,9 +17,9 @@ from __future__ import annotations
 import hashlib
 import re
 from datetime import UTC
-from email.contentmanager import _encode_text  # type: ignore[attr-defined]
 from email.utils import format_datetime
 
+from services.sender.fast_qp import encode_text
 from services.sender.mime import _OWNED, POLICY, needs_smtputf8
 from shared.events import Rendered
 from shared.mailbox import Mailbox
@@ -91,7 +92,7 @@ def _headers(rendered: Rendered) -> list[str] | None:
 
 def _part(content: str, subtype: str, *, inner: bool) -> tuple[str, str]:
     """Headers and body of one text part (`inner`: a part of the alternative)."""
-    cte, data = _encode_text(content, "utf-8", None, POLICY)
+    cte, data = encode_text(content, POLICY)
     head = f'Content-Type: text/{subtype}; charset="utf-8"{CRLF}'
     head += f"Content-Transfer-Encoding: {cte}{CRLF}"
     if inner and subtype == "html":  # what EmailMessage.add_alternative writes
