@@ -14,11 +14,14 @@ import pytest
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
+from nats.js.api import KeyValueConfig
 from nats.js.kv import KeyValue
 
 from shared import inflight
 from shared.eventlog import AppendConflict, AppendRefused, append, has_event, last_event
 from shared.events import Cancelled, Event, event_id_for
+from shared.nats_setup import apply_definitions, load_definitions
+from shared.settings import Settings
 from shared.subjects import EVT_STREAM, message_filter
 from shared.suppression_set import kv_key
 
@@ -96,3 +99,13 @@ async def test_suppression_lookups_are_direct_gets(
     assert await inflight.kv_value(kv, kv_key("a@example.com")) == b'{"x": 1}'
     assert await inflight.kv_value(kv, kv_key("gone@example.com")) is None
     assert await inflight.kv_value(kv, kv_key("never@example.com")) is None
+
+
+async def test_a_suppressions_bucket_made_without_direct_gets_gets_them_at_start_up(
+    js: JetStreamContext, settings: Settings
+) -> None:
+    await js.delete_key_value("mail_suppressions")
+    await js.create_key_value(KeyValueConfig(bucket="mail_suppressions", history=5))
+    assert not (await js.key_value("mail_suppressions"))._direct
+    await apply_definitions(js, load_definitions(settings))
+    assert (await js.key_value("mail_suppressions"))._direct
