@@ -16,8 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from datetime import UTC
-from email.utils import format_datetime
+from datetime import UTC, datetime
 
 from services.sender.fast_qp import encode_text
 from services.sender.mime import _OWNED, POLICY, needs_smtputf8
@@ -32,6 +31,18 @@ _PLAIN_VALUE = re.compile(r"[!-~]+( [!-~]+)*\Z")  # printable ASCII words, singl
 _MSG_ID = re.compile(r"<[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]+@[A-Za-z0-9.-]+>\Z")
 # Headers the email package would keep as they are (unstructured, or one plain id).
 _AS_IS = {"message-id", "list-unsubscribe-post"}
+
+
+_DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+
+def rfc_date(moment: datetime) -> str:
+    """`email.utils.format_datetime(moment.astimezone(UTC))`, without its timetuple
+    and strftime calls."""
+    t = moment.astimezone(UTC)
+    return (f"{_DAYS[t.weekday()]}, {t.day:02d} {_MONTHS[t.month - 1]} {t.year:04d} "
+            f"{t.hour:02d}:{t.minute:02d}:{t.second:02d} +0000")  # fmt: skip
 
 
 def _plain(value: str) -> bool:
@@ -84,7 +95,7 @@ def _headers(rendered: Rendered) -> list[str] | None:
     subject = rendered.subject
     lines.append(_line("Subject", subject) if _plain(subject) else None)
     if "date" not in present:
-        lines.append(_line("Date", format_datetime(rendered.occurred_at.astimezone(UTC))))
+        lines.append(_line("Date", rfc_date(rendered.occurred_at)))
     lines.append("MIME-Version: 1.0" + CRLF)
     lines.extend(_extra(n, v) for n, v in extra.items() if n.lower() not in _OWNED)
     return None if any(line is None for line in lines) else [ln for ln in lines if ln]

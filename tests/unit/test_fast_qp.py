@@ -1,14 +1,18 @@
 """fast_qp encodes text parts exactly as the `email` package does: the same transfer
-encoding chosen, the same characters, on the shapes it takes fast and the others."""
+encoding chosen, the same characters, on the shapes it takes fast and the others; and
+fast_mime writes its Date header as the `email` package does."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from email.contentmanager import _encode_text  # type: ignore[attr-defined]
+from email.utils import format_datetime
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from services.sender.fast_mime import rfc_date
 from services.sender.fast_qp import encode_text
 from services.sender.mime import POLICY
 
@@ -47,3 +51,8 @@ def test_typical_parts(text: str) -> None:
     assert (cte, data) == _encode_text(text, "utf-8", None, POLICY)
     if text.startswith(HTML):  # long lines, more than ten of them
         assert cte == "quoted-printable"
+
+
+@given(st.datetimes(timezones=st.timezones()))
+def test_the_date_header_is_format_datetime_in_utc(moment: datetime) -> None:
+    assert rfc_date(moment) == format_datetime(moment.astimezone(UTC))
