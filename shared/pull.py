@@ -95,8 +95,11 @@ class PullWindow:
                 self.wake.clear()
                 paused = self.paused_until - now
                 wait = paused if paused > 0 else self.expires  # or until `wake`
+                # not asyncio.wait_for: on Python 3.11 it swallows a cancellation that
+                # comes as `wake` is set, and the loop went on after being cancelled
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self.wake.wait(), wait)
+                    async with asyncio.timeout(wait):
+                        await self.wake.wait()
         finally:
             for task in self.tasks:
                 task.cancel()
