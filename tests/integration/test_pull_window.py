@@ -120,7 +120,7 @@ async def test_cancelled_as_it_is_woken_it_stops(nc: Client, stream: None) -> No
         await msg.ack()
 
     pull = PullWindow(nc, STREAM, DURABLE, 4)
-    task = asyncio.create_task(pull.run(handle, lambda: True))  # type: ignore[arg-type]
+    task = asyncio.create_task(pull.run(handle, lambda: True))
     await until(lambda: pull.asked == 4)  # its request sent: the loop waits to be woken
     await asyncio.sleep(0.05)
     pull.wake.set()
