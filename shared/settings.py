@@ -240,6 +240,8 @@ class Settings(BaseSettings):
     api_timeout: float = Field(default=5.0, gt=0, le=60)  # NATS publish / Postgres wait
     api_pool_size: int = Field(default=10, ge=1, le=200)
     api_workers: int = Field(default=1, ge=1, le=64)  # `jetpost run api` processes
+    # processes the pipeline services of `jetpost run`/`dev` run in (services.cli.pipeline_workers)
+    pipeline_workers: int = Field(default=1, ge=1, le=64)
     api_key_cache_ttl: float = Field(default=10.0, ge=0, le=3600)  # while LISTEN is down
     # /readyz fails while a projection is more than this many events behind MAIL_EVT.
     ready_max_lag: int = Field(default=1000, ge=0)

@@ -16,7 +16,7 @@ from rich.table import Table
 from services.api.app import create_app
 from services.api.keys import SCOPES, create_key, list_keys, parse_scopes, revoke_key
 from services.api.server import ApiServer, freeze_start_up
-from services.api.workers import Workers
+from services.api.workers import api_workers
 from services.cli.processes import run_all
 from shared.ports import binding
 from shared.settings import ConfigError, Settings
@@ -96,7 +96,7 @@ async def serve_beside(
     `workers` > 1: as many processes answer on the API's socket (services.api.workers)."""
     other_task = asyncio.create_task(other) if other is not None else None
     stopped = asyncio.create_task(stop.wait())
-    more = Workers(server.host, server.port, workers - 1)
+    more = api_workers(server.host, server.port, workers - 1)
     exited: asyncio.Task[None] | None = None
     try:
         await more.start()

@@ -5,13 +5,22 @@ queues, projection lag, ...), so `jetpost dev` and `jetpost run api` serve them 
 
 from __future__ import annotations
 
+import bisect
+import itertools
+import math
 import time
+from collections.abc import Iterator
+from typing import Any
 
 from litestar.enums import ScopeType
 from litestar.middleware import ASGIMiddleware
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from prometheus_client.metrics_core import Metric
+from prometheus_client.registry import Collector
+from prometheus_client.utils import floatToGoString
 
 from shared.telemetry import metrics as process_metrics
 from shared.telemetry.server import render as render_process
@@ -20,33 +29,70 @@ from shared.telemetry.server import render as render_process
 CONTENT_TYPE = CONTENT_TYPE_LATEST.replace("; charset=utf-8", "")
 
 
+BOUNDS = (*Histogram.DEFAULT_BUCKETS[:-1], math.inf)  # prometheus_client's, +Inf last
+LE = tuple(floatToGoString(b) for b in BOUNDS)  # type: ignore[no-untyped-call]
+
+
+class RequestSeries(Collector):
+    """`jetpost_api_requests` (a counter by method, route and status) and
+    `jetpost_api_request_duration_seconds` (a histogram by method and route), counted
+    in plain lists and read out as Prometheus families when scraped: the same samples
+    as prometheus_client's Counter and Histogram give (`_created` included), without
+    their lock and bucket walk on every request (a thirtieth of a request's CPU).
+    Updated from the event loop's thread only; a scrape reads a copy."""
+
+    def __init__(self) -> None:
+        # (method, route) -> per-bucket counts (not cumulative), then the sum
+        self.latency: dict[tuple[str, str], list[float]] = {}
+        self.requests: dict[tuple[str, str, int], int] = {}
+        self.created: dict[tuple[Any, ...], float] = {}
+
+    def observe(self, method: str, route: str, status: int, seconds: float) -> None:
+        series = self.latency.get((method, route))
+        if series is None:
+            series = self.latency[method, route] = [0.0] * (len(BOUNDS) + 1)
+            self.created[method, route] = time.time()
+        series[bisect.bisect_left(BOUNDS, seconds)] += 1  # the first bound >= seconds
+        series[-1] += seconds
+        key = (method, route, status)
+        count = self.requests.get(key)
+        if count is None:
+            self.created[key] = time.time()
+            count = 0
+        self.requests[key] = count + 1
+
+    def collect(self) -> Iterator[Metric]:
+        created = dict(self.created)
+        requests = CounterMetricFamily("jetpost_api_requests",
+                                       "HTTP requests answered, by route and status",
+                                       labels=["method", "route", "status"])  # fmt: skip
+        for (method, route, status), count in list(self.requests.items()):
+            key = (method, route, status)
+            requests.add_metric([method, route, str(status)], count, created=created.get(key))
+        yield requests
+        doc = "HTTP request latency, by route"
+        name = "jetpost_api_request_duration_seconds"
+        latency = HistogramMetricFamily(name, doc, labels=["method", "route"])
+        made = GaugeMetricFamily(f"{name}_created", doc, labels=["method", "route"])
+        for (method, route), series in list(self.latency.items()):
+            counts = list(series)
+            cumulative = itertools.accumulate(counts[:-1])
+            buckets = list(zip(LE, cumulative, strict=True))
+            latency.add_metric([method, route], buckets, counts[-1])
+            made.add_metric([method, route], created.get((method, route), 0.0))
+        yield latency
+        yield made
+
+
 class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
-        self.requests = Counter(
-            "jetpost_api_requests", "HTTP requests answered, by route and status",
-            ["method", "route", "status"], registry=self.registry,
-        )  # fmt: skip
-        self.latency = Histogram(
-            "jetpost_api_request_duration_seconds", "HTTP request latency, by route",
-            ["method", "route"], registry=self.registry,
-        )  # fmt: skip
+        self.series = RequestSeries()
+        self.registry.register(self.series)
         self.projection_lag = process_metrics.PROJECTION_LAG
-        self._latency: dict[tuple[str, str], Histogram] = {}
-        self._requests: dict[tuple[str, str, int], Counter] = {}
 
     def observe(self, method: str, route: str, status: int, seconds: float) -> None:
-        # the labelled children, looked up once per series (labels() takes a lock)
-        latency = self._latency.get((method, route))
-        if latency is None:
-            latency = self._latency[method, route] = self.latency.labels(method, route)
-        latency.observe(seconds)
-        count = self._requests.get((method, route, status))
-        if count is None:
-            count = self._requests[method, route, status] = self.requests.labels(
-                method, route, str(status)
-            )
-        count.inc()
+        self.series.observe(method, route, status, seconds)
 
     def render(self) -> bytes:
         return generate_latest(self.registry) + render_process()

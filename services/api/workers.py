@@ -15,16 +15,14 @@ the supervisor to restart.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
-import subprocess
 import sys
 
 from services.api.app import create_app
 from services.api.server import ApiServer, freeze_start_up
 from services.cli.stopping import stop_on_signals
-from shared.embedded import _die_with_parent
+from services.worker_processes import WorkerProcesses
 from shared.event_loop import run_loop
 from shared.logs import configure_logging
 from shared.settings import load_settings
@@ -32,44 +30,10 @@ from shared.settings import load_settings
 log = logging.getLogger("jetpost.api")
 
 
-class Workers:
-    """The N-1 other worker processes of an API whose first worker is this process."""
-
-    def __init__(self, host: str, port: int, count: int) -> None:
-        self.host, self.port, self.count = host, port, count
-        self.processes: list[asyncio.subprocess.Process] = []
-
-    async def start(self) -> None:
-        for _ in range(self.count):
-            self.processes.append(await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "services.api.workers", self.host, str(self.port),
-                stdin=subprocess.DEVNULL, preexec_fn=_die_with_parent,
-            ))  # fmt: skip
-
-    async def exited(self) -> None:
-        """Returns when any worker has exited (never, with none)."""
-        if not self.processes:
-            await asyncio.Event().wait()
-        waits = [asyncio.create_task(p.wait()) for p in self.processes]
-        try:
-            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for wait in waits:
-                wait.cancel()
-        codes = [p.returncode for p in self.processes if p.returncode is not None]
-        raise RuntimeError(f"an API worker exited (status {codes[0]})")
-
-    async def stop(self, timeout: float = 10.0) -> None:
-        for process in self.processes:
-            if process.returncode is None:
-                process.terminate()
-        for process in self.processes:
-            try:
-                await asyncio.wait_for(process.wait(), timeout)
-            except TimeoutError:
-                process.kill()
-                await process.wait()
-        self.processes.clear()
+def api_workers(host: str, port: int, count: int) -> WorkerProcesses:
+    """The `count` other worker processes of an API whose first worker is this process."""
+    argv = [sys.executable, "-m", "services.api.workers", host, str(port)]
+    return WorkerProcesses("an API worker", argv, count)
 
 
 async def _serve(host: str, port: int) -> None:

@@ -1,19 +1,27 @@
 """The API's fast paths keep their answers: the key cache forgets changed keys, reads
 coalesced into one query give each caller its own row (or its failure), and a message
-encoded straight from its row is byte for byte what the model made."""
+encoded straight from its row is byte for byte what the model made, and sent as
+Litestar would have sent it; request metrics read out as prometheus_client's."""
 
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
 
 import pytest
+from litestar import MediaType, Response, get
 from litestar.plugins.pydantic import PydanticInitPlugin
 from litestar.serialization import encode_json, get_serializer
+from litestar.testing import create_test_client
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 
 from services.api.coalesce import Coalescer
+from services.api.encoded import EncodedJSON
 from services.api.keys import ApiKey
+from services.api.metrics import Metrics
 from services.api.runtime import KeyCache
 from services.api.schemas import Message, message_json
 
@@ -123,3 +131,54 @@ def _row(**values: object) -> dict[str, object]:
 def test_a_message_encoded_from_its_row_is_what_the_model_gave(row: dict[str, object]) -> None:
     serializer = get_serializer(PydanticInitPlugin.encoders())  # how Litestar encodes models
     assert message_json(row) == encode_json(Message.from_row(row), serializer=serializer)
+
+
+def _answers(status: int, extra: dict[str, str] | None) -> dict[str, Any]:
+    """Status, headers and body of the same JSON sent by EncodedJSON and by Litestar."""
+    body = b'{"id":"m1","subject":"caf\xc3\xa9"}'
+
+    @get("/encoded", status_code=status, sync_to_thread=False, response_headers=extra)
+    def encoded() -> Response[dict[str, str]]:
+        return EncodedJSON(body, status_code=status)  # type: ignore[return-value]
+
+    @get("/litestar", status_code=status, sync_to_thread=False, response_headers=extra)
+    def litestar() -> Response[dict[str, str]]:
+        return Response(body, status_code=status, media_type=MediaType.JSON)  # type: ignore[arg-type]
+
+    with create_test_client([encoded, litestar], openapi_config=None) as client:
+        got = {path: client.get(path) for path in ("/encoded", "/litestar")}
+    assert got["/encoded"].content == body
+    return {p: (r.status_code, list(r.headers.items()), r.content) for p, r in got.items()}
+
+
+def test_an_encoded_answer_is_litestars_answer_on_the_wire() -> None:
+    for status in (200, 202):
+        answers = _answers(status, None)
+        assert answers["/encoded"] == answers["/litestar"]
+        assert answers["/encoded"][0] == status
+    # a route's own headers take Litestar's general path, and are kept
+    answers = _answers(202, {"X-Extra": "1"})
+    assert answers["/encoded"] == answers["/litestar"]
+    assert ("x-extra", "1") in answers["/encoded"][1]
+
+
+def test_request_series_read_out_as_prometheus_clients_counter_and_histogram() -> None:
+    registry = CollectorRegistry()
+    counter = Counter("jetpost_api_requests", "HTTP requests answered, by route and status",
+                      ["method", "route", "status"], registry=registry)  # fmt: skip
+    histogram = Histogram("jetpost_api_request_duration_seconds", "HTTP request latency, by route",
+                          ["method", "route"], registry=registry)  # fmt: skip
+    metrics = Metrics()
+    seen = [("GET", "/v1/messages/{message_id:str}", 200, 0.004), ("GET", "/x", 404, 0.005),
+            ("POST", "/v1/messages", 202, 0.0051), ("GET", "/x", 404, 0.25),
+            ("GET", "/x", 500, 99.0), ("GET", "/x", 404, 0.0)]  # fmt: skip
+    for method, route, status, seconds in seen:
+        counter.labels(method, route, str(status)).inc()
+        histogram.labels(method, route).observe(seconds)
+        metrics.observe(method, route, status, seconds)
+
+    def text(registry: CollectorRegistry) -> str:  # creation times differ
+        return re.sub(r"_created(\{.*\}) \S+", r"_created\1 T", generate_latest(registry).decode())
+
+    assert text(metrics.registry) == text(registry)
+    assert 'jetpost_api_requests_total{method="GET",route="/x",status="404"} 3.0' in text(registry)

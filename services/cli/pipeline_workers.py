@@ -1,0 +1,56 @@
+"""`JETPOST_PIPELINE_WORKERS=N`: the pipeline services a `jetpost run` or `jetpost dev`
+process runs (intake, renderer, sender...) run in N processes, so both cores of a
+2-core machine work (bench.e2e_send --processes shows the scaling).
+
+The N-1 others are `jetpost run <the same services>` children, built from this
+process's environment plus what it resolved (`jetpost dev`'s embedded NATS, database
+and capture sink). Their consumers are the same durable pull consumers, so each
+message goes to one process; at-least-once delivery and every ack rule are unchanged.
+They stop with this process (SIGTERM: each finishes what it holds). One that exits on
+its own fails this job, which the supervisor restarts with the others (all of them).
+Children serve no /metrics of their own (JETPOST_METRICS_PORT is this process's).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from collections.abc import Mapping, Sequence
+
+from services.worker_processes import WorkerProcesses
+from shared.settings import Settings
+
+NOT_INHERITED = ("JETPOST_METRICS_PORT",)  # a port only one process can serve
+
+
+def child_env(settings: Settings, environ: Mapping[str, str]) -> dict[str, str]:
+    """The environment of a child: ours, with the addresses this process resolved, and
+    no further children of its own."""
+    env = {k: v for k, v in environ.items() if k not in NOT_INHERITED}
+    env["JETPOST_PIPELINE_WORKERS"] = "1"
+    resolved = {"JETPOST_NATS_URL": settings.nats_url, "JETPOST_SMTP_URL": settings.smtp_url,
+                "JETPOST_DATABASE_URL": settings.database_url}  # fmt: skip
+    env.update({name: value for name, value in resolved.items() if value})
+    return env
+
+
+async def run_pipeline_workers(
+    settings: Settings, names: Sequence[str], stop: asyncio.Event
+) -> None:
+    """Keep JETPOST_PIPELINE_WORKERS - 1 children running `names` until `stop`; raises
+    if one exits on its own."""
+    argv = [sys.executable, "-m", "services.cli.main", "run", *names]
+    group = WorkerProcesses("a pipeline worker", argv, settings.pipeline_workers - 1,
+                            child_env(settings, os.environ))  # fmt: skip
+    await group.start()
+    exited = asyncio.create_task(group.exited())
+    stopped = asyncio.create_task(stop.wait())
+    try:
+        await asyncio.wait([exited, stopped], return_when=asyncio.FIRST_COMPLETED)
+        if exited.done():
+            exited.result()
+    finally:
+        exited.cancel()
+        stopped.cancel()
+        await group.stop()

@@ -1,0 +1,76 @@
+"""JETPOST_PIPELINE_WORKERS=2: `jetpost run intake renderer sender` runs the pipeline
+in two processes sharing the durable consumers; both pull, every mail is delivered,
+they stop together, and a child that dies is started again."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from subprocess import Popen
+
+import pytest
+from nats.js import JetStreamContext
+
+from services.capture import CaptureSink
+from shared.settings import Settings
+from shared.subjects import CMD_SEND, CMD_STREAM, EVT_STREAM
+from tests.conftest import service_env
+from tests.eventlog_reader import wait_for_count
+from tests.integration.test_api_support import eventually
+from tests.processes import alive, children
+
+N = 60
+
+
+@pytest.mark.slow
+async def test_pipeline_in_two_processes(
+    settings: Settings,
+    js: JetStreamContext,
+    sink: CaptureSink,
+    spawn: Callable[..., Popen[bytes]],
+    tmp_path: Path,
+) -> None:
+    env = {**service_env(settings), "JETPOST_PIPELINE_WORKERS": "2"}
+    log = tmp_path / "run.log"
+    parent = spawn(["run", "intake", "renderer", "sender"], env, log)
+
+    async def both_pulling() -> list[int]:
+        if parent.poll() is not None:
+            raise AssertionError(log.read_text())
+        with_mail = await js.consumer_info(EVT_STREAM, "sender")
+        started = children(parent.pid)
+        return started if with_mail.num_waiting >= 2 else []
+
+    (child,) = await eventually(both_pulling, "both processes to pull from the sender's consumer",
+                                timeout=60)  # fmt: skip
+    ids = [uuid.uuid4().hex for _ in range(N)]
+    for mid in ids:
+        command = {"to": f"u-{mid[:6]}@example.com", "template": "welcome",
+                   "vars": {"name": mid[:6]}, "message_id": mid}  # fmt: skip
+        await js.publish(CMD_SEND, json.dumps(command).encode(), stream=CMD_STREAM)
+    await wait_for_count(js, N, "mail.evt.*.delivered", timeout=60)
+    await sink.wait_for(N, timeout=30)
+
+    # a child that dies is started again (the supervisor restarts the group)
+    os.kill(child, signal.SIGKILL)
+
+    async def replaced() -> list[int]:
+        if parent.poll() is not None:
+            raise AssertionError(log.read_text())
+        return [pid for pid in children(parent.pid) if pid != child]
+
+    (child,) = await eventually(replaced, "a new pipeline worker", timeout=60)
+    assert "a pipeline worker exited" in log.read_text()
+
+    parent.send_signal(signal.SIGINT)
+    assert await asyncio.to_thread(parent.wait, 60) == 0, log.read_text()
+
+    async def gone() -> bool:
+        return not alive(child)
+
+    await eventually(gone, "the pipeline worker to stop with the first", timeout=60)
