@@ -55,16 +55,17 @@ async def append(
     if expect_last is not None:
         headers["Nats-Expected-Last-Subject-Sequence"] = str(expect_last)
         headers["Nats-Expected-Last-Subject-Sequence-Subject"] = message_filter(event.message_id)
-    parent = None
-    if tracing.enabled() and event.type in FEEDBACK_TYPES and not _in_message_trace():
-        parent = await message_context(js, event.message_id)
+    subject, payload = event_subject(event.message_id, event.type), event.model_dump_json().encode()
     try:
-        with tracing.producer_span(f"append {event.type}", headers, parent,
-                                   **{"jetpost.message_id": event.message_id}):  # fmt: skip
-            ack = await inflight.publish(
-                js, event_subject(event.message_id, event.type),
-                event.model_dump_json().encode(), EVT_STREAM, headers,
-            )  # fmt: skip
+        if tracing.enabled():
+            parent = None
+            if event.type in FEEDBACK_TYPES and not _in_message_trace():
+                parent = await message_context(js, event.message_id)
+            with tracing.producer_span(f"append {event.type}", headers, parent,
+                                       **{"jetpost.message_id": event.message_id}):  # fmt: skip
+                ack = await inflight.publish(js, subject, payload, EVT_STREAM, headers)
+        else:  # no span to enter and leave, per append
+            ack = await inflight.publish(js, subject, payload, EVT_STREAM, headers)
     except BadRequestError as exc:
         if exc.err_code == WRONG_LAST_SEQUENCE:
             raise AppendConflict(f"{event.type} for {event.message_id}: {exc!r}") from exc

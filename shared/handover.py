@@ -25,6 +25,7 @@ from typing import Any
 
 from faststream.message import AckStatus
 from faststream.nats import NatsMessage
+from faststream.nats.message import NatsMessage as NatsMessageClass
 from faststream.prometheus.consts import PROCESSING_STATUS_BY_ACK_STATUS
 from faststream.prometheus.middleware import PrometheusMiddleware
 from faststream.prometheus.types import ProcessingStatus
@@ -62,8 +63,10 @@ def lean(subscriber: Any, middlewares: Sequence[Any], handler: Handler) -> Deliv
         if not subscriber.running:
             return
         with subscriber.lock:  # FastStream's graceful stop waits for it
-            msg = NatsMessage(raw, raw.data, headers=raw.headers or {},
-                              correlation_id=raw.reply or raw.subject)  # fmt: skip
+            # the class itself: `faststream.nats.NatsMessage` is an Annotated alias,
+            # and calling one costs a typing detour per message
+            msg = NatsMessageClass(raw, raw.data, headers=raw.headers or {},
+                                   correlation_id=raw.reply or raw.subject)  # fmt: skip
             series = metrics.received(raw.subject, len(raw.data)) if metrics else None
             token = enter_delivery(raw) if scoped else None
             started = time.perf_counter()

@@ -167,6 +167,8 @@ def _bucket_wanted(config: KeyValueConfig | ObjectStoreConfig) -> dict[str, Any]
     }
     if isinstance(config, KeyValueConfig):
         wanted["max_msgs_per_subject"] = config.history
+        if config.direct:  # read by direct gets (any replica answers)
+            wanted["allow_direct"] = True
     if config.description:
         wanted["description"] = config.description
     return wanted

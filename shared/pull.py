@@ -95,8 +95,11 @@ class PullWindow:
                 self.wake.clear()
                 paused = self.paused_until - now
                 wait = paused if paused > 0 else self.expires  # or until `wake`
+                # not asyncio.wait_for: on Python 3.11 it swallows a cancellation that
+                # comes as `wake` is set, and the loop went on after being cancelled
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self.wake.wait(), wait)
+                    async with asyncio.timeout(wait):
+                        await self.wake.wait()
         finally:
             for task in self.tasks:
                 task.cancel()
@@ -130,6 +133,8 @@ class PullWindow:
     def _done(self, task: asyncio.Task[Any]) -> None:
         self.tasks.discard(task)
         self.in_flight -= 1
-        self.wake.set()
+        now = time.monotonic()
+        if now >= self.asked_until or self.room(now) > 0:  # else the loop only waits again
+            self.wake.set()
         if not task.cancelled() and (exc := task.exception()) is not None:
             log.error("%s: message handling raised", self.durable, exc_info=exc)

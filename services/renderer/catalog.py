@@ -148,4 +148,8 @@ def _compile(env: ImmutableSandboxedEnvironment, path: Path, source: str) -> Tem
         raise CatalogError(f"{path}:{exc.lineno}: {exc.message or exc}") from None
     if list(meta.find_referenced_templates(ast)):
         raise CatalogError(f"{path}: include, import and extends are not supported")
-    return env.from_string(ast)
+    template = env.from_string(ast)
+    # jinja copies the globals into every render's context: from a plain dict (the
+    # environment's are all set before any template is compiled), not a ChainMap
+    template.globals = dict(template.globals)
+    return template

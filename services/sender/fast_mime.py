@@ -8,17 +8,17 @@ from a hash of the content instead of a random number (so a retry also sends the
 bytes). Anything else (a non-ASCII or long header, a display name that needs quoting,
 a header the `email` package gives structure to, attachments, SMTPUTF8) returns None,
 and the `email` package builds it. tests/unit/test_fast_mime.py holds the two
-equal. Bodies are encoded by the `email` package's own choice of transfer encoding.
+equal. Bodies are encoded by the `email` package's own choice of transfer encoding
+(services/sender/fast_qp.py).
 """
 
 from __future__ import annotations
 
 import hashlib
 import re
-from datetime import UTC
-from email.contentmanager import _encode_text  # type: ignore[attr-defined]
-from email.utils import format_datetime
+from datetime import UTC, datetime
 
+from services.sender.fast_qp import encode_text
 from services.sender.mime import _OWNED, POLICY, needs_smtputf8
 from shared.events import Rendered
 from shared.mailbox import Mailbox
@@ -31,6 +31,18 @@ _PLAIN_VALUE = re.compile(r"[!-~]+( [!-~]+)*\Z")  # printable ASCII words, singl
 _MSG_ID = re.compile(r"<[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]+@[A-Za-z0-9.-]+>\Z")
 # Headers the email package would keep as they are (unstructured, or one plain id).
 _AS_IS = {"message-id", "list-unsubscribe-post"}
+
+
+_DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+
+def rfc_date(moment: datetime) -> str:
+    """`email.utils.format_datetime(moment.astimezone(UTC))`, without its timetuple
+    and strftime calls."""
+    t = moment.astimezone(UTC)
+    return (f"{_DAYS[t.weekday()]}, {t.day:02d} {_MONTHS[t.month - 1]} {t.year:04d} "
+            f"{t.hour:02d}:{t.minute:02d}:{t.second:02d} +0000")  # fmt: skip
 
 
 def _plain(value: str) -> bool:
@@ -83,7 +95,7 @@ def _headers(rendered: Rendered) -> list[str] | None:
     subject = rendered.subject
     lines.append(_line("Subject", subject) if _plain(subject) else None)
     if "date" not in present:
-        lines.append(_line("Date", format_datetime(rendered.occurred_at.astimezone(UTC))))
+        lines.append(_line("Date", rfc_date(rendered.occurred_at)))
     lines.append("MIME-Version: 1.0" + CRLF)
     lines.extend(_extra(n, v) for n, v in extra.items() if n.lower() not in _OWNED)
     return None if any(line is None for line in lines) else [ln for ln in lines if ln]
@@ -91,7 +103,7 @@ def _headers(rendered: Rendered) -> list[str] | None:
 
 def _part(content: str, subtype: str, *, inner: bool) -> tuple[str, str]:
     """Headers and body of one text part (`inner`: a part of the alternative)."""
-    cte, data = _encode_text(content, "utf-8", None, POLICY)
+    cte, data = encode_text(content, POLICY)
     head = f'Content-Type: text/{subtype}; charset="utf-8"{CRLF}'
     head += f"Content-Transfer-Encoding: {cte}{CRLF}"
     if inner and subtype == "html":  # what EmailMessage.add_alternative writes

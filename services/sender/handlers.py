@@ -214,7 +214,8 @@ class Sender:
             try:
                 for event, n in events:
                     await append(self.js, event, n)
-                    log.info("message %s %s", event.message_id, describe(event))
+                    if log.isEnabledFor(logging.INFO):  # describe() is not free, per mail
+                        log.info("message %s %s", event.message_id, describe(event))
                 break
             except TRANSIENT_ERRORS as exc:
                 if tries == RESULT_APPEND_TRIES:

@@ -53,5 +53,6 @@ def is_done(last: Event | None) -> bool:
 
 def next_attempt(last: Event | None) -> int:
     """1, or one past the last attempt the log records. Pure."""
-    attempt = getattr(last, "attempt", None)
+    # from the model's fields: a missing attribute costs pydantic an AttributeError
+    attempt = getattr(last, "__dict__", {}).get("attempt")
     return attempt + 1 if isinstance(attempt, int) else 1

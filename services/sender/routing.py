@@ -52,6 +52,8 @@ class Router:
         self.on_change = on_change
         self._clock = clock
         self.name = names[0]
+        # looked up once: isinstance on a runtime-checkable Protocol is slow, per mail
+        self._keyed = {p.name: p for p in providers if isinstance(p, ThrottleKeyed)}
 
     def planned(self) -> str:
         """The provider a mail would go to first now (for the `attempted` event)."""
@@ -65,11 +67,8 @@ class Router:
     async def throttle_keys(self, recipients: tuple[str, ...]) -> list[str]:
         """Extra throttle keys from the provider a mail would go to first (mx://
         names MX hosts); [] for providers that have none."""
-        planned = self.planned()
-        for provider in self.providers:
-            if provider.name == planned and isinstance(provider, ThrottleKeyed):
-                return await provider.throttle_keys(recipients)
-        return []
+        keyed = self._keyed.get(self.planned())
+        return [] if keyed is None else await keyed.throttle_keys(recipients)
 
     def retry_in(self) -> float:
         """Seconds until some circuit lets mail through again."""

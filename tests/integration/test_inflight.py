@@ -14,11 +14,16 @@ import pytest
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
+from nats.js.api import KeyValueConfig
+from nats.js.kv import KeyValue
 
 from shared import inflight
 from shared.eventlog import AppendConflict, AppendRefused, append, has_event, last_event
 from shared.events import Cancelled, Event, event_id_for
+from shared.nats_setup import apply_definitions, load_definitions
+from shared.settings import Settings
 from shared.subjects import EVT_STREAM, message_filter
+from shared.suppression_set import kv_key
 
 
 @pytest.fixture(autouse=True)
@@ -74,3 +79,33 @@ async def test_an_unanswered_request_times_out_by_its_deadline(
         await through.request("silent.responder", b"", 0.3)
     assert 0.3 <= time.monotonic() - started < 0.3 + 2 * inflight.SWEEP + 1.0
     assert not through.pending
+
+
+async def test_suppression_lookups_are_direct_gets(
+    js: JetStreamContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The suppressions bucket allows direct gets, so intake's lookups take the one
+    reply subscription instead of nats-py's STREAM.MSG.GET request per key."""
+    kv = await js.key_value("mail_suppressions")
+    assert kv._direct
+    await kv.put(kv_key("a@example.com"), b'{"x": 1}')
+    await kv.put(kv_key("gone@example.com"), b"{}")
+    await kv.delete(kv_key("gone@example.com"))
+
+    async def refused(*_: object, **__: object) -> None:
+        raise AssertionError("kv.get: not the direct path")
+
+    monkeypatch.setattr(KeyValue, "get", refused)
+    assert await inflight.kv_value(kv, kv_key("a@example.com")) == b'{"x": 1}'
+    assert await inflight.kv_value(kv, kv_key("gone@example.com")) is None
+    assert await inflight.kv_value(kv, kv_key("never@example.com")) is None
+
+
+async def test_a_suppressions_bucket_made_without_direct_gets_gets_them_at_start_up(
+    js: JetStreamContext, settings: Settings
+) -> None:
+    await js.delete_key_value("mail_suppressions")
+    await js.create_key_value(KeyValueConfig(bucket="mail_suppressions", history=5))
+    assert not (await js.key_value("mail_suppressions"))._direct
+    await apply_definitions(js, load_definitions(settings))
+    assert (await js.key_value("mail_suppressions"))._direct

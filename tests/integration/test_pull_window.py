@@ -110,3 +110,20 @@ async def test_requests_are_renewed_while_idle(nc: Client, stream: None) -> None
         await asyncio.sleep(1.0)  # several requests expired meanwhile
         await js.publish("pull.late", b"late")
         await until(lambda: done == [b"late"], timeout=3.0)
+
+
+async def test_cancelled_as_it_is_woken_it_stops(nc: Client, stream: None) -> None:
+    """A cancellation that comes as the loop is woken (a message done, a request ended)
+    stops it: asyncio.wait_for on Python 3.11 returned instead, and the loop went on."""
+
+    async def handle(msg: Msg) -> None:
+        await msg.ack()
+
+    pull = PullWindow(nc, STREAM, DURABLE, 4)
+    task = asyncio.create_task(pull.run(handle, lambda: True))
+    await until(lambda: pull.asked == 4)  # its request sent: the loop waits to be woken
+    await asyncio.sleep(0.05)
+    pull.wake.set()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await asyncio.wait_for(task, 3.0)

@@ -79,3 +79,13 @@ def test_version_follows_content(tmp_path: Path) -> None:
     assert TemplateCatalog.load(tmp_path).get("t").version == first
     (tmp_path / "t" / "text.j2").write_text("Body!")
     assert TemplateCatalog.load(tmp_path).get("t").version != first
+
+
+def test_templates_see_the_environment_globals_from_a_plain_dict(tmp_path: Path) -> None:
+    """jinja copies a template's globals into every render's context: a plain dict
+    (a ChainMap over the environment's made that copy most of a render's cost)."""
+    _write(tmp_path, "g", {"subject.j2": "{{ range(3) | list | length }}",
+                           "html.j2": "<a href=\"{{ signed_url('/x') }}\">x</a>"})  # fmt: skip
+    found = TemplateCatalog.load(tmp_path).get("g")
+    assert type(found.subject.globals) is dict and "signed_url" in found.subject.globals
+    assert found.subject.render() == "3"
