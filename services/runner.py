@@ -8,7 +8,6 @@ consumer and share its work.
 from __future__ import annotations
 
 import asyncio
-import gc
 import logging
 from collections.abc import Callable, Sequence
 
@@ -24,6 +23,7 @@ from services.scheduler.app import register as register_scheduler
 from services.sender.app import register as register_sender
 from services.suppression.app import register as register_suppression_set
 from shared import inflight
+from shared.collector import freeze_start_up
 from shared.logs import faststream_logger
 from shared.nats_connect import NatsTarget, bounded, broker_options
 from shared.nats_setup import apply_definitions, load_definitions
@@ -103,8 +103,9 @@ async def run_services(
             await service.start(js)
         await broker.start()
         # Start-up objects (templates, settings, FastStream's graph) live for the whole
-        # run: keep the cyclic GC from walking them again on every collection.
-        gc.freeze()
+        # run: the cyclic GC walks them no more, and young collections come rarer
+        # (shared/collector.py). No full collection first: tests start many pipelines.
+        freeze_start_up(collect=False)
         where = nats_url if isinstance(nats_url, str) else nats_url.nats_address
         log.info("running %s on %s", ", ".join(names), redact_url(where))
         if started is not None:

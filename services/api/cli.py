@@ -15,9 +15,10 @@ from rich.table import Table
 
 from services.api.app import create_app
 from services.api.keys import SCOPES, create_key, list_keys, parse_scopes, revoke_key
-from services.api.server import ApiServer, freeze_start_up
+from services.api.server import ApiServer
 from services.api.workers import api_workers
 from services.cli.processes import run_all
+from shared.collector import freeze_start_up
 from shared.ports import binding
 from shared.settings import ConfigError, Settings
 

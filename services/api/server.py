@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import socket
 from collections.abc import Iterator
 
@@ -15,26 +14,6 @@ from litestar import Litestar
 
 from services.api.app import create_public_app
 from shared.settings import Settings
-
-# Young objects the cyclic GC lets pile up before it looks at them (Python's default:
-# 700). A request's objects die by reference counting as it ends, but 16 requests in
-# flight hold more than 700 at times: measured under bench.api (GET and POST, 13,200
-# requests), 161 young and 14 middle collections of 0.4 ms (up to 2.3 ms) each came from
-# in-flight requests alone, and none at all with 10,000. Garbage in cycles is still
-# collected: a young collection comes once 10,000 more objects were made than freed.
-YOUNG_THRESHOLD = 10_000
-
-
-def freeze_start_up() -> None:
-    """Once a process serves: the app, its OpenAPI document, templates and models live
-    as long as it does; the cyclic GC stops walking them on every full collection (a
-    pause of milliseconds in some request's latency), and collects the young generation
-    after YOUNG_THRESHOLD allocations instead of 700. Not for tests: apps they build
-    and drop would never be collected."""
-    gc.collect()
-    gc.freeze()
-    _, middle, old = gc.get_threshold()
-    gc.set_threshold(YOUNG_THRESHOLD, middle, old)
 
 
 def listening_socket(host: str, port: int, *, reuse_port: bool = False) -> socket.socket:

@@ -20,9 +20,10 @@ import logging
 import sys
 
 from services.api.app import create_app
-from services.api.server import ApiServer, freeze_start_up
+from services.api.server import ApiServer
 from services.cli.stopping import stop_on_signals
 from services.worker_processes import WorkerProcesses
+from shared.collector import freeze_start_up
 from shared.event_loop import run_loop
 from shared.logs import configure_logging
 from shared.settings import load_settings
