@@ -35,6 +35,7 @@ from tests.cluster.harness import (
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]  # a cluster, processes, kills
 
 N = 300
+TAIL = 20  # commands published only after the second kill
 STREAMS = (CMD_STREAM, EVT_STREAM, "KV_mail_idempotency", "KV_mail_suppressions")
 CONSUMERS = ((CMD_STREAM, "intake"), (EVT_STREAM, "renderer"), (EVT_STREAM, "sender"),
              (EVT_STREAM, "suppression_set"))  # fmt: skip
@@ -111,19 +112,28 @@ async def test_leader_and_follower_killed_mid_run(
     ids = [uuid.uuid4().hex for _ in range(N)]
 
     published: dict[str, float] = {}
+    # The last commands wait for the follower's kill: mail must still be to come after
+    # it (on a loaded machine the first failover's backlog once took every mail through
+    # before the second kill, and "flowing again" could never be seen).
+    follower_down = asyncio.Event()
 
     async def publish_paced() -> None:
         for i, mid in enumerate(ids):
+            if i == N - TAIL:
+                await follower_down.wait()
             await publish_send(js, mid)
             published[mid] = time.monotonic()
             if i % 10 == 9:
                 await asyncio.sleep(0.4)  # ~25 commands/s: mail flows through both kills
 
-    async def kill_and_restart(name: str, what: str) -> float:
-        """kill -9 `name`; once mail flows again, start it again. Returns the kill's time."""
+    async def kill_and_restart(name: str, what: str, down: asyncio.Event | None = None) -> float:
+        """kill -9 `name` (then set `down`); once mail flows again, start it again.
+        Returns the kill's time."""
         killed_at = time.monotonic()
         mark(f"killing the {what} {name}")
         cluster.kill(name)
+        if down is not None:
+            down.set()
         await sink.wait_for(len(sink.received) + 10, timeout=60)
         mark("flowing again; restarting it")
         cluster.start_node(name)
@@ -143,7 +153,7 @@ async def test_leader_and_follower_killed_mid_run(
         leader_now = await stream_leader(js, EVT_STREAM)
         follower = next(n.name for n in cluster.nodes if n.name != leader_now)
         at_second_kill = len(sink.received)
-        killed_follower_at = await kill_and_restart(follower, "follower")
+        killed_follower_at = await kill_and_restart(follower, "follower", follower_down)
 
         await publisher
         mark("all published")
