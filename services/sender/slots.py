@@ -44,7 +44,7 @@ class Slots:
         except asyncio.CancelledError:
             if waiter.done() and not waiter.cancelled():
                 self._release()  # handed over as we were cancelled: pass it on
-            else:
+            elif waiter in queue:  # else a release already passed over it (cancelled)
                 queue.remove(waiter)
             raise
 

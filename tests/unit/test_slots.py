@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 from services.sender.slots import Slots
 
 
@@ -48,3 +50,19 @@ async def test_a_cancelled_waiter_gives_up_its_place_and_no_slot_is_lost() -> No
     assert waiter.cancelled() and slots.free == 1
     async with slots.held(bulk=True):
         assert slots.free == 0
+
+
+async def test_a_waiter_cancelled_as_its_slot_is_released_ends_cancelled() -> None:
+    """The release that comes between the cancel and the waiter's wake-up drops the
+    cancelled waiter from the queue: the waiter still ends cancelled (it raised a
+    ValueError from `deque.remove` instead, seen as a handler error at a stop)."""
+    slots = Slots(1)
+    holding = slots.held()
+    await holding.__aenter__()
+    waiting = asyncio.create_task(slots._acquire(False))
+    await asyncio.sleep(0)  # it waits for the slot
+    waiting.cancel()
+    await holding.__aexit__(None, None, None)  # the release passes over the cancelled waiter
+    with pytest.raises(asyncio.CancelledError):
+        await waiting
+    assert slots.free == 1
