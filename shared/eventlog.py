@@ -14,6 +14,7 @@ first event. Every stored event is counted (shared.telemetry.metrics).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Sequence
 
@@ -30,6 +31,7 @@ from shared.telemetry import tracing
 from shared.telemetry.metrics import observe_appended
 
 log = logging.getLogger("jetpost.eventlog")
+NO_SPAN = contextlib.nullcontext()  # appends while tracing is off
 WRONG_LAST_SEQUENCE = 10071  # JetStream: the expected last sequence did not match
 # Appended from outside any message's trace: parented on the message's own context.
 FEEDBACK_TYPES = frozenset({"bounced", "complained", "opened", "clicked", "unsubscribed",
@@ -57,14 +59,14 @@ async def append(
         headers["Nats-Expected-Last-Subject-Sequence-Subject"] = message_filter(event.message_id)
     subject, payload = event_subject(event.message_id, event.type), event.model_dump_json().encode()
     try:
+        span: contextlib.AbstractContextManager[None] = NO_SPAN
         if tracing.enabled():
             parent = None
             if event.type in FEEDBACK_TYPES and not _in_message_trace():
                 parent = await message_context(js, event.message_id)
-            with tracing.producer_span(f"append {event.type}", headers, parent,
-                                       **{"jetpost.message_id": event.message_id}):  # fmt: skip
-                ack = await inflight.publish(js, subject, payload, EVT_STREAM, headers)
-        else:  # no span to enter and leave, per append
+            span = tracing.producer_span(f"append {event.type}", headers, parent,
+                                         **{"jetpost.message_id": event.message_id})  # fmt: skip
+        with span:
             ack = await inflight.publish(js, subject, payload, EVT_STREAM, headers)
     except BadRequestError as exc:
         if exc.err_code == WRONG_LAST_SEQUENCE:

@@ -433,6 +433,14 @@ def upcast(payload: dict[str, Any]) -> dict[str, Any]:
     return payload
 
 
+def field_of(event: Any, name: str) -> Any:
+    """The event's field `name`, None for a type without it: read from the model's
+    fields, as a missing attribute costs pydantic an AttributeError (per event, on the
+    hot path); objects without a __dict__ (projections.decode's mirrors) by getattr."""
+    fields = getattr(event, "__dict__", None)
+    return fields.get(name) if fields is not None else getattr(event, name, None)
+
+
 def parse_event(data: bytes | str) -> Event:
     """Current events parse in one pass (replay reads millions); an older version (or
     one the current model refuses) is lifted by its upcasters first."""

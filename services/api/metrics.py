@@ -66,8 +66,8 @@ class RequestSeries(Collector):
         requests = CounterMetricFamily("jetpost_api_requests",
                                        "HTTP requests answered, by route and status",
                                        labels=["method", "route", "status"])  # fmt: skip
-        for (method, route, status), count in list(self.requests.items()):
-            key = (method, route, status)
+        for key, count in list(self.requests.items()):
+            method, route, status = key
             requests.add_metric([method, route, str(status)], count, created=created.get(key))
         yield requests
         doc = "HTTP request latency, by route"

@@ -13,7 +13,7 @@ from nats.js import JetStreamContext
 from nats.js.errors import NotFoundError
 from pydantic import ValidationError
 
-from shared.events import Event, parse_event
+from shared.events import Event, field_of, parse_event
 from shared.inflight import direct_last
 from shared.subjects import EVT_STREAM, message_filter
 
@@ -53,6 +53,5 @@ def is_done(last: Event | None) -> bool:
 
 def next_attempt(last: Event | None) -> int:
     """1, or one past the last attempt the log records. Pure."""
-    # from the model's fields: a missing attribute costs pydantic an AttributeError
-    attempt = getattr(last, "__dict__", {}).get("attempt")
+    attempt = field_of(last, "attempt")
     return attempt + 1 if isinstance(attempt, int) else 1

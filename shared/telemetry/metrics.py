@@ -24,7 +24,7 @@ from typing import Any
 from faststream import BaseMiddleware
 from prometheus_client import REGISTRY, Counter, Gauge, Histogram
 
-from shared.events import Event
+from shared.events import Event, field_of
 from shared.telemetry.children import Children
 
 MESSAGES = Counter(
@@ -127,29 +127,22 @@ def _domains_of(event: Event) -> list[str]:
     return scope.domains if scope is not None and scope.domains else ["unknown"]
 
 
-def _field(event: Event, name: str) -> Any:
-    """The event's field `name`, None for a type without it: read from the model's
-    fields, as a missing attribute costs pydantic an AttributeError (per event)."""
-    fields = getattr(event, "__dict__", None)
-    return fields.get(name) if fields is not None else getattr(event, name, None)
-
-
 def observe_appended(event: Event) -> None:
     """Count one appended event (called by shared.eventlog.append once it is stored)."""
     kind = event.type
     _events.labels(kind).inc()
     if event.type == "attempted" and (scope := delivery.get()) is not None:
         scope.provider = event.provider  # the SMTP span of this attempt names it
-    source = str(_field(event, "source") or "")
+    source = str(field_of(event, "source") or "")
     if kind in OUTCOMES:
-        provider = str(_field(event, "provider") or source or "none")
+        provider = str(field_of(event, "provider") or source or "none")
         for domain in _domains_of(event):
             record_outcome(kind, provider, domain)
     if kind in ("bounced", "complained", "opened", "clicked", "unsubscribed") and (
         kind != "bounced" or source != "smtp"
     ):
         FEEDBACK.labels(kind, source or "link").inc()
-    if source == "webhook" or _field(event, "provider_event_id"):
+    if source == "webhook" or field_of(event, "provider_event_id"):
         WEBHOOKS.labels(kind).inc()
 
 
