@@ -27,6 +27,8 @@ from tests.conftest import Pipeline, service_env
 from tests.integration.test_api_support import api_up, assert_problem, eventually
 from tests.processes import alive, children
 
+WORKER = "services.api.workers"  # the command line of an API worker process
+
 
 async def test_answers_leave_without_waiting_for_the_clients_ack() -> None:
     @get("/", sync_to_thread=False)
@@ -90,7 +92,7 @@ async def test_api_workers_serve_one_port_and_stop_together(
     api = spawn(["run", "api"], env, log)
     async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
         await api_up(client, api, log)
-        (worker,) = children(api.pid)
+        (worker,) = children(api.pid, WORKER)
         # fresh connections, spread by the kernel over both processes: all answered
         for _ in range(8):
             # a worker's first answers under a loaded CI machine may take seconds
@@ -110,7 +112,8 @@ async def test_api_workers_serve_one_port_and_stop_together(
     async def started() -> list[int]:
         if again.poll() is not None:
             raise AssertionError(log.read_text())
-        return children(again.pid)
+        # not the `ldconfig -p` its imports run: killing that one would stop nothing
+        return children(again.pid, WORKER)
 
     (worker,) = await eventually(started, "the second worker to start")
     os.kill(worker, signal.SIGKILL)

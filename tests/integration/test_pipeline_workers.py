@@ -25,6 +25,7 @@ from tests.integration.test_api_support import eventually
 from tests.processes import alive, children
 
 N = 60
+WORKER = "services.cli.main run"  # the command line of a pipeline worker process
 
 
 @pytest.mark.slow
@@ -43,7 +44,7 @@ async def test_pipeline_in_two_processes(
         if parent.poll() is not None:
             raise AssertionError(log.read_text())
         with_mail = await js.consumer_info(EVT_STREAM, "sender")
-        started = children(parent.pid)
+        started = children(parent.pid, WORKER)
         return started if with_mail.num_waiting >= 2 else []
 
     (child,) = await eventually(both_pulling, "both processes to pull from the sender's consumer",
@@ -62,7 +63,7 @@ async def test_pipeline_in_two_processes(
     async def replaced() -> list[int]:
         if parent.poll() is not None:
             raise AssertionError(log.read_text())
-        return [pid for pid in children(parent.pid) if pid != child]
+        return [pid for pid in children(parent.pid, WORKER) if pid != child]
 
     (child,) = await eventually(replaced, "a new pipeline worker", timeout=60)
     assert "a pipeline worker exited" in log.read_text()
