@@ -51,6 +51,7 @@ import aiosmtplib
 import nats
 import nats.errors
 
+from bench.log_floor import floor_phase
 from bench.sampler import Sampler
 from services.runner import SERVICES, build_env, run_services
 from shared.embedded import EmbeddedNats
@@ -506,9 +507,7 @@ def _report_profile(profiler: cProfile.Profile, path: Path, label: str) -> None:
 # -- the run --------------------------------------------------------------------------
 
 
-async def bench(
-    args: argparse.Namespace, server: EmbeddedNats, tmp: Path
-) -> tuple[Phase, Phase, int]:
+async def bench(args: argparse.Namespace, server: EmbeddedNats, tmp: Path) -> Figures:
     assert server.process is not None
     sink = await Sink.start()
     pids = {"sink": sink.process.pid, "nats-server": server.process.pid}
@@ -524,10 +523,24 @@ async def bench(
         )  # fmt: skip
     finally:
         await sink.close()
-    return raw, jet, extra
+    nc = await nats.connect(server.url)
+    try:
+        seconds, cpu = await floor_phase(nc, args.n, args.warmup, args.timeout)
+    finally:
+        await nc.close()
+    return Figures(raw, jet, extra, Phase("floor", args.n, seconds, 0, {"bench process": cpu}))
 
 
-def table(args: argparse.Namespace, raw: Phase, jet: Phase, extra: int) -> str:
+@dataclass(frozen=True)
+class Figures:
+    raw: Phase
+    jet: Phase
+    extra: int  # mails the sink got beyond those sent
+    floor: Phase  # (c), bench/log_floor.py
+
+
+def table(args: argparse.Namespace, figures: Figures) -> str:
+    raw, jet, extra, floor = figures.raw, figures.jet, figures.extra, figures.floor
     ratio = jet.rate / raw.rate
     verdict = "met" if ratio >= GOAL else "NOT met"
     rows = [
@@ -557,6 +570,10 @@ def table(args: argparse.Namespace, raw: Phase, jet: Phase, extra: int) -> str:
     where = f"{len(mine)} jetpost processes" if mine else "bench process, publisher included"
     rows.append(f"  jetpost CPU per delivered mail: {1000 * spent / jet.mails:.2f} ms ({where}); "
                 f"raw client {1000 * raw.cpu['bench process'] / raw.mails:.2f} ms")  # fmt: skip
+    r, f = (phase.cpu["bench process"] / phase.mails for phase in (raw, floor))
+    rows.append(f"  (c) the log alone (bench/log_floor.py): {floor.rate:.0f} mails/s, "
+                f"{1000 * f:.2f} ms CPU per mail, publisher included")  # fmt: skip
+    rows.append(f"      so one process cannot pass b/a = raw / (raw + log) = {r / (r + f):.2f}")
     return "\n".join(rows)
 
 
@@ -586,7 +603,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     server = EmbeddedNats(store_dir=tmp / "nats")
     try:
         server.start()
-        raw, jet, extra = run_loop(bench(args, server, tmp))
+        figures = run_loop(bench(args, server, tmp))
     except (BenchError, TimeoutError) as exc:
         print(f"bench.e2e_send: FAILED: {exc!r}", file=sys.stderr)
         return 1
@@ -596,7 +613,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         server.stop()
         shutil.rmtree(tmp, ignore_errors=True)
-    print(table(args, raw, jet, extra))
+    print(table(args, figures))
     return 0
 
 

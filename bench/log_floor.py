@@ -1,0 +1,222 @@
+"""Phase (c) of `bench.e2e_send`: what the event log alone costs per mail.
+
+jetpost's e2e ratio is bounded by two costs it cannot remove: the SMTP client's work
+(phase (a)) and the JetStream operations the pipeline's guarantees need per mail
+(every event durably appended before the message that caused it is acked). This
+phase does exactly those operations, in this process, with nothing else: no
+FastStream, no pydantic, no rendering, no MIME, no SMTP. It replays what phase (b)
+measured, per mail (counted on `--n 2000` with the stages instrumented):
+
+  the send command published (as in (b): 256 in flight, acked);
+  intake:   a delivery; a direct get of the suppression bucket and one of the
+            message's subjects (a caller-chosen id); `accepted` appended; ack;
+  renderer: a delivery; `rendered` appended; ack;
+  sender:   a delivery; a direct get of the message's last event; `attempted`
+            appended with compare-and-set on that sequence; `delivered` appended; ack.
+
+The events appended are phase (b)'s own bytes (one real message's four events, read
+back from MAIL_EVT) under fresh ids, with the same headers (`Nats-Msg-Id`, expected
+stream, expected last subject sequence), into streams and consumers configured as
+MAIL_CMD / MAIL_EVT and intake / renderer / sender (same windows in flight). The
+transport is the cheapest this codebase has: shared/pull.py's pull window and
+shared/inflight.py's requests on nats-py, the ones the pipeline uses.
+
+Its CPU per mail, F, bounds phase (b) in one process: each mail costs at least the raw
+client's work R plus F, and the ratio b/a follows the CPU per mail (R / jetpost's),
+so one process cannot pass R / (R + F) whatever jetpost's own code does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+import uuid
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
+from typing import Any
+
+import nats.js.errors
+from nats.aio.client import Client
+from nats.aio.msg import Msg
+from nats.js import JetStreamContext
+from nats.js.api import ConsumerConfig, StreamConfig
+
+from shared import inflight
+from shared.pull import PullWindow
+from shared.subjects import (
+    CMD_STREAM,
+    EVT_STREAM,
+    SUPPRESSION_BUCKET,
+    event_filter,
+    event_subject,
+)
+
+FLOOR_CMD, FLOOR_EVT = "FLOOR_CMD", "FLOOR_EVT"
+STAGES = ("accepted", "rendered", "attempted", "delivered")
+Stage = Callable[[Msg], Coroutine[Any, Any, None]]
+PUBLISH_WINDOW = 256  # as bench.e2e_send
+WINDOWS = {"intake": 64, "renderer": 64, "sender": 64}  # fetch_batch; 8 x the SMTP pool
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One real message of phase (b): its id and its events' bytes, by type."""
+
+    message_id: str
+    events: dict[str, bytes]
+
+    def event(self, kind: str, message_id: str) -> bytes:
+        return self.events[kind].replace(self.message_id.encode(), message_id.encode())
+
+
+async def sample_of(js: JetStreamContext) -> Sample:
+    """The four events of the last message phase (b) delivered."""
+    last = await inflight.direct_last(js, EVT_STREAM, event_filter("delivered"))
+    message_id = last.headers["Nats-Subject"].split(".")[2]
+    events = {}
+    for kind in STAGES:
+        stored = await inflight.direct_last(js, EVT_STREAM, event_subject(message_id, kind))
+        events[kind] = stored.data
+    return Sample(message_id, events)
+
+
+async def _declare(js: JetStreamContext) -> None:
+    """FLOOR_CMD and FLOOR_EVT as MAIL_CMD and MAIL_EVT; three consumers as the
+    pipeline's (ack wait, max ack pending), filtered to the floor's subjects."""
+    for name, like, subjects in ((FLOOR_CMD, CMD_STREAM, ["floor.cmd.>"]),
+                                 (FLOOR_EVT, EVT_STREAM, ["floor.evt.>"])):  # fmt: skip
+        stream_config = (await js.stream_info(like)).config.as_dict()
+        with contextlib.suppress(nats.js.errors.NotFoundError):
+            await js.delete_stream(name)
+        stream_config.update(name=name, subjects=subjects)
+        await js.add_stream(StreamConfig.from_response(stream_config))
+    for durable, stream, like_stream, subject in (
+        ("intake", FLOOR_CMD, CMD_STREAM, "floor.cmd.send"),
+        ("renderer", FLOOR_EVT, EVT_STREAM, "floor.evt.*.accepted"),
+        ("sender", FLOOR_EVT, EVT_STREAM, "floor.evt.*.rendered"),
+    ):
+        config = (await js.consumer_info(like_stream, durable)).config.as_dict()
+        config.pop("filter_subjects", None)
+        config["filter_subject"] = subject
+        await js.add_consumer(stream, ConsumerConfig.from_response(config))
+
+
+class Floor:
+    """The three stages' handlers: only the log's operations."""
+
+    def __init__(self, nc: Client, js: JetStreamContext, sample: Sample, expected: int) -> None:
+        requests = inflight.requests_of(js)
+        if requests is None:
+            raise RuntimeError("shared.inflight is not enabled on this connection")
+        self.nc, self.js, self.sample, self.requests = nc, js, sample, requests
+        self.timeout = inflight.timeout_of(js)
+        self.expected, self.done = expected, 0
+        self.finished = asyncio.Event()
+        self.error: BaseException | None = None
+
+    def guarded(self, stage: Stage) -> Stage:
+        """A stage that fails ends the phase: a floor that retried would not be one."""
+
+        async def run(msg: Msg) -> None:
+            try:
+                await stage(msg)
+            except Exception as exc:
+                self.error = exc
+                self.finished.set()
+                raise
+
+        return run
+
+    async def wait(self, timeout: float) -> None:
+        await asyncio.wait_for(self.finished.wait(), timeout)
+        if self.error is not None:
+            raise RuntimeError(f"the log floor failed: {self.error!r}") from self.error
+
+    async def _append(self, kind: str, message_id: str, headers: dict[str, str]) -> int:
+        headers["Nats-Msg-Id"] = f"{message_id}:{kind}:1"
+        subject = f"floor.evt.{message_id}.{kind}"
+        payload = self.sample.event(kind, message_id)
+        return (await inflight.acked(self.requests, subject, payload, FLOOR_EVT, headers,
+                                     self.timeout)).seq  # fmt: skip
+
+    async def _absent(self, stream: str, subject: str) -> None:
+        with contextlib.suppress(nats.js.errors.NotFoundError):
+            await inflight.direct_last(self.js, stream, subject)
+
+    async def intake(self, msg: Msg) -> None:
+        message_id = msg.data[-34:-2].decode()  # the command's "message_id", last
+        await self._absent(f"KV_{SUPPRESSION_BUCKET}",
+                           f"$KV.{SUPPRESSION_BUCKET}.{message_id}")  # fmt: skip
+        await self._absent(FLOOR_EVT, f"floor.evt.{message_id}.>")
+        await self._append("accepted", message_id, {})
+        await msg.ack()
+
+    async def renderer(self, msg: Msg) -> None:
+        await self._append("rendered", msg.subject.split(".")[2], {})
+        await msg.ack()
+
+    async def sender(self, msg: Msg) -> None:
+        message_id = msg.subject.split(".")[2]
+        last = await inflight.direct_last(self.js, FLOOR_EVT, f"floor.evt.{message_id}.>")
+        guard = {
+            "Nats-Expected-Last-Subject-Sequence": str(last.seq),
+            "Nats-Expected-Last-Subject-Sequence-Subject": f"floor.evt.{message_id}.>",
+        }
+        await self._append("attempted", message_id, guard)
+        await self._append("delivered", message_id, {})
+        await msg.ack()
+        self.done += 1
+        if self.done >= self.expected:
+            self.finished.set()
+
+
+def command(i: int) -> bytes:
+    """Shaped as phase (b)'s commands; the id last, where `Floor.intake` reads it."""
+    body = {"to": f"user{i}@example.com", "template": "welcome",
+            "vars": {"name": f"User {i}"}, "message_id": uuid.uuid4().hex}  # fmt: skip
+    return json.dumps(body).encode()
+
+
+async def _publish(js: JetStreamContext, bodies: list[bytes]) -> None:
+    """As phase (b) publishes its commands: PUBLISH_WINDOW in flight, each acked."""
+    for k in range(0, len(bodies), PUBLISH_WINDOW):
+        chunk = bodies[k : k + PUBLISH_WINDOW]
+        await asyncio.gather(*(js.publish("floor.cmd.send", b, stream=FLOOR_CMD) for b in chunk))
+
+
+async def floor_phase(nc: Client, n: int, warmup: int, timeout: float) -> tuple[float, float]:
+    """(seconds, CPU seconds of this process) for `n` mails through the log alone, on
+    a connection of its own to phase (b)'s nats-server."""
+    js = nc.jetstream()
+    inflight.enable(js)
+    sample = await sample_of(js)
+    await _declare(js)
+    floor = Floor(nc, js, sample, warmup)
+    windows = [PullWindow(nc, stream, durable, WINDOWS[durable])
+               for durable, stream in (("intake", FLOOR_CMD), ("renderer", FLOOR_EVT),
+                                       ("sender", FLOOR_EVT))]  # fmt: skip
+    handlers = [floor.guarded(h) for h in (floor.intake, floor.renderer, floor.sender)]
+    loops = [
+        asyncio.create_task(w.run(h, lambda: True)) for w, h in zip(windows, handlers, strict=True)
+    ]
+    try:
+        await _publish(js, [command(i) for i in range(warmup)])
+        await floor.wait(timeout)
+        floor.done, floor.expected = 0, n
+        floor.finished.clear()
+        bodies = [command(i) for i in range(warmup, warmup + n)]
+        cpu, start = time.process_time(), time.monotonic()
+        await _publish(js, bodies)
+        await floor.wait(timeout)
+        return time.monotonic() - start, time.process_time() - cpu
+    finally:
+        for loop in loops:
+            loop.cancel()
+        await asyncio.gather(*loops, return_exceptions=True)
+        for window in windows:
+            await asyncio.gather(*window.tasks, return_exceptions=True)
+        for name in (FLOOR_CMD, FLOOR_EVT):
+            with contextlib.suppress(nats.js.errors.NotFoundError):
+                await js.delete_stream(name)
