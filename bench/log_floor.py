@@ -1,18 +1,20 @@
-"""Phase (c) of `bench.e2e_send`: what the event log alone costs per mail.
+"""Phase (c) of `bench.e2e_send`: what the event log and the SMTP conversation alone
+cost per mail, the floor under jetpost's own code.
 
-jetpost's e2e ratio is bounded by two costs it cannot remove: the SMTP client's work
-(phase (a)) and the JetStream operations the pipeline's guarantees need per mail
-(every event durably appended before the message that caused it is acked). This
-phase does exactly those operations, in this process, with nothing else: no
-FastStream, no pydantic, no rendering, no MIME, no SMTP. It replays what phase (b)
-measured, per mail (counted on `--n 2000` with the stages instrumented):
+A mail through jetpost costs at least what its guarantees need in JetStream (every
+event durably appended before the message that caused it is acked) and the SMTP
+conversation that hands it over. This phase does exactly that, in this process, with
+nothing else: no FastStream, no pydantic, no validation, no rendering, no MIME
+building (one mail's bytes, built once, are sent each time). It replays what phase
+(b) does per mail (counted on `--n 2000` with the stages instrumented):
 
   the send command published (as in (b): 256 in flight, acked);
   intake:   a delivery; a direct get of the suppression bucket and one of the
             message's subjects (a caller-chosen id); `accepted` appended; ack;
   renderer: a delivery; `rendered` appended; ack;
   sender:   a delivery; a direct get of the message's last event; `attempted`
-            appended with compare-and-set on that sequence; `delivered` appended; ack.
+            appended with compare-and-set on that sequence; the mail sent over one
+            of `--connections` aiosmtplib connections; `delivered` appended; ack.
 
 The events appended are phase (b)'s own bytes (one real message's four events, read
 back from MAIL_EVT) under fresh ids, with the same headers (`Nats-Msg-Id`, expected
@@ -21,9 +23,9 @@ MAIL_CMD / MAIL_EVT and intake / renderer / sender (same windows in flight). The
 transport is the cheapest this codebase has: shared/pull.py's pull window and
 shared/inflight.py's requests on nats-py, the ones the pipeline uses.
 
-Its CPU per mail, F, bounds phase (b) in one process: each mail costs at least the raw
-client's work R plus F, and the ratio b/a follows the CPU per mail (R / jetpost's),
-so one process cannot pass R / (R + F) whatever jetpost's own code does.
+The ratio b/a follows the CPU per mail (the raw client's over jetpost's), so with
+this phase's CPU per mail F and the raw client's R, one process cannot pass R / F;
+what jetpost spends above F is its own code.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
+import aiosmtplib
 import nats.js.errors
 from nats.aio.client import Client
 from nats.aio.msg import Msg
@@ -57,6 +60,7 @@ FLOOR_CMD, FLOOR_EVT = "FLOOR_CMD", "FLOOR_EVT"
 STAGES = ("accepted", "rendered", "attempted", "delivered")
 Stage = Callable[[Msg], Coroutine[Any, Any, None]]
 PUBLISH_WINDOW = 256  # as bench.e2e_send
+SENDER = "bench@example.com"
 WINDOWS = {"intake": 64, "renderer": 64, "sender": 64}  # fetch_batch; 8 x the SMTP pool
 
 
@@ -103,14 +107,53 @@ async def _declare(js: JetStreamContext) -> None:
         await js.add_consumer(stream, ConsumerConfig.from_response(config))
 
 
-class Floor:
-    """The three stages' handlers: only the log's operations."""
+@dataclass
+class Smtp:
+    """The SMTP conversation alone: one mail's bytes, built once, to a recipient of
+    each message's own, over `connections` aiosmtplib connections (the pipeline's
+    pool size), each in use by one send at a time."""
 
-    def __init__(self, nc: Client, js: JetStreamContext, sample: Sample, expected: int) -> None:
+    idle: asyncio.Queue[aiosmtplib.SMTP]
+    clients: list[aiosmtplib.SMTP]
+    mail: bytes
+
+    @classmethod
+    async def connect(cls, port: int, connections: int, mail: bytes) -> Smtp:
+        clients = [aiosmtplib.SMTP(hostname="127.0.0.1", port=port, timeout=30)
+                   for _ in range(connections)]  # fmt: skip
+        smtp = cls(asyncio.Queue(), clients, mail)
+        try:
+            await asyncio.gather(*(c.connect() for c in clients))
+        except BaseException:
+            smtp.close()
+            raise
+        for client in clients:
+            smtp.idle.put_nowait(client)
+        return smtp
+
+    async def send(self, recipient: str) -> None:
+        client = await self.idle.get()
+        try:
+            await client.sendmail(SENDER, [recipient], self.mail)
+        finally:
+            self.idle.put_nowait(client)
+
+    def close(self) -> None:
+        for client in self.clients:
+            client.close()
+
+
+class Floor:
+    """The three stages' handlers: only the log's operations (and, with `smtp`, the
+    SMTP conversation between `attempted` and `delivered`)."""
+
+    def __init__(
+        self, js: JetStreamContext, sample: Sample, expected: int, smtp: Smtp | None = None
+    ) -> None:
         requests = inflight.requests_of(js)
         if requests is None:
             raise RuntimeError("shared.inflight is not enabled on this connection")
-        self.nc, self.js, self.sample, self.requests = nc, js, sample, requests
+        self.js, self.sample, self.requests, self.smtp = js, sample, requests, smtp
         self.timeout = inflight.timeout_of(js)
         self.expected, self.done = expected, 0
         self.finished = asyncio.Event()
@@ -165,6 +208,8 @@ class Floor:
             "Nats-Expected-Last-Subject-Sequence-Subject": f"floor.evt.{message_id}.>",
         }
         await self._append("attempted", message_id, guard)
+        if self.smtp is not None:
+            await self.smtp.send(f"{message_id}@example.com")
         await self._append("delivered", message_id, {})
         await msg.ack()
         self.done += 1
@@ -186,14 +231,16 @@ async def _publish(js: JetStreamContext, bodies: list[bytes]) -> None:
         await asyncio.gather(*(js.publish("floor.cmd.send", b, stream=FLOOR_CMD) for b in chunk))
 
 
-async def floor_phase(nc: Client, n: int, warmup: int, timeout: float) -> tuple[float, float]:
-    """(seconds, CPU seconds of this process) for `n` mails through the log alone, on
-    a connection of its own to phase (b)'s nats-server."""
+async def floor_phase(
+    nc: Client, n: int, warmup: int, timeout: float, smtp: Smtp | None = None
+) -> tuple[float, float]:
+    """(seconds, CPU seconds of this process) for `n` mails through the log alone (and
+    `smtp`'s conversation), on a connection of its own to phase (b)'s nats-server."""
     js = nc.jetstream()
     inflight.enable(js)
     sample = await sample_of(js)
     await _declare(js)
-    floor = Floor(nc, js, sample, warmup)
+    floor = Floor(js, sample, warmup, smtp)
     windows = [PullWindow(nc, stream, durable, WINDOWS[durable])
                for durable, stream in (("intake", FLOOR_CMD), ("renderer", FLOOR_EVT),
                                        ("sender", FLOOR_EVT))]  # fmt: skip
