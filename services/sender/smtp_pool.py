@@ -21,6 +21,7 @@ from dataclasses import replace
 
 import aiosmtplib
 
+from services.sender.envelope import mail_from, rcpt_to
 from services.sender.mailer import Mail
 from services.sender.outcome import SEND_ERRORS, Outcome, classify_exception, classify_success
 from services.sender.slots import Slots
@@ -132,7 +133,7 @@ class SmtpPool:
         try:
             try:
                 self.transactions += 1
-                await smtp.mail(mail.sender, options=options, encoding=encoding)
+                await mail_from(smtp, mail.sender, options, encoding)
             except _STALE as exc:
                 smtp.close()
                 if reused:
@@ -142,7 +143,7 @@ class SmtpPool:
             failures: list[aiosmtplib.SMTPRecipientRefused] = []
             for rcpt in mail.recipients:
                 try:
-                    await smtp.rcpt(rcpt, encoding=encoding)
+                    await rcpt_to(smtp, rcpt, encoding)
                 except aiosmtplib.SMTPRecipientRefused as exc:
                     if exc.code == 421:  # the server is closing the session
                         raise

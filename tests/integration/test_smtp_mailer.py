@@ -9,7 +9,9 @@ import email
 import email.policy
 import logging
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -113,6 +115,42 @@ async def test_scripted_refusals(mailer: SmtpMailer, capture: CaptureSink) -> No
     assert capture.attempts == 3
     assert len(capture.received) == 1  # refused mail is not stored
     assert capture.connections == 1  # the refusals left the connection in the pool
+
+
+class SenderRefusingSink(CaptureSink):
+    """Refuses the MAIL FROM of senders at `refused.test` (as a policy check would)."""
+
+    async def handle_MAIL(
+        self, server: Any, session: Any, envelope: Any, address: str, mail_options: list[str]
+    ) -> str:
+        if address.endswith("@refused.test"):
+            return "550 5.7.1 sender not allowed"
+        envelope.mail_from = address
+        envelope.mail_options.extend(mail_options)
+        return "250 OK"
+
+
+async def test_a_refused_sender_bounces_on_a_new_and_on_a_reused_connection(
+    tmp_path: Path,
+) -> None:
+    # the first transaction of a session goes through aiosmtplib's own MAIL (it greets
+    # first), later ones through services/sender/envelope.py: the same outcome
+    sink = SenderRefusingSink(None)
+    await sink.start()
+    smtp = SmtpMailer(SmtpTarget(host="127.0.0.1", port=sink.port), pool_size=1, timeout=5)
+    await smtp.start()
+    try:
+        refused = replace(built(rendered()), sender="bounces@refused.test")
+        outcomes = [await smtp.send(mail) for mail in (refused, built(rendered(1)), refused)]
+        assert [(o.kind, o.code) for o in outcomes] == [
+            ("bounced", 550), ("delivered", 250), ("bounced", 550),
+        ]  # fmt: skip
+        assert outcomes[2].response == outcomes[0].response
+        assert [m.mail_from for m in sink.received] == ["a@b.c"]
+        assert sink.connections == 1  # each refusal left the session in the pool
+    finally:
+        await smtp.close()
+        await sink.stop()
 
 
 async def test_stopped_sink_defers(mailer: SmtpMailer, capture: CaptureSink) -> None:
