@@ -3,7 +3,7 @@
 An ephemeral pull consumer (no acks: the read model owns its position) is asked for
 events only while the local buffer has room, so a slow database holds the reader
 back instead of growing memory or dropping messages. Events arrive on our own inbox
-subscription as raw bytes (projections.inbox), and are read by projections.decode:
+subscription as raw bytes (shared.raw_inbox), and are read by projections.decode:
 both cost far less per event than nats-py's messages and a full model. After a
 reconnect, or if the server forgot the consumer, it is recreated from the last
 sequence handed out.
@@ -26,7 +26,7 @@ from pydantic import ValidationError
 
 from projections.base import DeadLetter, Stored
 from projections.decode import read_event
-from projections.inbox import STATUS_LINE, header, subscribe_raw, unsubscribe_raw
+from shared.raw_inbox import STATUS_LINE, header, subscribe_raw, unsubscribe_raw
 from shared.subjects import EVT_PREFIX, EVT_STREAM
 from shared.telemetry.tracing import TRACEPARENT, trace_id_of
 
@@ -119,7 +119,7 @@ class EventReader:
     def _on_delivery(
         self, subject: bytes, reply: bytes, data: bytes, headers: bytes | None
     ) -> None:
-        """One delivery on the inbox, as raw bytes (projections.inbox), in line."""
+        """One delivery on the inbox, as raw bytes (shared.raw_inbox), in line."""
         if not data and headers is not None and headers.startswith(STATUS_LINE):
             self._outstanding = 0  # the pull request ended (expired or nothing left)
             self._ready.set()

@@ -12,7 +12,10 @@ awaits its own answer: nothing about durability changes, only the cost of waitin
 
 The answers mean what nats-py makes of them: the same exceptions (`nats.errors.
 TimeoutError`, `NoRespondersError`, `nats.js.errors.APIError` and its subclasses), so
-callers' error handling is the one they had.
+callers' error handling is the one they had. They come off the wire by a raw
+subscription (shared/raw_inbox.py): no `Msg`, header dict or queue hop per answer; an
+`Answer`'s headers are parsed, as nats-py would, only when read (a publish ack has
+none).
 """
 
 from __future__ import annotations
@@ -29,13 +32,27 @@ import msgspec
 import nats.errors
 import nats.js.errors
 from nats.aio.client import Client
-from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import PubAck
 from nats.js.kv import KeyValue
 
+from shared.raw_inbox import parse_headers, subscribe_raw
+
 SWEEP = 0.25  # seconds between looks for expired requests
 NO_RESPONDERS = "503"
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """A reply as it came: its payload and its raw header block."""
+
+    data: bytes
+    block: bytes | None
+
+    @property
+    def headers(self) -> dict[str, str] | None:
+        """What nats-py's `Msg.headers` would hold."""
+        return parse_headers(self.block)
 
 
 class Requests:
@@ -44,7 +61,8 @@ class Requests:
     def __init__(self, nc: Client) -> None:
         self.nc = nc
         self.prefix = ""
-        self.pending: dict[str, tuple[asyncio.Future[Msg], float]] = {}
+        self._prefix = b""
+        self.pending: dict[bytes, tuple[asyncio.Future[Answer], float]] = {}
         self._serial = 0
         self._starting = asyncio.Lock()
         self._sweeper: asyncio.Task[None] | None = None
@@ -54,33 +72,35 @@ class Requests:
             if self.prefix:  # another request started it meanwhile
                 return
             prefix = f"{self.nc.new_inbox()}."
-            await self.nc.subscribe(f"{prefix}*", cb=self._answered)
+            await subscribe_raw(self.nc, f"{prefix}*", self._answered)
+            self._prefix = prefix.encode()
             self.prefix = prefix
 
-    async def _answered(self, msg: Msg) -> None:
-        entry = self.pending.pop(msg.subject[len(self.prefix) :], None)
+    def _answered(self, subject: bytes, reply: bytes, data: bytes, block: bytes | None) -> None:
+        entry = self.pending.pop(subject[len(self._prefix) :], None)
         if entry is not None and not entry[0].done():
-            entry[0].set_result(msg)
+            entry[0].set_result(Answer(data, block))
 
     async def request(
         self, subject: str, payload: bytes, timeout: float, headers: dict[str, str] | None = None
-    ) -> Msg:
+    ) -> Answer:
         if not self.prefix:
             await self._start()
         self._serial += 1
         token = format(self._serial, "x")
-        future: asyncio.Future[Msg] = asyncio.get_running_loop().create_future()
-        self.pending[token] = (future, time.monotonic() + timeout)
+        key = token.encode()
+        future: asyncio.Future[Answer] = asyncio.get_running_loop().create_future()
+        self.pending[key] = (future, time.monotonic() + timeout)
         if self._sweeper is None or self._sweeper.done():
             self._sweeper = asyncio.create_task(self._sweep(), name="jetpost-requests-sweeper")
         try:
             await self.nc.publish(subject, payload, reply=self.prefix + token, headers=headers)
-            msg = await future
+            answer = await future
         finally:
-            self.pending.pop(token, None)
-        if not msg.data and msg.headers and msg.headers.get("Status") == NO_RESPONDERS:
+            self.pending.pop(key, None)
+        if not answer.data and (found := answer.headers) and found.get("Status") == NO_RESPONDERS:
             raise nats.errors.NoRespondersError
-        return msg
+        return answer
 
     async def _sweep(self) -> None:
         while self.pending:
@@ -171,15 +191,17 @@ async def direct_last(js: JetStreamContext, stream: str, subject: str) -> Stored
         raw = await js.get_last_msg(stream, subject, direct=True)
         return Stored(int(raw.seq or 0), raw.data or b"", dict(raw.headers or {}))
     body = b'{"last_by_subj":' + json.dumps(subject).encode() + b"}"
-    msg = await requests.request(f"$JS.API.DIRECT.GET.{stream}", body, timeout_of(js))
-    headers = msg.headers or {}
-    if not msg.data:
+    answer = await requests.request(f"$JS.API.DIRECT.GET.{stream}", body, timeout_of(js))
+    headers = answer.headers or {}
+    if not answer.data:
         status = headers.get("Status")
         if status == "404":
             raise nats.js.errors.NotFoundError
+        if status == "503":  # as nats.js.errors.APIError.from_msg
+            raise nats.js.errors.ServiceUnavailableError
         if status:
-            nats.js.errors.APIError.from_msg(msg)  # raises
-    return Stored(_sequence(headers), msg.data, headers)
+            raise nats.js.errors.APIError(code=int(status), description=headers["Description"])
+    return Stored(_sequence(headers), answer.data, headers)
 
 
 def _sequence(headers: dict[str, str]) -> int:

@@ -31,6 +31,8 @@ import nats.errors
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 
+from shared.raw_inbox import parse_headers, subscribe_raw, unsubscribe_raw
+
 log = logging.getLogger("jetpost.pull")
 Handle = Callable[[Msg], Coroutine[Any, Any, Any]]
 
@@ -66,11 +68,15 @@ class PullWindow:
         """Until cancelled or `running()` turns false; handlers still at work are left
         to finish (the caller waits for them) and cancelled only with this task."""
         inbox = self.nc.new_inbox()
+        nc = self.nc
 
-        async def arrived(msg: Msg) -> None:
+        def arrived(subject: bytes, reply: bytes, data: bytes, block: bytes | None) -> None:
+            # the Msg nats-py would build, without its queue and task hop per delivery
+            msg = nc.msg_class(subject=subject.decode(), reply=reply.decode(), data=data,
+                               headers=parse_headers(block), _client=nc)  # fmt: skip
             self._arrived(msg, handle)
 
-        sub = await self.nc.subscribe(f"{inbox}.*", cb=arrived)
+        sub = await subscribe_raw(nc, f"{inbox}.*", arrived)
         subject = f"$JS.API.CONSUMER.MSG.NEXT.{self.stream}.{self.durable}"
         serial = 0
         try:
@@ -104,7 +110,7 @@ class PullWindow:
             for task in self.tasks:
                 task.cancel()
             with contextlib.suppress(nats.errors.Error):
-                await sub.unsubscribe()
+                await unsubscribe_raw(nc, sub)
 
     def _arrived(self, msg: Msg, handle: Handle) -> None:
         """A message, or the status that ends one of our requests (on its own reply

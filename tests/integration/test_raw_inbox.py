@@ -1,4 +1,4 @@
-"""projections.inbox on a real nats-server: a raw subscription gets each delivery's
+"""shared.raw_inbox on a real nats-server: a raw subscription gets each delivery's
 bytes (headers as sent), the client's other subscriptions go on as before, and a
 handler that raises costs its delivery, not the connection."""
 
@@ -9,7 +9,7 @@ from collections.abc import Callable
 
 from nats.aio.client import Client
 
-from projections.inbox import header, subscribe_raw, unsubscribe_raw
+from shared.raw_inbox import header, subscribe_raw, unsubscribe_raw
 
 
 async def until(check: Callable[[], object], timeout: float = 5.0) -> None:

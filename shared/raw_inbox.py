@@ -1,11 +1,13 @@
 """A core-NATS subscription whose handler takes each delivery as the raw bytes the
 parser read (subject, reply, payload, header block), called in line.
 
-The projections' reader takes every event of MAIL_EVT on its inbox: through nats-py's
-own path each one builds a header dict (parsing every header line), a `Msg`, and goes
-through a queue to a task, which cost more CPU than folding the event. The reader
-needs the payload, the reply subject (it carries the sequences) and at most one
-header (`traceparent`), so this hands it those and nothing else.
+Through nats-py's own path each delivery builds a header dict, a `Msg`, and goes
+through a queue to the subscription's task before its callback runs. The projections'
+reader takes every event of MAIL_EVT on its inbox this way (that hop cost more CPU
+than folding the event); the pipeline's hot subscriptions too: the answers to its
+appends and direct gets (shared/inflight.py) and its consumers' deliveries
+(shared/pull.py), ten per mail. `parse_headers` gives, where a dict is needed, the
+one nats-py would have built.
 
 nats-py has no public hook for this: the client's `_process_msg` (what its protocol
 parser calls for every MSG/HMSG) is wrapped, once per client, and deliveries to the
@@ -20,6 +22,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import nats.js.api
 from nats.aio.client import Client
 from nats.aio.subscription import Subscription
 
@@ -38,7 +41,7 @@ def _hook(nc: Client) -> dict[int, RawHandler]:
         return handlers
     original: Callable[..., Awaitable[None]] = nc._process_msg
     if list(inspect.signature(original).parameters) != _EXPECTED:  # a nats-py we do not know
-        raise RuntimeError("nats-py's Client._process_msg changed: projections.inbox needs review")
+        raise RuntimeError("nats-py's Client._process_msg changed: shared.raw_inbox needs review")
     table: dict[int, RawHandler] = {}
 
     async def process_msg(
@@ -86,3 +89,42 @@ def header(block: bytes | None, name: bytes) -> str | None:
     start = at + 2 + len(name)
     end = block.find(b"\r\n", start)
     return block[start : end if end >= 0 else len(block)].decode(errors="replace").strip()
+
+
+_STATUS = nats.js.api.Header.STATUS.value
+_DESCRIPTION = nats.js.api.Header.DESCRIPTION  # the member itself: nats-py's key
+_HDR_LINE = b"NATS/1.0"
+
+
+def parse_headers(block: bytes | None) -> dict[str, str] | None:
+    """The header dict nats-py's `Client._process_headers` makes of a header block
+    (None for none), in line: its steps, its line parser, its quirks, and a property
+    test against it (tests/unit/test_raw_headers.py)."""
+    if not block:
+        return None
+    parse_lines = Client._parse_header_lines
+    hdr: dict[str, str] | None = None
+    rest = block[len(_HDR_LINE) :]
+    if rest[:1] == b" ":  # an inline status: "NATS/1.0 408 Request Timeout\r\n..."
+        line = block[len(_HDR_LINE) + 1 :]
+        status = line[:3].strip().decode()
+        desc = line[4 : len(line) - 4]
+        hdr = {}
+        if status.isdigit():
+            hdr[_STATUS] = status
+        rest = rest[rest.find(b"\r\n") + 2 :]
+        if desc:
+            i = desc.find(b"\r\n")
+            if i > 0:
+                hdr[_DESCRIPTION] = desc[:i].decode()
+                hdr.update(parse_lines(desc[i + 2 :]))
+            else:
+                hdr[_DESCRIPTION] = desc.decode()
+    if not len(rest) > 2:
+        return hdr
+    parsed = parse_lines(block[len(_HDR_LINE) + 2 :])
+    if hdr:
+        hdr.update(parsed)
+    else:
+        hdr = parsed
+    return hdr or None
