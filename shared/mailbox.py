@@ -11,6 +11,7 @@ import idna
 from email_validator import EmailNotValidError, validate_email
 from pydantic import BaseModel, ConfigDict
 
+from shared.address_fast import plain_normalized
 from shared.limits import has_line_break as has_line_break  # re-exported for callers
 
 
@@ -108,6 +109,14 @@ def _parse_mailbox(raw: str, operator: bool) -> Mailbox:
     if len(parsed) != 1 or not parsed[0][1]:
         raise ValueError(f"not a single address: {raw!r}")
     name, addr = parsed[0]
+    # a plain ASCII address without email_validator's per-character Unicode checks (the
+    # same answer: shared/address_fast.py); anything else, and every refusal, through it
+    email = plain_normalized(addr) or _validated(addr, raw, operator)
+    return Mailbox(email=email, name=name.strip())
+
+
+def _validated(addr: str, raw: str, operator: bool) -> str:
+    """email_validator's normalized form of `addr`, for what the fast path leaves to it."""
     try:
         valid = validate_email(
             addr, check_deliverability=False, allow_display_name=False, test_environment=operator
@@ -115,4 +124,4 @@ def _parse_mailbox(raw: str, operator: bool) -> Mailbox:
     except EmailNotValidError as exc:
         # as given ("not an address"), not as parsed ('not')
         raise ValueError(f"invalid address {raw.strip()!r}: {exc}") from None
-    return Mailbox(email=valid.normalized, name=name.strip())
+    return valid.normalized
