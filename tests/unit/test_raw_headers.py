@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from nats.aio.client import Client
 
-from shared.raw_inbox import parse_headers
+from shared.raw_inbox import parse_headers, parse_lines
 
 _name = st.text(st.sampled_from("abcXYZ-_09 :\t"), min_size=0, max_size=8)
 _value = st.text(st.sampled_from("ab 0:\t-é\x00/"), min_size=0, max_size=10)
@@ -58,3 +58,11 @@ def test_the_same_dict_as_nats_py(text: str) -> None:
 
 def test_no_block_is_no_headers() -> None:
     assert parse_headers(None) is None and parse_headers(b"") is None
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.binary(max_size=60) | st.lists(st.sampled_from(
+    [b"a", b"B-c", b":", b" ", b"\t", b"\x1c", b"\x1f", b"\x0b", b"\r\n", b"\xc3\xa9", b"\xff"]
+), max_size=20).map(b"".join))  # fmt: skip
+def test_header_lines_parse_as_nats_py_parses_them(raw: bytes) -> None:
+    assert parse_lines(raw) == Client._parse_header_lines(raw)
