@@ -547,6 +547,7 @@ class Figures:
     jets: list[Phase]  # (b), one per round, each right after the round's (a)
     extra: int  # mails the sink got beyond those sent
     floor: Phase  # (c), bench/log_floor.py
+    celerys: list[Phase] = field(default_factory=list)  # (d), with --celery
 
     @property
     def ratios(self) -> list[float]:
@@ -570,6 +571,7 @@ async def bench(args: argparse.Namespace, server: EmbeddedNats, tmp: Path) -> Fi
     jet_pids = dict(pids)  # with --processes, the jetpost children's too
     raws: list[Phase] = []
     jets: list[Phase] = []
+    celerys: list[Phase] = []
     rounds = 1 if args.sample or args.profile else args.rounds
     try:
         base = (await sink.stats()).count
@@ -577,17 +579,33 @@ async def bench(args: argparse.Namespace, server: EmbeddedNats, tmp: Path) -> Fi
             raw_sender(sink, args.connections, args.warmup, args.timeout) as raw,
             jetpost_running(sink, server.url, tmp / "data", args.connections, args.warmup,
                             args.timeout, jet_pids, args.processes) as jet,
+            _peer(args, sink) as peer,
         ):  # fmt: skip
             for size in blocks(args.n, rounds):
                 raws.append(await raw.block(size, Watch("(a)", pids, sample=args.sample)))
                 watch = Watch("(b)", jet_pids, profile=args.profile, sample=args.sample)
                 jets.append(await jet.block(size, watch))
+                if peer is not None:
+                    celerys.append(await peer.block(size, Watch("(d)", peer.pids)))
             await jet.verify()
             extra = (await sink.stats()).count - base - raw.sent - jet.published
+            extra -= peer.sent if peer is not None else 0
         floor = await _floor(args, server, sink)
     finally:
         await sink.close()
-    return Figures(raws, jets, extra, floor)
+    return Figures(raws, jets, extra, floor, celerys)
+
+
+@contextlib.asynccontextmanager
+async def _peer(args: argparse.Namespace, sink: Sink) -> AsyncIterator[Any]:
+    """(d), the Celery peer, with --celery (imported only then: it needs Celery)."""
+    if not args.celery:
+        yield None
+        return
+    from bench.celery_peer import celery_peer
+
+    async with celery_peer(sink, args.warmup, args.timeout) as peer:
+        yield peer
 
 
 async def _floor(args: argparse.Namespace, server: EmbeddedNats, sink: Sink) -> Phase:
@@ -651,6 +669,17 @@ def table(args: argparse.Namespace, figures: Figures) -> str:
     rows.append(f"  (c) the log + SMTP alone (bench/log_floor.py): {floor.rate:.0f} mails/s "
                 f"(c/a {floor.rate / raw.rate:.2f}), {1000 * f:.2f} ms CPU per mail")  # fmt: skip
     rows.append(f"      so one process cannot pass b/a = raw CPU / floor CPU = {r / f:.2f}")
+    if figures.celerys:
+        peer = total(figures.celerys)
+        each = [j.rate / c.rate for j, c in zip(figures.jets, figures.celerys, strict=True)]
+        rows.append(f"  (d) Celery + Redis + smtplib (bench/celery_peer.py): "
+                    f"{peer.rate:.0f} mails/s, d/a {peer.rate / raw.rate:.2f}")  # fmt: skip
+        cells = [f"{name} {1000 * cpu / peer.mails:5.2f}" for name, cpu in peer.cpu.items()
+                 if name not in ("sink", "nats-server")]  # fmt: skip
+        rows.append(f"      CPU per mail in ms: {'   '.join(cells)}")
+        rows.append(f"  ratio b/d, median of the rounds: {statistics.median(each):.2f}   "
+                    f"goal >= 3 ({'met' if statistics.median(each) >= 3 else 'NOT met'}); "
+                    f"each round's: {' '.join(f'{x:.2f}' for x in each)}")  # fmt: skip
     return "\n".join(rows)
 
 
@@ -668,6 +697,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument(
         "--sample", action="store_true", help="sample both phases' stacks (bench.sampler)"
     )
+    p.add_argument("--celery", action="store_true",
+                   help="also (d): Celery + Redis + smtplib to the same sink in the same "
+                        "rounds (bench/celery_peer.py; needs redis-server and "
+                        "bench/requirements-peer.txt)")  # fmt: skip
     p.add_argument("--processes", type=int, default=0,
                    help="run intake, renderer and sender in N `jetpost run` processes (0: in "
                         "this one); their connections share --connections")  # fmt: skip
