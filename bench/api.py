@@ -110,10 +110,10 @@ async def load(spec: dict[str, Any], pids: dict[str, int]) -> Result:
 
 
 @asynccontextmanager
-async def process(*argv: str, env: dict[str, str] | None = None) -> Any:
-    proc = await asyncio.create_subprocess_exec(
-        *argv, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
+async def process(*argv: str, env: dict[str, str] | None = None, quiet: bool = True) -> Any:
+    """A child process for the block, stopped at its end (`quiet`: no output)."""
+    out = subprocess.DEVNULL if quiet else None
+    proc = await asyncio.create_subprocess_exec(*argv, cwd=ROOT, env=env, stdout=out, stderr=out)
     try:
         yield proc
     finally:

@@ -13,7 +13,6 @@ Needs what the tests do not: `apt-get install redis-server` and
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import os
 import shutil
@@ -22,11 +21,12 @@ import tempfile
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-from bench.e2e_send import ROOT, BenchError, Phase, Sink, Watch
+from bench.api import process
+from bench.e2e_send import BenchError, Phase, Sink, Watch
 from shared.embedded import free_port
+from tests.processes import children
 
 
 @dataclass
@@ -60,61 +60,30 @@ def _task() -> Any:
     return SEND
 
 
-async def _stop(process: asyncio.subprocess.Process) -> None:
-    if process.returncode is None:
-        process.terminate()
-        try:
-            await asyncio.wait_for(process.wait(), 15)
-        except TimeoutError:
-            process.kill()
-            await process.wait()
-
-
-def _children(pid: int) -> list[int]:
-    with contextlib.suppress(OSError):
-        return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
-    return []
-
-
 @contextlib.asynccontextmanager
 async def celery_peer(sink: Sink, warmup: int, timeout: float) -> AsyncIterator[CeleryPeer]:
     """redis-server and a Celery worker, warmed up with `warmup` mails."""
     redis_server = shutil.which("redis-server")
     if redis_server is None:
         raise BenchError("--celery needs redis-server: apt-get install redis-server")
-    tmp = Path(tempfile.mkdtemp(prefix="jetpost-bench-celery-"))
-    port = free_port()
-    url = f"redis://127.0.0.1:{port}/0"
-    os.environ["JETPOST_BENCH_REDIS_URL"] = url  # read by bench.celery_app at import
-    os.environ["JETPOST_BENCH_SINK_PORT"] = str(sink.port)
     send = _task()
-    send.app.conf.broker_url = url
-    redis = await asyncio.create_subprocess_exec(
-        redis_server, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-        "--appendonly", "no", "--dir", str(tmp),
-        stdout=asyncio.subprocess.DEVNULL,
-    )  # fmt: skip
-    worker = None
-    try:
-        worker = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "celery", "-A", "bench.celery_app", "worker",
-            "--pool", "prefork", "--concurrency", str(os.cpu_count() or 1),
-            "--loglevel", "WARNING", "--without-heartbeat", "--without-gossip",
-            "--without-mingle", cwd=ROOT,
-            env={**os.environ, "JETPOST_BENCH_REDIS_URL": url,
-                 "JETPOST_BENCH_SINK_PORT": str(sink.port)},
-        )  # fmt: skip
-        peer = CeleryPeer(sink, send, timeout, {"redis-server": redis.pid}, sent=0)
-        base = (await sink.stats()).count
-        for i in range(warmup):
-            send.delay(i)
-        await sink.wait(base + warmup, timeout + 30)
-        peer.sent = warmup
-        for k, pid in enumerate([worker.pid, *_children(worker.pid)]):
-            peer.pids[f"celery {k}"] = pid
-        yield peer
-    finally:
-        if worker is not None:
-            await _stop(worker)
-        await _stop(redis)
-        shutil.rmtree(tmp, ignore_errors=True)
+    port = free_port()
+    url = send.app.conf.broker_url = f"redis://127.0.0.1:{port}/0"
+    env = {**os.environ, "JETPOST_BENCH_REDIS_URL": url, "JETPOST_BENCH_SINK_PORT": str(sink.port)}
+    with tempfile.TemporaryDirectory(prefix="jetpost-bench-celery-") as tmp:
+        async with (
+            process(redis_server, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+                    "--appendonly", "no", "--dir", tmp) as redis,
+            process(sys.executable, "-m", "celery", "-A", "bench.celery_app", "worker",
+                    "--pool", "prefork", "--concurrency", str(os.cpu_count() or 1),
+                    "--loglevel", "WARNING", "--without-heartbeat", "--without-gossip",
+                    "--without-mingle", env=env, quiet=False) as worker,
+        ):  # fmt: skip
+            base = (await sink.stats()).count
+            for i in range(warmup):
+                send.delay(i)
+            await sink.wait(base + warmup, timeout + 30)
+            pids = {"redis-server": redis.pid}
+            for k, pid in enumerate([worker.pid, *children(worker.pid)]):
+                pids[f"celery {k}"] = pid
+            yield CeleryPeer(sink, send, timeout, pids, sent=warmup)

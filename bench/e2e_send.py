@@ -52,7 +52,6 @@ import aiosmtplib
 import nats
 import nats.errors
 
-from bench.log_floor import Smtp, floor_phase
 from bench.sampler import Sampler
 from services.runner import SERVICES, build_env, run_services
 from shared.collector import freeze_start_up
@@ -270,6 +269,10 @@ def build_mail(i: int) -> EmailMessage:
 Mail = tuple[EmailMessage, list[str]]  # with its envelope recipients, as jetpost has them
 
 
+def _mails(numbers: range) -> list[Mail]:
+    return [(build_mail(i), [f"user{i}@example.com"]) for i in numbers]
+
+
 async def _send_shares(clients: Sequence[aiosmtplib.SMTP], mails: Sequence[Mail]) -> None:
     """Each connection sends its share serially; the connections run side by side."""
 
@@ -291,8 +294,7 @@ class RawSender:
     sent: int = 0  # mails numbered so far (each block sends new ones)
 
     async def block(self, n: int, watch: Watch) -> Phase:
-        mails = [(build_mail(i), [f"user{i}@example.com"])
-                 for i in range(self.sent, self.sent + n)]  # fmt: skip
+        mails = _mails(range(self.sent, self.sent + n))
         self.sent += n
         before = await self.sink.stats()
         watch.start()
@@ -315,8 +317,7 @@ async def raw_sender(
         await asyncio.gather(*(c.connect() for c in clients))
         sender = RawSender(sink, clients, timeout, sent=warmup)
         base = (await sink.stats()).count
-        await _send_shares(clients, [(build_mail(i), [f"user{i}@example.com"])
-                                     for i in range(warmup)])  # fmt: skip
+        await _send_shares(clients, _mails(range(warmup)))
         await sink.wait(base + warmup, timeout)
         yield sender
     finally:
@@ -340,10 +341,13 @@ def _command(i: int) -> bytes:
     ).encode()
 
 
-async def _publish(js: Any, bodies: Sequence[bytes]) -> None:
+async def _publish(
+    js: Any, bodies: Sequence[bytes], subject: str = CMD_SEND, stream: str = CMD_STREAM
+) -> None:
+    """PUBLISH_WINDOW commands in flight at a time, each acked."""
     for k in range(0, len(bodies), PUBLISH_WINDOW):
         chunk = bodies[k : k + PUBLISH_WINDOW]
-        await asyncio.gather(*(js.publish(CMD_SEND, b, stream=CMD_STREAM) for b in chunk))
+        await asyncio.gather(*(js.publish(subject, b, stream=stream) for b in chunk))
 
 
 async def delivered_count(nc: Any) -> int:
@@ -610,6 +614,8 @@ async def _peer(args: argparse.Namespace, sink: Sink) -> AsyncIterator[Any]:
 
 async def _floor(args: argparse.Namespace, server: EmbeddedNats, sink: Sink) -> Phase:
     """(c): the log and the SMTP conversation alone, after the rounds."""
+    from bench.log_floor import Smtp, floor_phase  # it builds on this module
+
     nc = await nats.connect(server.url)
     smtp = await Smtp.connect(sink.port, args.connections, bytes(build_mail(0)))
     try:
@@ -677,8 +683,9 @@ def table(args: argparse.Namespace, figures: Figures) -> str:
         cells = [f"{name} {1000 * cpu / peer.mails:5.2f}" for name, cpu in peer.cpu.items()
                  if name not in ("sink", "nats-server")]  # fmt: skip
         rows.append(f"      CPU per mail in ms: {'   '.join(cells)}")
-        rows.append(f"  ratio b/d, median of the rounds: {statistics.median(each):.2f}   "
-                    f"goal >= 3 ({'met' if statistics.median(each) >= 3 else 'NOT met'}); "
+        times = statistics.median(each)
+        rows.append(f"  ratio b/d, median of the rounds: {times:.2f}   "
+                    f"goal >= 3 ({'met' if times >= 3 else 'NOT met'}); "
                     f"each round's: {' '.join(f'{x:.2f}' for x in each)}")  # fmt: skip
     return "\n".join(rows)
 

@@ -32,9 +32,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import time
-import uuid
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
@@ -46,6 +44,7 @@ from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import ConsumerConfig, StreamConfig
 
+from bench.e2e_send import _command, _publish
 from shared import inflight
 from shared.pull import PullWindow
 from shared.subjects import (
@@ -59,7 +58,7 @@ from shared.subjects import (
 FLOOR_CMD, FLOOR_EVT = "FLOOR_CMD", "FLOOR_EVT"
 STAGES = ("accepted", "rendered", "attempted", "delivered")
 Stage = Callable[[Msg], Coroutine[Any, Any, None]]
-PUBLISH_WINDOW = 256  # as bench.e2e_send
+FLOOR_SUBJECT = "floor.cmd.send"
 SENDER = "bench@example.com"
 WINDOWS = {"intake": 64, "renderer": 64, "sender": 64}  # fetch_batch; 8 x the SMTP pool
 
@@ -97,7 +96,7 @@ async def _declare(js: JetStreamContext) -> None:
         stream_config.update(name=name, subjects=subjects)
         await js.add_stream(StreamConfig.from_response(stream_config))
     for durable, stream, like_stream, subject in (
-        ("intake", FLOOR_CMD, CMD_STREAM, "floor.cmd.send"),
+        ("intake", FLOOR_CMD, CMD_STREAM, FLOOR_SUBJECT),
         ("renderer", FLOOR_EVT, EVT_STREAM, "floor.evt.*.accepted"),
         ("sender", FLOOR_EVT, EVT_STREAM, "floor.evt.*.rendered"),
     ):
@@ -144,12 +143,10 @@ class Smtp:
 
 
 class Floor:
-    """The three stages' handlers: only the log's operations (and, with `smtp`, the
-    SMTP conversation between `attempted` and `delivered`)."""
+    """The three stages' handlers: only the log's operations, and the SMTP conversation
+    between `attempted` and `delivered`."""
 
-    def __init__(
-        self, js: JetStreamContext, sample: Sample, expected: int, smtp: Smtp | None = None
-    ) -> None:
+    def __init__(self, js: JetStreamContext, sample: Sample, expected: int, smtp: Smtp) -> None:
         requests = inflight.requests_of(js)
         if requests is None:
             raise RuntimeError("shared.inflight is not enabled on this connection")
@@ -189,7 +186,7 @@ class Floor:
             await inflight.direct_last(self.js, stream, subject)
 
     async def intake(self, msg: Msg) -> None:
-        message_id = msg.data[-34:-2].decode()  # the command's "message_id", last
+        message_id = msg.data[-34:-2].decode()  # bench.e2e_send's command: the id last
         await self._absent(f"KV_{SUPPRESSION_BUCKET}",
                            f"$KV.{SUPPRESSION_BUCKET}.{message_id}")  # fmt: skip
         await self._absent(FLOOR_EVT, f"floor.evt.{message_id}.>")
@@ -208,8 +205,7 @@ class Floor:
             "Nats-Expected-Last-Subject-Sequence-Subject": f"floor.evt.{message_id}.>",
         }
         await self._append("attempted", message_id, guard)
-        if self.smtp is not None:
-            await self.smtp.send(f"{message_id}@example.com")
+        await self.smtp.send(f"{message_id}@example.com")
         await self._append("delivered", message_id, {})
         await msg.ack()
         self.done += 1
@@ -217,25 +213,11 @@ class Floor:
             self.finished.set()
 
 
-def command(i: int) -> bytes:
-    """Shaped as phase (b)'s commands; the id last, where `Floor.intake` reads it."""
-    body = {"to": f"user{i}@example.com", "template": "welcome",
-            "vars": {"name": f"User {i}"}, "message_id": uuid.uuid4().hex}  # fmt: skip
-    return json.dumps(body).encode()
-
-
-async def _publish(js: JetStreamContext, bodies: list[bytes]) -> None:
-    """As phase (b) publishes its commands: PUBLISH_WINDOW in flight, each acked."""
-    for k in range(0, len(bodies), PUBLISH_WINDOW):
-        chunk = bodies[k : k + PUBLISH_WINDOW]
-        await asyncio.gather(*(js.publish("floor.cmd.send", b, stream=FLOOR_CMD) for b in chunk))
-
-
 async def floor_phase(
-    nc: Client, n: int, warmup: int, timeout: float, smtp: Smtp | None = None
+    nc: Client, n: int, warmup: int, timeout: float, smtp: Smtp
 ) -> tuple[float, float]:
-    """(seconds, CPU seconds of this process) for `n` mails through the log alone (and
-    `smtp`'s conversation), on a connection of its own to phase (b)'s nats-server."""
+    """(seconds, CPU seconds of this process) for `n` mails through the log alone and
+    `smtp`'s conversation, on a connection of its own to phase (b)'s nats-server."""
     js = nc.jetstream()
     inflight.enable(js)
     sample = await sample_of(js)
@@ -249,13 +231,13 @@ async def floor_phase(
         asyncio.create_task(w.run(h, lambda: True)) for w, h in zip(windows, handlers, strict=True)
     ]
     try:
-        await _publish(js, [command(i) for i in range(warmup)])
+        await _publish(js, [_command(i) for i in range(warmup)], FLOOR_SUBJECT, FLOOR_CMD)
         await floor.wait(timeout)
         floor.done, floor.expected = 0, n
         floor.finished.clear()
-        bodies = [command(i) for i in range(warmup, warmup + n)]
+        bodies = [_command(i) for i in range(warmup, warmup + n)]
         cpu, start = time.process_time(), time.monotonic()
-        await _publish(js, bodies)
+        await _publish(js, bodies, FLOOR_SUBJECT, FLOOR_CMD)
         await floor.wait(timeout)
         return time.monotonic() - start, time.process_time() - cpu
     finally:

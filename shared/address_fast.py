@@ -22,13 +22,13 @@ import re
 import email_validator
 from email_validator.rfc_constants import CASE_INSENSITIVE_MAILBOX_NAMES
 
-_ATEXT = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]"  # RFC 5322 atext, as email_validator's ATEXT
+ATEXT = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]"  # RFC 5322 atext, as email_validator's ATEXT
 # An LDH label of 1-63 characters that neither starts nor ends with a hyphen.
 _LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
 # The top-level label all letters: email_validator wants only the last character to be
 # one, but an all-letter ASCII TLD is the only kind real addresses have.
 PLAIN_ADDRESS = re.compile(
-    rf"(?P<local>{_ATEXT}+(?:\.{_ATEXT}+)*)@(?P<domain>(?:{_LABEL}\.)+[A-Za-z]{{1,63}})"
+    rf"(?P<local>{ATEXT}+(?:\.{ATEXT}+)*)@(?P<domain>(?:{_LABEL}\.)+[A-Za-z]{{1,63}})"
 )
 
 # email_validator's own limits (rfc_constants): the whole address (original and

@@ -5,8 +5,8 @@ aiosmtplib's `mail()` and `rcpt()` put every address through `email.utils.parsea
 and an injection check before quoting it: 8-15 µs per address (the VERP sender is
 long), about 2% of the pipeline's CPU per mail. jetpost's envelope addresses are
 already validated (email_validator at intake, the VERP address built here). For a
-plain address, a dot-atom local part @ letters, digits, hyphens and dots, the parse
-gives the address back unchanged and the check has nothing to find, so the command
+plain address (shared/address_fast.py's: a dot-atom local part @ ASCII LDH labels),
+the parse gives the address back unchanged and the check has nothing to find, so the command
 goes out byte for byte as aiosmtplib would send it (tests/unit/test_envelope.py checks
 that on generated addresses against aiosmtplib's own `quote_address`). Anything else
 (a quoted local part, UTF-8 under SMTPUTF8), and a session not yet greeted, goes
@@ -15,13 +15,11 @@ through aiosmtplib's methods.
 
 from __future__ import annotations
 
-import re
-
 import aiosmtplib
 from aiosmtplib import SMTPRecipientRefused, SMTPResponse, SMTPSenderRefused, SMTPStatus
 
-_ATEXT = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
-PLAIN = re.compile(rf"{_ATEXT}(?:\.{_ATEXT})*@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*")
+from shared.address_fast import PLAIN_ADDRESS as PLAIN
+
 _ACCEPTED_RCPT = (SMTPStatus.completed, SMTPStatus.will_forward)
 
 
