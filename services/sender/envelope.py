@@ -18,13 +18,13 @@ from __future__ import annotations
 import aiosmtplib
 from aiosmtplib import SMTPRecipientRefused, SMTPResponse, SMTPSenderRefused, SMTPStatus
 
-from shared.address_fast import PLAIN_ADDRESS as PLAIN
+from shared.address_fast import PLAIN_ADDRESS
 
 _ACCEPTED_RCPT = (SMTPStatus.completed, SMTPStatus.will_forward)
 
 
 def _direct(smtp: aiosmtplib.SMTP, address: str) -> bool:
-    return not smtp.is_ehlo_or_helo_needed and PLAIN.fullmatch(address) is not None
+    return not smtp.is_ehlo_or_helo_needed and bool(PLAIN_ADDRESS.fullmatch(address))
 
 
 async def mail_from(
