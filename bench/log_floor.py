@@ -9,12 +9,13 @@ building (one mail's bytes, built once, are sent each time). It replays what pha
 (b) does per mail (counted on `--n 2000` with the stages instrumented):
 
   the send command published (as in (b): 256 in flight, acked);
-  intake:   a delivery; a direct get of the suppression bucket and one of the
-            message's subjects (a caller-chosen id); `accepted` appended; ack;
+  intake:   a delivery; a direct get of the suppression bucket; `accepted`
+            appended only if the message has no event yet (a caller-chosen id:
+            compare-and-set on its subjects); ack;
   renderer: a delivery; `rendered` appended; ack;
-  sender:   a delivery; a direct get of the message's last event; `attempted`
-            appended with compare-and-set on that sequence; the mail sent over one
-            of `--connections` aiosmtplib connections; `delivered` appended; ack.
+  sender:   a delivery (a first one: no read of the log); `attempted` appended with
+            compare-and-set on the delivered event's sequence; the mail sent over
+            one of `--connections` aiosmtplib connections; `delivered` appended; ack.
 
 The events appended are phase (b)'s own bytes (one real message's four events, read
 back from MAIL_EVT) under fresh ids, with the same headers (`Nats-Msg-Id`, expected
@@ -189,8 +190,7 @@ class Floor:
         message_id = msg.data[-34:-2].decode()  # bench.e2e_send's command: the id last
         await self._absent(f"KV_{SUPPRESSION_BUCKET}",
                            f"$KV.{SUPPRESSION_BUCKET}.{message_id}")  # fmt: skip
-        await self._absent(FLOOR_EVT, f"floor.evt.{message_id}.>")
-        await self._append("accepted", message_id, {})
+        await self._append("accepted", message_id, _expect(message_id, 0))
         await msg.ack()
 
     async def renderer(self, msg: Msg) -> None:
@@ -199,18 +199,23 @@ class Floor:
 
     async def sender(self, msg: Msg) -> None:
         message_id = msg.subject.split(".")[2]
-        last = await inflight.direct_last(self.js, FLOOR_EVT, f"floor.evt.{message_id}.>")
-        guard = {
-            "Nats-Expected-Last-Subject-Sequence": str(last.seq),
-            "Nats-Expected-Last-Subject-Sequence-Subject": f"floor.evt.{message_id}.>",
-        }
-        await self._append("attempted", message_id, guard)
+        await self._append(
+            "attempted", message_id, _expect(message_id, msg.metadata.sequence.stream)
+        )
         await self.smtp.send(f"{message_id}@example.com")
         await self._append("delivered", message_id, {})
         await msg.ack()
         self.done += 1
         if self.done >= self.expected:
             self.finished.set()
+
+
+def _expect(message_id: str, seq: int) -> dict[str, str]:
+    """The compare-and-set headers: the message's last event is at `seq` (0: none)."""
+    return {
+        "Nats-Expected-Last-Subject-Sequence": str(seq),
+        "Nats-Expected-Last-Subject-Sequence-Subject": f"floor.evt.{message_id}.>",
+    }
 
 
 async def floor_phase(

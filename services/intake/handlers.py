@@ -35,7 +35,7 @@ from services.webhooks.commands import COMMANDS as WEBHOOK_COMMANDS
 from services.webhooks.commands import decide_webhook
 from shared.attachments import object_id
 from shared.consumers import TRANSIENT_ERRORS, retry_delay
-from shared.eventlog import append, has_any_event, has_event, last_event
+from shared.eventlog import AppendConflict, append, has_any_event, has_event, last_event
 from shared.events import Accepted, Queued, Rejected, Scheduled, utcnow
 from shared.idempotency import claim
 from shared.mailbox import Mailbox
@@ -183,6 +183,9 @@ class Intake:
             event = with_suppressed(event, hits)
         chosen = command is not None and command.message_id and not command.idempotency_key
         if chosen and admitted(event) is not None:
+            fresh = not redelivered and not decision.has_uploads()
+            if fresh and isinstance(event, Accepted) and await self._append_new(event, decision.n):
+                return
             prior = await self._prior(event.message_id)
             if prior is not None and prior.command_seq != ctx.seq:
                 reason = f"message_id: {event.message_id!r} is already used by another message"
@@ -211,6 +214,17 @@ class Intake:
         assert self.objects is not None, "intake built without the attachments bucket"
         for data in uploads:
             await self.objects.put(object_id(data), data)
+
+    async def _append_new(self, event: Accepted, n: int) -> bool:
+        """A caller-chosen id is usually new: its `accepted` is appended only if the
+        message has no event at all (compare-and-set on its subjects), which spares the
+        look at its history. False, with nothing appended: it has some (or the append
+        was a duplicate of a stored one), and the history decides."""
+        try:
+            ack = await append(self.js, event, n, expect_last=0)
+        except AppendConflict:
+            return False
+        return not ack.duplicate
 
     async def _prior(self, message_id: str) -> Accepted | None:
         """What a caller-chosen id already holds, if anything: one look at the whole

@@ -68,6 +68,10 @@ class Decision:
     command: SendCommand | None = None
     n: int = 1  # the append's dedup counter (subjects.event_msg_id)
 
+    def has_uploads(self) -> bool:
+        return self.command is not None and any(a.content is not None
+                                                for a in self.command.attachments)  # fmt: skip
+
     def uploads(self) -> list[bytes]:
         """Attachment content to put in the Object Store before the event is appended."""
         if self.command is None:

@@ -74,7 +74,8 @@ class Sender:
                 parsed = exc
             delivered = raw.metadata.sequence.stream
             known = None if isinstance(parsed, Exception) else (delivered, parsed)
-            seq, last = await last_event(self.js, message_id, known)
+            first = raw.metadata.num_delivered == 1  # then `known` is checked by the append
+            seq, last = await last_event(self.js, message_id, known, first)
             if is_done(last):
                 await msg.ack()
                 return
@@ -122,9 +123,13 @@ class Sender:
             return
         note_recipients(mail.recipients)  # the outcome's domain label, for any provider
         try:
-            # compare-and-set on what `last_event` read: a cancel appended since makes
-            # this conflict, and once `attempted` is in, no cancel passes it
-            await append(self.js, self._attempted(rendered, attempt), n=attempt, expect_last=seq)
+            # compare-and-set on what `last_event` read (or, on a first delivery, on the
+            # delivered event): whatever was appended since, a cancel or a delivery,
+            # makes this conflict, and once `attempted` is in, no cancel passes it
+            attempted = self._attempted(rendered, attempt)
+            if (await append(self.js, attempted, n=attempt, expect_last=seq)).duplicate:
+                # this attempt is stored already (its id deduplicated): the log moved on
+                raise AppendConflict(f"attempt {attempt} of {message_id} is in the log")
         except AppendConflict:  # something came first: a cancel, or another worker
             await self._release(lease)
             await self._conflicted(msg, message_id)
@@ -148,7 +153,7 @@ class Sender:
         await self._settle(msg, events, delay)
 
     async def _conflicted(self, msg: NatsMessage, message_id: str) -> None:
-        """The message's history moved between the read and `attempted`: cancelled,
+        """The message's history moved past what `attempted` expected: cancelled,
         it is done; anything else, it is looked at again shortly (from the log)."""
         try:
             cancelled = await is_cancelled(self.js, message_id)

@@ -5,6 +5,12 @@ and acked comes back as a first delivery (num_delivered == 1). So the sender nev
 trusts the delivery count: one direct get of the last event on `mail.evt.<id>.*`
 tells whether the message is done, and numbers the next attempt after the last one
 recorded, so every real attempt has its own events (issue 14, item 2).
+
+On a first delivery the read is skipped: the delivered `rendered` event is taken as
+the last, and the `attempted` append's compare-and-set on its sequence checks that
+against the log itself. A message that has moved on (a rolled-back consumer handing
+out a delivered mail again, a cancel) makes that append conflict, so nothing is sent,
+and its redelivery reads the log. The usual mail saves one direct get.
 """
 
 from __future__ import annotations
@@ -25,7 +31,10 @@ DONE = frozenset({
 
 
 async def last_event(
-    js: JetStreamContext, message_id: str, known: tuple[int, Event] | None = None
+    js: JetStreamContext,
+    message_id: str,
+    known: tuple[int, Event] | None = None,
+    first: bool = False,
 ) -> tuple[int, Event | None]:
     """The message's last event and its stream sequence ((0, None): it has none). The
     sequence guards the `attempted` append (compare-and-set), so a cancel appended
@@ -33,7 +42,10 @@ async def last_event(
     its sequence (the delivered one, usually the last): not parsed again. Direct gets
     of a replicated stream may be answered by a replica a little behind; an answer
     older than the delivered event is such a one, and the delivered event is taken as
-    the last (the compare-and-set then checks it against the leader)."""
+    the last (the compare-and-set then checks it against the leader). `first`: a first
+    delivery, whose `known` is taken as the last without a read (above)."""
+    if first and known is not None:
+        return known
     try:
         stored = await direct_last(js, EVT_STREAM, message_filter(message_id))
     except NotFoundError:

@@ -18,7 +18,13 @@ from shared.events import Rejected
 from shared.settings import Settings
 from shared.subjects import CMD_SEND, CMD_STREAM
 from tests.conftest import Pipeline
-from tests.eventlog_reader import read_all, types_of, wait_for_any, wait_for_event
+from tests.eventlog_reader import (
+    read_all,
+    types_of,
+    wait_for_any,
+    wait_for_count,
+    wait_for_event,
+)
 
 DONE = ("delivered", "bounced", "failed", "rejected", "render_failed")
 
@@ -119,6 +125,25 @@ async def test_same_idempotency_key_gives_one_message(
     rejected = await wait_for_event(js, other["message_id"], "rejected")
     await wait_for_event(js, first["message_id"], "delivered")
     assert "different body" in getattr(rejected, "reason", "")
+    accepted = await read_all(js, "mail.evt.*.accepted")
+    assert [e.message_id for e in accepted] == [first["message_id"]]
+    assert len(sink.received) == 1
+
+
+async def test_one_new_message_id_in_two_commands_at_once_is_one_message_and_a_rejection(
+    pipeline: Pipeline, js: JetStreamContext, sink: CaptureSink
+) -> None:
+    """Intake handles both at once: each saw a message without events. The `accepted`
+    is appended only if the message still has none, so the second is refused with a
+    reason instead of vanishing as a duplicate append."""
+    first = welcome()
+    other = {**welcome(name="Mallory"), "message_id": first["message_id"]}
+    for command in (first, other):
+        await send(js, command)
+    await wait_for_count(js, 1, "mail.evt.*.rejected")
+    await wait_for_event(js, first["message_id"], "delivered")
+    [rejected] = await read_all(js, "mail.evt.*.rejected")
+    assert "already used by another message" in getattr(rejected, "reason", "")
     accepted = await read_all(js, "mail.evt.*.accepted")
     assert [e.message_id for e in accepted] == [first["message_id"]]
     assert len(sink.received) == 1
