@@ -7,7 +7,7 @@ subject with the message id as `*` (`mail.evt.*.rendered`), a handful of series.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from faststream.nats.prometheus.provider import NatsMetricsSettingsProvider
@@ -68,12 +68,16 @@ class Series:
     size: Any
     in_process: Any
     duration: Any
+    processed: dict[Any, Any] = field(default_factory=dict)  # by status
 
     def done(self, seconds: float, status: Any) -> None:
         self.duration.observe(seconds)
         self.in_process.dec()
-        metric = self.container.received_processed_messages_total  # children cached
-        metric.labels(status=status.value, **self.labels).inc()
+        child = self.processed.get(status)
+        if child is None:
+            metric = self.container.received_processed_messages_total
+            child = self.processed[status] = metric.labels(status=status.value, **self.labels)
+        child.inc()
 
     def failed(self, exc: BaseException) -> None:
         metric = self.container.received_processed_messages_exceptions_total
