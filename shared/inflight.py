@@ -36,6 +36,7 @@ from nats.js import JetStreamContext
 from nats.js.api import PubAck
 from nats.js.kv import KeyValue
 
+from shared import wire
 from shared.raw_inbox import parse_headers, subscribe_raw
 
 SWEEP = 0.25  # seconds between looks for expired requests
@@ -118,10 +119,12 @@ _requests: weakref.WeakKeyDictionary[Client, Requests] = weakref.WeakKeyDictiona
 
 def enable(js: JetStreamContext) -> None:
     """Requests of this connection (every JetStream context of it) go through here
-    from now on; other connections keep nats-py's own path. The services' runner
-    enables its connection: the pipeline's hot path is the one that pays."""
+    from now on, and its publishes through shared/wire.py; other connections keep
+    nats-py's own path. The services' runner enables its connection: the pipeline's
+    hot path is the one that pays."""
     if js._nc not in _requests:
         _requests[js._nc] = Requests(js._nc)
+        wire.enable(js._nc)
 
 
 def requests_of(js: JetStreamContext) -> Requests | None:
