@@ -81,9 +81,50 @@ def _is_lone_surrogate_free(text: str) -> bool:
     return True
 
 
+_INT_LIMIT = 10**MAX_INT_DIGITS
+
+
+def _plainly_within(value: Any, max_depth: int) -> bool:
+    """True only where `_check` finds nothing, without building the places it names:
+    plain JSON types (exactly), ASCII strings without a look at their encoding. False
+    is not a verdict (a subclass, an unknown type): `_check` decides then."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    pop, push = stack.pop, stack.append
+    while stack:
+        item, depth = pop()
+        kind = type(item)
+        if kind is str:
+            if not item.isascii() and not _is_lone_surrogate_free(item):
+                return False
+        elif kind is dict:
+            if depth > max_depth:
+                return False
+            for key, inner in item.items():
+                if type(key) is str and not key.isascii() and not _is_lone_surrogate_free(key):
+                    return False
+                push((inner, depth + 1))
+        elif kind is list or kind is tuple:
+            if depth > max_depth:
+                return False
+            stack.extend((inner, depth + 1) for inner in item)
+        elif kind is int:
+            if abs(item) >= _INT_LIMIT:
+                return False
+        elif not (item is None or kind is bool or kind is float):
+            return False
+    return True
+
+
 def check_value(value: Any, where: str = "command", max_depth: int = MAX_DEPTH) -> None:
     """Depth, lone surrogates and huge integers anywhere in a JSON value; iterative,
-    so no nesting can exhaust the stack. Raises CommandError with the place."""
+    so no nesting can exhaust the stack. Raises CommandError with the place. (Checked
+    twice per send command, by intake and by the model: a plain walk first, and only
+    where it stops, the one that names places.)"""
+    if not _plainly_within(value, max_depth):
+        _check(value, where, max_depth)
+
+
+def _check(value: Any, where: str, max_depth: int) -> None:
     stack: list[tuple[Any, str, int]] = [(value, where, 1)]
     while stack:
         item, path, depth = stack.pop()

@@ -8,10 +8,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from services.intake.logic import CommandContext, decide
 from services.intake.send_batch import decide_batch
-from shared import commands
+from shared import commands, limits
 from shared.events import Accepted, Rejected, parse_event
 from shared.limits import MAX_DEPTH, CommandError, check_value, load_command
 from shared.mailbox import Mailbox, parse_mailbox
@@ -158,3 +160,38 @@ def test_check_value_is_iterative_and_names_the_place() -> None:
         check_value({"a": nested(10_000)}, "vars")
     with pytest.raises(CommandError, match="a command is a JSON object"):
         load_command(b"[1]")
+
+
+class Text(str):
+    """A str subclass: the plain walk leaves it to the one that names places."""
+
+
+keys = st.text(alphabet=st.sampled_from(["a", "é", "\ud800", "\udfff", "😀"]), max_size=4)
+json_leaves = st.one_of(
+    st.none(), st.booleans(), st.floats(allow_nan=False),
+    st.integers(min_value=-(10**31), max_value=10**31), keys,
+    st.sampled_from([10**30, -(10**30), 10**30 - 1]),
+    st.builds(Text, st.sampled_from(["a", "\ud800"])), st.just(b"bytes"),
+)  # fmt: skip
+json_values = st.recursive(
+    json_leaves,
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=3), st.lists(inner, max_size=3).map(tuple),
+        st.dictionaries(st.one_of(keys, st.just(1)), inner, max_size=3),
+    ),
+    max_leaves=25,
+)  # fmt: skip
+
+
+def outcome(check: Any, value: Any, max_depth: int) -> str | None:
+    try:
+        check(value, "vars", max_depth)
+    except CommandError as exc:
+        return str(exc)
+    return None
+
+
+@settings(max_examples=500, deadline=None)
+@given(json_values, st.integers(min_value=1, max_value=4))
+def test_the_plain_walk_first_changes_no_verdict_and_no_reason(value: Any, depth: int) -> None:
+    assert outcome(check_value, value, depth) == outcome(limits._check, value, depth)
