@@ -27,6 +27,7 @@ _KEPT = "".join(chr(c) for c in range(256) if _MAP[c] == chr(c))
 _ONLY_EQUALS = re.compile(f"[{re.escape(_KEPT)}=]*")
 _EQUALS = _MAP[ord("=")]  # "=3D"
 SNIFF = 10  # lines the email package samples to choose the encoding
+_ENDS = (" ", "\t")  # whitespace body_encode quotes at the end of a line
 
 
 def _quoted_lines(lines: list[bytes], maxlinelen: int) -> list[str]:
@@ -36,7 +37,9 @@ def _quoted_lines(lines: list[bytes], maxlinelen: int) -> list[str]:
         text = text.replace("=", _EQUALS)
     else:
         text = text.translate(_MAP)  # CR and LF stay as they are
-    return [_wrap(line, maxlinelen) for line in text.split("\n")]
+    # a line that fits and does not end in whitespace is kept as it is (as _wrap keeps it)
+    return [line if len(line) <= maxlinelen and line[-1:] not in _ENDS else _wrap(line, maxlinelen)
+            for line in text.split("\n")]  # fmt: skip
 
 
 def _wrap(line: str, maxlinelen: int) -> str:
