@@ -43,8 +43,8 @@ from typing import Any
 import httpx
 import psycopg
 
-from bench.e2e_send import cpu_seconds
 from bench.http_load import percentile
+from bench.measure import cpu_seconds
 from bench.replay import fill, wait_ready
 from bench.stack import embedded_stack
 from projections.replay import replay

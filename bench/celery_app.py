@@ -4,7 +4,7 @@ same shape as (a) and (b) (the issue's peer: "Celery+Redis+smtplib").
 
 Each worker process keeps one smtplib connection to the sink (a fresh one per task
 would measure TCP and EHLO, not Celery), builds the mail with the `email` package
-(as `bench.e2e_send.build_mail`, the mail of phase (a)) and sends it. No result
+(as `bench.raw_smtp.build_mail`, the mail of phase (a)) and sends it. No result
 backend: a mail service's tasks return nothing. Configured by environment:
 JETPOST_BENCH_REDIS_URL and JETPOST_BENCH_SINK_PORT.
 
@@ -18,7 +18,7 @@ import smtplib
 
 from celery import Celery
 
-from bench.e2e_send import build_mail
+from bench.raw_smtp import build_mail
 
 app = Celery("jetpost_bench_peer", broker=os.environ.get("JETPOST_BENCH_REDIS_URL", ""))
 app.conf.update(task_ignore_result=True, worker_prefetch_multiplier=16,

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bench.api import process
-from bench.e2e_send import BenchError, Phase, Sink, Watch
+from bench.measure import BenchError, Phase, Sink, Watch
 from shared.embedded import free_port
 from tests.processes import children
 

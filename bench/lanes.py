@@ -39,7 +39,7 @@ from typing import Any
 import nats
 from nats.js.api import ConsumerConfig, DeliverPolicy
 
-from bench.e2e_send import BenchError, Sink
+from bench.measure import BenchError, Sink
 from services.runner import SERVICES, build_env, run_services
 from shared.embedded import EmbeddedNats
 from shared.eventlog import history

@@ -45,7 +45,7 @@ from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import ConsumerConfig, StreamConfig
 
-from bench.e2e_send import _command, _publish
+from bench.jetpost_phase import command, publish
 from shared import inflight
 from shared.pull import PullWindow
 from shared.subjects import (
@@ -187,7 +187,7 @@ class Floor:
             await inflight.direct_last(self.js, stream, subject)
 
     async def intake(self, msg: Msg) -> None:
-        message_id = msg.data[-34:-2].decode()  # bench.e2e_send's command: the id last
+        message_id = msg.data[-34:-2].decode()  # bench.jetpost_phase's command: the id last
         await self._absent(f"KV_{SUPPRESSION_BUCKET}",
                            f"$KV.{SUPPRESSION_BUCKET}.{message_id}")  # fmt: skip
         await self._append("accepted", message_id, _expect(message_id, 0))
@@ -236,13 +236,13 @@ async def floor_phase(
         asyncio.create_task(w.run(h, lambda: True)) for w, h in zip(windows, handlers, strict=True)
     ]
     try:
-        await _publish(js, [_command(i) for i in range(warmup)], FLOOR_SUBJECT, FLOOR_CMD)
+        await publish(js, [command(i) for i in range(warmup)], FLOOR_SUBJECT, FLOOR_CMD)
         await floor.wait(timeout)
         floor.done, floor.expected = 0, n
         floor.finished.clear()
-        bodies = [_command(i) for i in range(warmup, warmup + n)]
+        bodies = [command(i) for i in range(warmup, warmup + n)]
         cpu, start = time.process_time(), time.monotonic()
-        await _publish(js, bodies, FLOOR_SUBJECT, FLOOR_CMD)
+        await publish(js, bodies, FLOOR_SUBJECT, FLOOR_CMD)
         await floor.wait(timeout)
         return time.monotonic() - start, time.process_time() - cpu
     finally:
