@@ -44,7 +44,7 @@ import httpx
 import psycopg
 
 from bench.http_load import percentile
-from bench.measure import cpu_seconds
+from bench.measure import ROOT, cpu_seconds, stop_process
 from bench.replay import fill, wait_ready
 from bench.stack import embedded_stack
 from projections.replay import replay
@@ -53,7 +53,6 @@ from services.api.keys import create_key
 from shared.embedded import EmbeddedNats, free_port
 from shared.subjects import CMD_STREAM
 
-ROOT = Path(__file__).resolve().parent.parent
 SEND_BODY = json.dumps({"to": "Bench <bench@example.com>", "template": "welcome",
                         "vars": {"name": "Bench"}, "tags": ["bench"]})  # fmt: skip
 
@@ -117,13 +116,7 @@ async def process(*argv: str, env: dict[str, str] | None = None, quiet: bool = T
     try:
         yield proc
     finally:
-        if proc.returncode is None:
-            proc.terminate()
-            try:
-                await asyncio.wait_for(proc.wait(), 10)
-            except TimeoutError:
-                proc.kill()
-                await proc.wait()
+        await stop_process(proc, 10)
 
 
 async def ready(port: int, proc: asyncio.subprocess.Process, path: str = "/healthz") -> None:

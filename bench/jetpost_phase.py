@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 import nats
 import nats.errors
 
-from bench.measure import ROOT, BenchError, Phase, Sink, Watch
+from bench.measure import ROOT, BenchError, Phase, Sink, Watch, stop_process
 from bench.raw_smtp import SENDER
 from services.runner import SERVICES, build_env, run_services
 from shared.settings import load_settings
@@ -139,15 +139,7 @@ async def _child_services(
         if not stop.is_set():
             raise BenchError(f"a jetpost process exited ({[c.returncode for c in children]})")
     finally:
-        for child in children:
-            if child.returncode is None:
-                child.terminate()
-        for child in children:
-            try:
-                await asyncio.wait_for(child.wait(), 15)
-            except TimeoutError:
-                child.kill()
-                await child.wait()
+        await asyncio.gather(*(stop_process(child, 15) for child in children))
 
 
 @dataclass

@@ -47,6 +47,7 @@ from nats.js.api import ConsumerConfig, StreamConfig
 
 from bench.jetpost_phase import command, publish
 from shared import inflight
+from shared.eventlog import expect_last_headers
 from shared.pull import PullWindow
 from shared.subjects import (
     CMD_STREAM,
@@ -190,7 +191,8 @@ class Floor:
         message_id = msg.data[-34:-2].decode()  # bench.jetpost_phase's command: the id last
         await self._absent(f"KV_{SUPPRESSION_BUCKET}",
                            f"$KV.{SUPPRESSION_BUCKET}.{message_id}")  # fmt: skip
-        await self._append("accepted", message_id, _expect(message_id, 0))
+        guard = expect_last_headers(f"floor.evt.{message_id}.>", 0)  # no event yet
+        await self._append("accepted", message_id, guard)
         await msg.ack()
 
     async def renderer(self, msg: Msg) -> None:
@@ -199,23 +201,15 @@ class Floor:
 
     async def sender(self, msg: Msg) -> None:
         message_id = msg.subject.split(".")[2]
-        await self._append(
-            "attempted", message_id, _expect(message_id, msg.metadata.sequence.stream)
-        )
+        delivered = msg.metadata.sequence.stream  # the `rendered` event: still the last
+        guard = expect_last_headers(f"floor.evt.{message_id}.>", delivered)
+        await self._append("attempted", message_id, guard)
         await self.smtp.send(f"{message_id}@example.com")
         await self._append("delivered", message_id, {})
         await msg.ack()
         self.done += 1
         if self.done >= self.expected:
             self.finished.set()
-
-
-def _expect(message_id: str, seq: int) -> dict[str, str]:
-    """The compare-and-set headers: the message's last event is at `seq` (0: none)."""
-    return {
-        "Nats-Expected-Last-Subject-Sequence": str(seq),
-        "Nats-Expected-Last-Subject-Sequence-Subject": f"floor.evt.{message_id}.>",
-    }
 
 
 async def floor_phase(

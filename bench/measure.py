@@ -88,6 +88,18 @@ class Watch:
         return cpu
 
 
+async def stop_process(process: asyncio.subprocess.Process, grace: float) -> None:
+    """SIGTERM, then SIGKILL if it has not exited after `grace` seconds."""
+    if process.returncode is not None:
+        return
+    process.terminate()
+    try:
+        await asyncio.wait_for(process.wait(), grace)
+    except TimeoutError:
+        process.kill()
+        await process.wait()
+
+
 @dataclass(frozen=True)
 class SinkState:
     count: int
@@ -144,12 +156,7 @@ class Sink:
         try:
             await asyncio.wait_for(process.wait(), 5)
         except TimeoutError:
-            process.terminate()
-            try:
-                await asyncio.wait_for(process.wait(), 5)
-            except TimeoutError:
-                process.kill()
-                await process.wait()
+            await stop_process(process, 5)
 
     async def _ask(self, line: str, timeout: float) -> list[str]:
         assert self.process.stdin is not None

@@ -55,8 +55,7 @@ async def append(
     has none), so a decision made on its history cannot race another one."""
     headers = {"Nats-Msg-Id": event_msg_id(event.message_id, event.type, n)}
     if expect_last is not None:
-        headers["Nats-Expected-Last-Subject-Sequence"] = str(expect_last)
-        headers["Nats-Expected-Last-Subject-Sequence-Subject"] = message_filter(event.message_id)
+        headers.update(expect_last_headers(message_filter(event.message_id), expect_last))
     subject, payload = event_subject(event.message_id, event.type), event.model_dump_json().encode()
     try:
         span: contextlib.AbstractContextManager[None] = NO_SPAN
@@ -76,6 +75,15 @@ async def append(
         raise AppendRefused(f"{event.type} for {event.message_id}: {exc!r}") from exc
     observe_appended(event)
     return ack
+
+
+def expect_last_headers(subjects: str, seq: int) -> dict[str, str]:
+    """An append's compare-and-set: stored only if the last message on `subjects` (a
+    filter) is still at `seq` (0: there is none)."""
+    return {
+        "Nats-Expected-Last-Subject-Sequence": str(seq),
+        "Nats-Expected-Last-Subject-Sequence-Subject": subjects,
+    }
 
 
 def _in_message_trace() -> bool:

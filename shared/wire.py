@@ -1,7 +1,9 @@
 """nats-py's `Client.publish`, the same checks and the same bytes, with less per call;
 installed on the connections whose hot path shared/inflight.py takes (`enable`).
 
-The pipeline publishes about eight times per mail: four appends, a lookup and three
+nats-py's own pieces do the checks and build the command (its subject check, header
+key pattern, value translation, PUB/HPUB formatting); what differs is the path between
+them. The pipeline publishes about eight times per mail: four appends, a lookup and three
 acks. Per publish nats-py checks subject and reply, builds the header block byte by
 byte (a regex per key, every time), formats the command, and awaits `_send_command`
 before its pending buffer has the bytes; the flusher is kicked when its queue is
@@ -14,27 +16,23 @@ keys) equal to `Client._send_publish`'s for generated subjects, headers and payl
 
 from __future__ import annotations
 
-import re
 import types
 from typing import Any
 
 from nats import errors
-from nats.aio.client import Client
+from nats.aio.client import _HEADER_KEY_RE, _HEADER_VALUE_NEWLINES, Client, _validate_subject
+from nats.protocol.command import hpub_cmd, pub_cmd
 
-# nats-py's own rules (nats/aio/client.py): no whitespace in a subject; header keys are
-# RFC 7230 tokens; CR and LF in a value become spaces.
-_SUBJECT_INVALID = re.compile(r"[ \t\r\n]")
-_KEY = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
-_NEWLINES = str.maketrans({"\r": " ", "\n": " "})
 _keys: dict[str, bytes] = {}  # a key as given -> `Key: ` (b"": an empty key, skipped)
 MAX_KEYS = 1024
 
 
 def _key(given: str) -> bytes:
+    """nats-py's check of a header key, once per distinct key."""
     found = _keys.get(given)
     if found is None:
         key = given.strip()
-        if key and not _KEY.fullmatch(key):
+        if key and not _HEADER_KEY_RE.fullmatch(key):
             raise errors.BadHeaderError(key)
         found = key.encode() + b": " if key else b""
         if len(_keys) < MAX_KEYS:
@@ -50,7 +48,7 @@ def header_block(headers: dict[str, str]) -> bytes:
         if key:
             value = value.strip()
             if "\r" in value or "\n" in value:  # translate() is a dict lookup per character
-                value = value.translate(_NEWLINES)
+                value = value.translate(_HEADER_VALUE_NEWLINES)
             parts += (key, value.encode(), b"\r\n")
     parts.append(b"\r\n")
     return b"".join(parts)
@@ -59,11 +57,8 @@ def header_block(headers: dict[str, str]) -> bytes:
 def command(subject: str, reply: str, payload: bytes, headers: dict[str, str] | None) -> bytes:
     """The PUB or HPUB command nats-py sends for this message."""
     if headers is None:
-        line = f"PUB {subject} {reply} {len(payload)}\r\n"
-        return b"".join((line.encode(), payload, b"\r\n"))
-    block = header_block(headers)
-    line = f"HPUB {subject} {reply} {len(block)} {len(block) + len(payload)}\r\n"
-    return b"".join((line.encode(), block, payload, b"\r\n"))
+        return pub_cmd(subject, reply, payload)
+    return hpub_cmd(subject, reply, header_block(headers), payload)
 
 
 async def publish(
@@ -76,10 +71,9 @@ async def publish(
     """`nc.publish(subject, payload, reply, headers)`: the same refusals, in the same
     order, and the same bytes in nats-py's pending buffer."""
     if not nc._skip_subject_validation:
-        if not subject or _SUBJECT_INVALID.search(subject):
-            raise errors.BadSubjectError
-        if reply and _SUBJECT_INVALID.search(reply):
-            raise errors.BadSubjectError
+        _validate_subject(subject)
+        if reply:
+            _validate_subject(reply)
     if nc.is_closed:
         raise errors.ConnectionClosedError
     if nc.is_draining_pubs:

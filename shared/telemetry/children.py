@@ -45,13 +45,16 @@ class Fast:
         else:
             self._sum = self._buckets = self._bounds = None
 
+    def _by_child(self, method: str, amount: float, exemplar: Any) -> None:
+        """The child's own method (a gauge's `inc`, a summary's `observe` take no
+        exemplar, so one is passed only when given)."""
+        call = getattr(self.child, method)
+        call(amount, exemplar) if exemplar else call(amount)
+
     def inc(self, amount: float = 1, exemplar: Any = None) -> None:
         value = self._value
         if value is None or amount < 0 or exemplar:
-            if exemplar:
-                self.child.inc(amount, exemplar)
-            else:
-                self.child.inc(amount)
+            self._by_child("inc", amount, exemplar)
             return
         value._value += amount
 
@@ -65,10 +68,7 @@ class Fast:
     def observe(self, amount: float, exemplar: Any = None) -> None:
         total = self._sum
         if total is None or exemplar or amount != amount:  # NaN: the child's own walk
-            if exemplar:
-                self.child.observe(amount, exemplar)
-            else:
-                self.child.observe(amount)
+            self._by_child("observe", amount, exemplar)
             return
         total._value += amount
         # Histogram.observe counts it in the first bucket whose bound is >= amount
