@@ -12,13 +12,14 @@ one nats-py would have built.
 nats-py has no public hook for this: the client's `_process_msg` (what its protocol
 parser calls for every MSG/HMSG) is wrapped, once per client, and deliveries to the
 subscriptions made here are taken before it; every other one goes on as before. The
-subscription itself is an ordinary one, so reconnects subscribe it again.
+subscription itself is an ordinary one, so reconnects subscribe it again. The
+client's parser takes the fast path of shared/nats_parser.py, which hands these
+deliveries over as it reads them.
 """
 
 from __future__ import annotations
 
 import inspect
-import logging
 import re
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -27,10 +28,9 @@ import nats.js.api
 from nats.aio.client import Client
 from nats.aio.subscription import Subscription
 
-# (subject, reply, payload, header block or None)
-RawHandler = Callable[[bytes, bytes, bytes, bytes | None], None]
+from shared import nats_parser
+from shared.nats_parser import RawHandler, deliver
 
-log = logging.getLogger("jetpost.projections")
 _HOOKED = "_jetpost_raw_handlers"
 _EXPECTED = ["sid", "subject", "reply", "data", "headers"]
 
@@ -48,17 +48,12 @@ def _hook(nc: Client) -> dict[int, RawHandler]:
     async def process_msg(
         sid: int, subject: bytes, reply: bytes, data: bytes, headers: bytes | None
     ) -> None:
-        handler = table.get(sid)
-        if handler is None:
+        if not deliver(table, sid, subject, reply, data, headers):
             await original(sid, subject, reply, data, headers)
-            return
-        try:
-            handler(subject, reply, data, headers)
-        except Exception:  # nats-py's read loop ends for good on any exception it sees
-            log.exception("raw handler of subscription %d failed; delivery passed over", sid)
 
     setattr(nc, _HOOKED, table)
     nc._process_msg = process_msg  # type: ignore[method-assign]
+    nats_parser.install(nc, table)  # its fast path hands them over before this hook
     return table
 
 
