@@ -100,8 +100,10 @@ async def main(n: int, parts: int | None, sample: bool = False) -> None:
         sampler = Sampler() if sample else None
         if sampler is not None:
             sampler.start()
+        cpu = time.process_time()
         result = await replay(st.database_url, st.nc, list(PROJECTIONS.values()),
                               nats=st.server.url, parts=parts)  # fmt: skip
+        cpu = time.process_time() - cpu
         if sampler is not None:
             sampler.stop()
             print(f"== sampled profile of the replay\n{sampler.report(30)}", file=sys.stderr)
@@ -110,6 +112,8 @@ async def main(n: int, parts: int | None, sample: bool = False) -> None:
     print(f"raw COPY into Postgres       {copy_rate:>12,.0f} rows/s")
     print(f"jetpost replay (all models)  {result.rate:>12,.0f} events/s ({result.parts} part(s))")
     print(f"ratio replay / COPY          {result.rate / copy_rate:>12.2f}")
+    print(f"CPU per event, this process  {cpu / n * 1e6:>12.1f} µs (busy {cpu / result.seconds:.0%}"
+          f"{'; the parts are not counted' if result.parts > 1 else ''})")  # fmt: skip
     print("goal                         replay >= 50,000 events/s")
 
 
