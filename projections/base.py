@@ -100,42 +100,13 @@ def _array(value: list[str]) -> str:
     return '{"' + joined + '"}'
 
 
-# The COPY text of datetimes a replay meets again: an event's time is written to the
-# timeline, and the same object becomes its message's `accepted_at`, `updated_at`...
-# `datetime.isoformat` costs about 0.8 µs; the reader (projections.decode) remembers
-# the text it read each time from, the writers look it up. Keyed by identity (the
-# object is kept beside its text, so a reused id never matches), in two generations
-# of at most TIMES_KEPT each: about the events between the reader and the writers.
-TIMES_KEPT = 32_768
-_times: list[dict[int, tuple[datetime, str]]] = [{}, {}]  # newer, older
-
-
-def remember_time(value: datetime, text: str) -> None:
-    """`text` is how `value` was written (ISO 8601: PostgreSQL reads it as the same
-    time as `value.isoformat()`, which every time column, a timestamptz, stores)."""
-    newer = _times[0]
-    if len(newer) >= TIMES_KEPT:
-        _times[1], newer = newer, {}
-        _times[0] = newer
-    newer[id(value)] = (value, text)
-
-
-def time_text(value: datetime) -> str:
-    """`value` as COPY text: as it was read, if remembered, else `isoformat()`."""
-    key = id(value)
-    found = _times[0].get(key) or _times[1].get(key)
-    if found is not None and found[0] is value:
-        return found[1]
-    return value.isoformat()
-
-
 def copy_field(value: Any) -> str:
     """One value as a field of COPY's text format: None, str, int, datetime or a list
     of str (a text[] literal, every element quoted)."""
     if value is None:
         return "\\N"
     if isinstance(value, datetime):
-        return time_text(value)
+        return value.isoformat()
     if isinstance(value, list):
         return _array(value)
     if isinstance(value, str):
@@ -146,10 +117,11 @@ def copy_field(value: Any) -> str:
 def copy_rows(rows: Sequence[Sequence[Any]]) -> bytes:
     """Rows as one block of COPY text: one call to send, instead of one per row (the
     array dumpers of psycopg's `write_row` are Python code, per element). The common
-    types are told apart by `type(...) is`, and times are written as they were read
-    (`time_text`)."""
+    types are told apart by `type(...) is`, and a row's repeated times (a message's
+    first event sets several columns) are formatted once."""
     lines = []
     for row in rows:
+        times: dict[datetime, str] = {}
         fields = []
         for value in row:
             kind = type(value)
@@ -158,7 +130,10 @@ def copy_rows(rows: Sequence[Sequence[Any]]) -> bytes:
             elif kind is str:
                 fields.append(_text(value))
             elif kind is datetime:
-                fields.append(time_text(value))
+                text = times.get(value)
+                if text is None:
+                    text = times[value] = value.isoformat()
+                fields.append(text)
             elif kind is list:
                 fields.append(_array(value))
             else:

@@ -24,7 +24,6 @@ from typing import Annotated, Any, Literal
 import msgspec
 from pydantic import BaseModel
 
-from projections.base import remember_time
 from shared.events import (
     UPCASTERS,
     Accepted,
@@ -191,9 +190,7 @@ def read_event(data: bytes, type_: bytes) -> Event:
             if value is not None:
                 if ISO.fullmatch(value) is None:
                     return parse_full(data)
-                at = datetime.fromisoformat(value)
-                remember_time(at, value)  # what the writers will write
-                setattr(event, name, at)
+                setattr(event, name, datetime.fromisoformat(value))
     except (msgspec.ValidationError, msgspec.DecodeError, ValueError):
         return parse_full(data)
     if event.v in found.upcast:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from psycopg import AsyncConnection, sql
 
-from projections.base import Stored, Tables, time_text
+from projections.base import Stored, Tables
 
 
 def copy_text(batch: list[Stored]) -> bytes:
@@ -21,7 +21,7 @@ def copy_text(batch: list[Stored]) -> bytes:
             # jsonb refuses the \u0000 escape: the same stand-in as projections.base.pg_text
             data = data.replace(b"\\u0000", b"\\ufffd").replace(b"\\", b"\\\\")
             data = data.replace(b"\n", b"\\n").replace(b"\r", b"\\r")
-        head = f"{item.seq}\t{e.message_id}\t{e.type}\t{time_text(e.occurred_at)}\t".encode()
+        head = f"{item.seq}\t{e.message_id}\t{e.type}\t{e.occurred_at.isoformat()}\t".encode()
         lines.append(head + data)
     return b"\n".join(lines) + b"\n"
 
