@@ -46,10 +46,14 @@ async def _write(
     conn: AsyncConnection, projection: Projection, tables: Tables, queue: asyncio.Queue[Work]
 ) -> None:
     positions = {projection.name: 0}
+    reads = projection.reads
     while (work := await queue.get()) is not None:
         batch, dead = work
-        async with conn.transaction():
-            await apply_batch(conn, [projection], batch, tables, positions, dead)
+        if reads is not None:  # the other types change nothing (Projection.reads)
+            batch = [item for item in batch if item.event.type in reads]
+        if batch or dead:
+            async with conn.transaction():
+                await apply_batch(conn, [projection], batch, tables, positions, dead)
 
 
 async def build_bulk(
