@@ -19,13 +19,15 @@ from shared.events import Event
 class Stored(NamedTuple):
     """An event as read from MAIL_EVT: its stream sequence, raw JSON and model (or its
     mirror, projections.decode: go by `event.type`, not `isinstance`), and the trace it
-    was appended in (its `traceparent` header), if any. A tuple: the reader makes one
-    per event, and a frozen dataclass costs several times more to build."""
+    was appended in (its `traceparent` header), if any, and its time as the log spells
+    it, if the reader kept it (projections.decode.read_event_at). A tuple: the reader
+    makes one per event, and a frozen dataclass costs several times more to build."""
 
     seq: int
     raw: bytes
     event: Event
     trace_id: str | None = None
+    at: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

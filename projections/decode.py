@@ -180,19 +180,27 @@ def read_event(data: bytes, type_: bytes) -> Event:
     """The event in `data`, whose subject says it is of type `type_`: its mirror when it
     has one and the mirror takes it, else the model (ValueError/ValidationError as
     `parse_event` raises them)."""
+    return read_event_at(data, type_)[0]
+
+
+def read_event_at(data: bytes, type_: bytes) -> tuple[Event, str | None]:
+    """`read_event`, and its `occurred_at` as the log spells it when its mirror read it
+    (ISO 8601, which PostgreSQL reads as the same time as `isoformat()`; that costs
+    0.8 µs an event), else None."""
     found = MIRRORS.get(type_)
     if found is None or (found.free_form and data.count(b"[") + data.count(b"{") >= BRACKETS):
-        return parse_full(data)
+        return parse_full(data), None
     try:
         event = found.decoder.decode(data)
+        at = event.occurred_at
         for name in found.datetimes:
             value = getattr(event, name)
             if value is not None:
                 if ISO.fullmatch(value) is None:
-                    return parse_full(data)
+                    return parse_full(data), None
                 setattr(event, name, datetime.fromisoformat(value))
     except (msgspec.ValidationError, msgspec.DecodeError, ValueError):
-        return parse_full(data)
+        return parse_full(data), None
     if event.v in found.upcast:
-        return parse_full(data)
-    return event  # type: ignore[no-any-return]  # a mirror, read as its model
+        return parse_full(data), None
+    return event, at

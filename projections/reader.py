@@ -25,7 +25,7 @@ from nats.js.errors import NotFoundError
 from pydantic import ValidationError
 
 from projections.base import DeadLetter, Stored
-from projections.decode import read_event
+from projections.decode import read_event_at
 from shared.raw_inbox import STATUS_LINE, header, subscribe_raw, unsubscribe_raw
 from shared.subjects import EVT_PREFIX, EVT_STREAM
 from shared.telemetry.tracing import TRACEPARENT, trace_id_of
@@ -146,7 +146,7 @@ class EventReader:
                 self._ready.set()  # the request is done: time to ask for more
             return
         try:
-            event = read_event(data, subject.rpartition(b".")[2])
+            event, at = read_event_at(data, subject.rpartition(b".")[2])
         except (ValidationError, ValueError) as exc:
             problem = f"{type(exc).__name__}: {str(exc)[:1000]}"
             name = subject.decode(errors="replace")
@@ -156,7 +156,7 @@ class EventReader:
         else:
             trace = header(headers, _TRACEPARENT) if headers else None
             trace_id = trace_id_of({TRACEPARENT: trace}) if trace else None
-            self._buffer.append(Stored(seq, data, event, trace_id))
+            self._buffer.append(Stored(seq, data, event, trace_id, at))
         self._ready.set()
 
     async def _pull(self) -> None:

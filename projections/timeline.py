@@ -21,7 +21,8 @@ def copy_text(batch: list[Stored]) -> bytes:
             # jsonb refuses the \u0000 escape: the same stand-in as projections.base.pg_text
             data = data.replace(b"\\u0000", b"\\ufffd").replace(b"\\", b"\\\\")
             data = data.replace(b"\n", b"\\n").replace(b"\r", b"\\r")
-        head = f"{item.seq}\t{e.message_id}\t{e.type}\t{e.occurred_at.isoformat()}\t".encode()
+        at = item.at or e.occurred_at.isoformat()  # as the log spells it, if known
+        head = f"{item.seq}\t{e.message_id}\t{e.type}\t{at}\t".encode()
         lines.append(head + data)
     return b"\n".join(lines) + b"\n"
 
