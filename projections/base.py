@@ -59,6 +59,9 @@ class Projection(Protocol):
     # Its rows depend only on the events of one message each: a replay may build it
     # in parts, one per process, by message (projections.partition).
     per_message: bool
+    # It only adds rows, and never reads its own tables back: a replay may write its
+    # batches on several connections at once, in any order (projections.bulk).
+    appends_only: bool
     # The event types it reads (None: all); the others reach it, but change nothing.
     reads: frozenset[str] | None
 

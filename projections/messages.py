@@ -77,6 +77,7 @@ class MessagesProjection:
     name = "messages"
     tables: tuple[str, ...] = ("messages", "daily_stats")
     per_message = True
+    appends_only = False
     reads: frozenset[str] | None = None
 
     async def apply(self, conn: AsyncConnection, batch: list[Stored], tables: Tables) -> None:

@@ -37,6 +37,7 @@ class SuppressionsProjection:
     tables: tuple[str, ...] = ("suppressions", "suppression_soft_bounces", "suppression_changes",
                                "suppression_verdicts")  # fmt: skip
     per_message = False
+    appends_only = False
     reads: frozenset[str] | None = FEEDBACK | {"suppression_added", "suppression_removed"}
 
     def __init__(self, rules: Rules | None = None) -> None:

@@ -31,6 +31,7 @@ class TimelineProjection:
     name = "timeline"
     tables: tuple[str, ...] = ("message_events",)
     per_message = True
+    appends_only = True
     reads: frozenset[str] | None = None
 
     async def apply(self, conn: AsyncConnection, batch: list[Stored], tables: Tables) -> None:

@@ -47,6 +47,7 @@ class WebhookEndpointsProjection:
     name = "webhook_endpoints"
     tables: tuple[str, ...] = ("webhook_endpoints",)
     per_message = False
+    appends_only = False
     reads: frozenset[str] | None = frozenset(ENDPOINT_EVENTS)
 
     async def apply(self, conn: AsyncConnection, batch: list[Stored], tables: Tables) -> None:
