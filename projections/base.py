@@ -127,21 +127,25 @@ def copy_rows(rows: Sequence[Sequence[Any]]) -> bytes:
     lines = []
     for row in rows:
         times: dict[datetime, str] = {}
-        fields = []
+        fields: list[str] = []
+        add = fields.append
         for value in row:
             kind = type(value)
             if value is None:
-                fields.append("\\N")
-            elif kind is str:
-                fields.append(_text(value))
+                add("\\N")
+            elif kind is str:  # _text, in line
+                add(value.translate(_COPY_ESCAPES)
+                    if "\\" in value or not value.isprintable() else value)  # fmt: skip
+            elif kind is int:
+                add(str(value))
             elif kind is datetime:
                 text = times.get(value)
                 if text is None:
                     text = times[value] = value.isoformat()
-                fields.append(text)
+                add(text)
             elif kind is list:
-                fields.append(_array(value))
+                add(_array(value))
             else:
-                fields.append(copy_field(value))
+                add(copy_field(value))
         lines.append("\t".join(fields))
     return ("\n".join(lines) + "\n").encode() if lines else b""
