@@ -13,6 +13,7 @@ from typing import Any
 
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
+from nats.aio.client import Client
 from nats.errors import ProtocolError
 from nats.protocol.parser import Parser
 
@@ -154,3 +155,16 @@ def test_a_reset_while_a_delivery_is_handed_on_stops_the_read_as_nats_py_does() 
     assert (
         outcome(fast=True) == outcome(fast=False) == ([("msg", 2, b"a", b"", b"x", None)], b"", 1)
     )
+
+
+def test_the_fast_path_is_installed_only_over_the_parser_it_was_tested_against(
+    monkeypatch: Any, caplog: Any
+) -> None:
+    nc = Client()
+    nats_parser.install(nc, {})
+    assert "parse" in vars(nc._ps)  # nats-py 2.16's parser: the fast path is on
+    other = Client()
+    monkeypatch.setattr(nats_parser, "_KNOWN_PARSE", "another nats-py")
+    nats_parser.install(other, {})
+    assert "parse" not in vars(other._ps)
+    assert "fast path stays off" in caplog.text
