@@ -133,9 +133,8 @@ def copy_rows(rows: Sequence[Sequence[Any]]) -> bytes:
             kind = type(value)
             if value is None:
                 add("\\N")
-            elif kind is str:  # _text, in line
-                add(value.translate(_COPY_ESCAPES)
-                    if "\\" in value or not value.isprintable() else value)  # fmt: skip
+            elif kind is str:
+                add(_text(value))
             elif kind is int:
                 add(str(value))
             elif kind is datetime:

@@ -135,7 +135,7 @@ def _check(value: Any, where: str, max_depth: int) -> None:
         elif isinstance(item, bool | float) or item is None:
             continue
         elif isinstance(item, int):
-            if abs(item) >= 10**MAX_INT_DIGITS:
+            if abs(item) >= _INT_LIMIT:
                 raise CommandError(f"{path}: integer longer than {MAX_INT_DIGITS} digits")
         elif isinstance(item, dict | list | tuple):
             if depth > max_depth:

@@ -17,6 +17,7 @@ holds the two equal on generated streams cut into reads at generated places.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import inspect
 import logging
@@ -120,11 +121,17 @@ async def parse(self: Parser, table: dict[int, RawHandler], data: bytes = b"") -
 def _known() -> bool:
     """Whether nats-py's `Parser.parse` is the one this module was written beside and
     tested against (its source's digest): any other is left alone."""
+    return _digest() == _KNOWN_PARSE
+
+
+@functools.cache
+def _digest() -> str | None:
+    """The digest of nats-py's `Parser.parse` source, read once per process."""
     try:
         source = inspect.getsource(_ORIGINAL)
     except (OSError, TypeError):
-        return False
-    return hashlib.sha256(source.encode()).hexdigest()[:16] == _KNOWN_PARSE
+        return None
+    return hashlib.sha256(source.encode()).hexdigest()[:16]
 
 
 def install(nc: Client, table: dict[int, RawHandler]) -> None:

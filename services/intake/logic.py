@@ -13,7 +13,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from shared.attachments import AttachmentRef, inline_size, limits_problem, object_id
+from shared.attachments import AttachmentIn, AttachmentRef, inline_size, limits_problem, object_id
 from shared.commands import SendCommand
 from shared.events import (
     Accepted,
@@ -68,15 +68,18 @@ class Decision:
     command: SendCommand | None = None
     n: int = 1  # the append's dedup counter (subjects.event_msg_id)
 
+    def _uploaded(self) -> list[AttachmentIn]:
+        """The attachments that bring their content (the others name a stored one)."""
+        if self.command is None:
+            return []
+        return [a for a in self.command.attachments if a.content is not None]
+
     def has_uploads(self) -> bool:
-        return self.command is not None and any(a.content is not None
-                                                for a in self.command.attachments)  # fmt: skip
+        return bool(self._uploaded())
 
     def uploads(self) -> list[bytes]:
         """Attachment content to put in the Object Store before the event is appended."""
-        if self.command is None:
-            return []
-        return [a.decoded() for a in self.command.attachments if a.content is not None]
+        return [a.decoded() for a in self._uploaded()]
 
 
 def describe(exc: ValidationError) -> str:
