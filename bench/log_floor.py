@@ -46,6 +46,8 @@ from nats.js import JetStreamContext
 from nats.js.api import ConsumerConfig, StreamConfig
 
 from bench.jetpost_phase import command, publish
+from services.sender.envelope import mail_from, rcpt_to
+from services.sender.smtp_wait import data
 from shared import inflight
 from shared.eventlog import expect_last_headers
 from shared.pull import PullWindow
@@ -112,7 +114,8 @@ async def _declare(js: JetStreamContext) -> None:
 class Smtp:
     """The SMTP conversation alone: one mail's bytes, built once, to a recipient of
     each message's own, over `connections` aiosmtplib connections (the pipeline's
-    pool size), each in use by one send at a time."""
+    pool size), each in use by one send at a time. The commands go as the sender's
+    pool sends them (services/sender/envelope.py, smtp_wait.py)."""
 
     idle: asyncio.Queue[aiosmtplib.SMTP]
     clients: list[aiosmtplib.SMTP]
@@ -135,7 +138,9 @@ class Smtp:
     async def send(self, recipient: str) -> None:
         client = await self.idle.get()
         try:
-            await client.sendmail(SENDER, [recipient], self.mail)
+            await mail_from(client, SENDER, [], "ascii")
+            await rcpt_to(client, recipient, "ascii")
+            await data(client, self.mail)
         finally:
             self.idle.put_nowait(client)
 

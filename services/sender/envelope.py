@@ -11,6 +11,9 @@ goes out byte for byte as aiosmtplib would send it (tests/unit/test_envelope.py 
 that on generated addresses against aiosmtplib's own `quote_address`). Anything else
 (a quoted local part, UTF-8 under SMTPUTF8), and a session not yet greeted, goes
 through aiosmtplib's methods.
+
+Either way the reply is awaited under `smtp_wait.reply`'s timer rather than
+aiosmtplib's `wait_for`.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from __future__ import annotations
 import aiosmtplib
 from aiosmtplib import SMTPRecipientRefused, SMTPResponse, SMTPSenderRefused, SMTPStatus
 
+from services.sender.smtp_wait import reply
 from shared.address_fast import PLAIN_ADDRESS
 
 _ACCEPTED_RCPT = (SMTPStatus.completed, SMTPStatus.will_forward)
@@ -32,10 +36,12 @@ async def mail_from(
 ) -> SMTPResponse:
     """`smtp.mail(sender, options=options, encoding=encoding)`."""
     if not _direct(smtp, sender):
-        return await smtp.mail(sender, options=options, encoding=encoding)
+        return await reply(smtp, smtp.mail(sender, options=options, encoding=encoding,
+                                           timeout=None))  # fmt: skip
     extra = [option.encode("ascii") for option in options]
-    response = await smtp.execute_command(b"MAIL", b"FROM:<" + sender.encode(encoding) + b">",
-                                          *extra)  # fmt: skip
+    command = smtp.execute_command(b"MAIL", b"FROM:<" + sender.encode(encoding) + b">", *extra,
+                                   timeout=None)  # fmt: skip
+    response = await reply(smtp, command)
     if response.code != SMTPStatus.completed:
         raise SMTPSenderRefused(response.code, response.message, sender)
     return response
@@ -44,8 +50,10 @@ async def mail_from(
 async def rcpt_to(smtp: aiosmtplib.SMTP, recipient: str, encoding: str) -> SMTPResponse:
     """`smtp.rcpt(recipient, encoding=encoding)`."""
     if not _direct(smtp, recipient):
-        return await smtp.rcpt(recipient, encoding=encoding)
-    response = await smtp.execute_command(b"RCPT", b"TO:<" + recipient.encode(encoding) + b">")
+        return await reply(smtp, smtp.rcpt(recipient, encoding=encoding, timeout=None))
+    command = smtp.execute_command(b"RCPT", b"TO:<" + recipient.encode(encoding) + b">",
+                                   timeout=None)  # fmt: skip
+    response = await reply(smtp, command)
     if response.code not in _ACCEPTED_RCPT:
         raise SMTPRecipientRefused(response.code, response.message, recipient)
     return response

@@ -25,6 +25,7 @@ from services.sender.envelope import mail_from, rcpt_to
 from services.sender.mailer import Mail
 from services.sender.outcome import SEND_ERRORS, Outcome, classify_exception, classify_success
 from services.sender.slots import Slots
+from services.sender.smtp_wait import data
 from shared.telemetry import smtp as smtp_telemetry
 
 # The server answered with a refusal: the connection itself is still in sync.
@@ -152,7 +153,7 @@ class SmtpPool:
             if len(failures) == len(mail.recipients):
                 raise aiosmtplib.SMTPRecipientsRefused(failures)
             try:
-                response = await smtp.data(mail.data)
+                response = await data(smtp, mail.data)
             except _REFUSALS:
                 raise
             except SEND_ERRORS as exc:
