@@ -12,8 +12,8 @@ that on generated addresses against aiosmtplib's own `quote_address`). Anything 
 (a quoted local part, UTF-8 under SMTPUTF8), and a session not yet greeted, goes
 through aiosmtplib's methods.
 
-Either way the reply is awaited under `smtp_wait.reply`'s timer rather than
-aiosmtplib's `wait_for`.
+The plain ones go out through `smtp_wait.command`, without aiosmtplib's lock and
+`wait_for` (services/sender/smtp_wait.py).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from __future__ import annotations
 import aiosmtplib
 from aiosmtplib import SMTPRecipientRefused, SMTPResponse, SMTPSenderRefused, SMTPStatus
 
-from services.sender.smtp_wait import reply
+from services.sender.smtp_wait import command
 from shared.address_fast import PLAIN_ADDRESS
 
 _ACCEPTED_RCPT = (SMTPStatus.completed, SMTPStatus.will_forward)
@@ -36,12 +36,11 @@ async def mail_from(
 ) -> SMTPResponse:
     """`smtp.mail(sender, options=options, encoding=encoding)`."""
     if not _direct(smtp, sender):
-        return await reply(smtp, smtp.mail(sender, options=options, encoding=encoding,
-                                           timeout=None))  # fmt: skip
-    extra = [option.encode("ascii") for option in options]
-    command = smtp.execute_command(b"MAIL", b"FROM:<" + sender.encode(encoding) + b">", *extra,
-                                   timeout=None)  # fmt: skip
-    response = await reply(smtp, command)
+        return await smtp.mail(sender, options=options, encoding=encoding)
+    line = b"MAIL FROM:<" + sender.encode(encoding) + b">"
+    if options:
+        line += b" " + " ".join(options).encode("ascii")
+    response = await command(smtp, line)
     if response.code != SMTPStatus.completed:
         raise SMTPSenderRefused(response.code, response.message, sender)
     return response
@@ -50,10 +49,8 @@ async def mail_from(
 async def rcpt_to(smtp: aiosmtplib.SMTP, recipient: str, encoding: str) -> SMTPResponse:
     """`smtp.rcpt(recipient, encoding=encoding)`."""
     if not _direct(smtp, recipient):
-        return await reply(smtp, smtp.rcpt(recipient, encoding=encoding, timeout=None))
-    command = smtp.execute_command(b"RCPT", b"TO:<" + recipient.encode(encoding) + b">",
-                                   timeout=None)  # fmt: skip
-    response = await reply(smtp, command)
+        return await smtp.rcpt(recipient, encoding=encoding)
+    response = await command(smtp, b"RCPT TO:<" + recipient.encode(encoding) + b">")
     if response.code not in _ACCEPTED_RCPT:
         raise SMTPRecipientRefused(response.code, response.message, recipient)
     return response

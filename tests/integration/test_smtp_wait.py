@@ -1,4 +1,4 @@
-"""The sender's SMTP replies are bounded by `smtp_wait`'s timers, one per reply, as
+"""The sender's SMTP commands (`smtp_wait`): replies bounded by one timer each, as
 aiosmtplib bounded them with `wait_for`: a server that stalls at any step is timed
 out at that step (the mail is `uncertain` when it stalled in the DATA step, as
 smtp_pool marks any failure there), the session is dropped, and the next mail takes
@@ -178,3 +178,25 @@ async def test_a_refused_data_raises_as_aiosmtplib_does(
     finally:
         smtp.close()
     assert raised == [(int(refusal[:3]), refusal[4:].decode())] * 2
+
+
+async def test_a_command_with_a_control_character_is_refused(peer: ScriptedPeer) -> None:
+    smtp = aiosmtplib.SMTP(hostname="127.0.0.1", port=peer.port, timeout=5)
+    await smtp.connect()
+    try:
+        with pytest.raises(ValueError, match="prohibited control character"):
+            await smtp_wait.command(smtp, b"MAIL FROM:<a@example.com>\r\nRCPT TO:<b@example.com>")
+        assert (await smtp_wait.command(smtp, b"MAIL FROM:<a@example.com>")).code == 250
+    finally:
+        smtp.close()
+
+
+async def test_a_421_closes_the_session_as_aiosmtplib_does(peer: ScriptedPeer) -> None:
+    peer.replies[b"MAIL"] = b"421 4.3.2 shutting down"
+    smtp = aiosmtplib.SMTP(hostname="127.0.0.1", port=peer.port, timeout=5)
+    await smtp.connect()
+    try:
+        assert (await smtp_wait.command(smtp, b"MAIL FROM:<a@example.com>")).code == 421
+        assert not smtp.is_connected
+    finally:
+        smtp.close()
