@@ -47,7 +47,7 @@ from nats.js.api import ConsumerConfig, StreamConfig
 
 from bench.jetpost_phase import command, publish
 from services.sender.envelope import mail_from, rcpt_to
-from services.sender.smtp_wait import data
+from services.sender.smtp_commands import data
 from shared import inflight
 from shared.eventlog import expect_last_headers
 from shared.pull import PullWindow
@@ -115,7 +115,7 @@ class Smtp:
     """The SMTP conversation alone: one mail's bytes, built once, to a recipient of
     each message's own, over `connections` aiosmtplib connections (the pipeline's
     pool size), each in use by one send at a time. The commands go as the sender's
-    pool sends them (services/sender/envelope.py, smtp_wait.py)."""
+    pool sends them (services/sender/envelope.py, smtp_commands.py)."""
 
     idle: asyncio.Queue[aiosmtplib.SMTP]
     clients: list[aiosmtplib.SMTP]

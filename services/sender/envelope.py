@@ -12,8 +12,8 @@ that on generated addresses against aiosmtplib's own `quote_address`). Anything 
 (a quoted local part, UTF-8 under SMTPUTF8), and a session not yet greeted, goes
 through aiosmtplib's methods.
 
-The plain ones go out through `smtp_wait.command`, without aiosmtplib's lock and
-`wait_for` (services/sender/smtp_wait.py).
+The plain ones go out through `smtp_commands.command`, without aiosmtplib's lock and
+`wait_for` (services/sender/smtp_commands.py).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from __future__ import annotations
 import aiosmtplib
 from aiosmtplib import SMTPRecipientRefused, SMTPResponse, SMTPSenderRefused, SMTPStatus
 
-from services.sender.smtp_wait import command
+from services.sender.smtp_commands import command
 from shared.address_fast import PLAIN_ADDRESS
 
 _ACCEPTED_RCPT = (SMTPStatus.completed, SMTPStatus.will_forward)

@@ -25,7 +25,7 @@ from services.sender.envelope import mail_from, rcpt_to
 from services.sender.mailer import Mail
 from services.sender.outcome import SEND_ERRORS, Outcome, classify_exception, classify_success
 from services.sender.slots import Slots
-from services.sender.smtp_wait import data
+from services.sender.smtp_commands import data
 from shared.telemetry import smtp as smtp_telemetry
 
 # The server answered with a refusal: the connection itself is still in sync.

@@ -1,4 +1,4 @@
-"""`smtp_wait.wire_form` is aiosmtplib's own DATA transformation (line endings made
+"""`smtp_commands.wire_form` is aiosmtplib's own DATA transformation (line endings made
 CRLF, a final one added, leading dots doubled, a lone dot after), with a shortcut for
 mail already in that form: equal on generated messages made of the bytes that
 matter."""
@@ -9,7 +9,7 @@ from aiosmtplib.protocol import PERIOD_REGEX, normalize_message_line_endings
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from services.sender.smtp_wait import wire_form
+from services.sender.smtp_commands import wire_form
 
 
 def aiosmtplib_form(message: bytes) -> bytes:

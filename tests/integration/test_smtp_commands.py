@@ -1,5 +1,5 @@
-"""The sender's SMTP commands (`smtp_wait`): replies bounded by one timer each, as
-aiosmtplib bounded them with `wait_for`: a server that stalls at any step is timed
+"""The sender's SMTP commands (`smtp_commands`): replies bounded by one timer each,
+as aiosmtplib bounded them with `wait_for`: a server that stalls at any step is timed
 out at that step (the mail is `uncertain` when it stalled in the DATA step, as
 smtp_pool marks any failure there), the session is dropped, and the next mail takes
 a fresh connection. DATA puts the same bytes on the wire as aiosmtplib's `data()`.
@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator
 import aiosmtplib
 import pytest
 
-from services.sender import smtp_wait
+from services.sender import smtp_commands
 from services.sender.mailer import Mail
 from services.sender.smtp_pool import SmtpPool
 
@@ -109,7 +109,7 @@ async def test_a_stall_at_any_reply_times_out_there_and_drops_the_session(
     finally:
         await pool.close()
     assert stalled.kind == "deferred" and stalled.connection
-    assert stalled.response == f"SMTPReadTimeoutError: {smtp_wait.TIMED_OUT}"
+    assert stalled.response == f"SMTPReadTimeoutError: {smtp_commands.TIMED_OUT}"
     assert stalled.uncertain == (step in (b"DATA", b"END"))  # as smtp_pool marks the DATA step
     assert after.kind == "delivered"
     assert peer.connections == 2  # the timed-out session was not reused
@@ -146,7 +146,7 @@ async def test_data_sends_what_aiosmtplib_sends(peer: ScriptedPeer, message: byt
     smtp = aiosmtplib.SMTP(hostname="127.0.0.1", port=peer.port, timeout=5)
     await smtp.connect()
     try:
-        for send in (smtp.data, lambda m: smtp_wait.data(smtp, m)):
+        for send in (smtp.data, lambda m: smtp_commands.data(smtp, m)):
             await smtp.mail("a@example.com")
             await smtp.rcpt("b@example.com")
             reply = await send(message)
@@ -168,7 +168,7 @@ async def test_a_refused_data_raises_as_aiosmtplib_does(
     await smtp.connect()
     raised = []
     try:
-        for send in (smtp.data, lambda m: smtp_wait.data(smtp, m)):
+        for send in (smtp.data, lambda m: smtp_commands.data(smtp, m)):
             await smtp.mail("a@example.com")
             await smtp.rcpt("b@example.com")
             with pytest.raises(aiosmtplib.SMTPDataError) as caught:
@@ -185,8 +185,8 @@ async def test_a_command_with_a_control_character_is_refused(peer: ScriptedPeer)
     await smtp.connect()
     try:
         with pytest.raises(ValueError, match="prohibited control character"):
-            await smtp_wait.command(smtp, b"MAIL FROM:<a@example.com>\r\nRCPT TO:<b@example.com>")
-        assert (await smtp_wait.command(smtp, b"MAIL FROM:<a@example.com>")).code == 250
+            await smtp_commands.command(smtp, b"MAIL FROM:<a@example.com>\r\nRCPT TO:<b@x.com>")
+        assert (await smtp_commands.command(smtp, b"MAIL FROM:<a@example.com>")).code == 250
     finally:
         smtp.close()
 
@@ -196,7 +196,7 @@ async def test_a_421_closes_the_session_as_aiosmtplib_does(peer: ScriptedPeer) -
     smtp = aiosmtplib.SMTP(hostname="127.0.0.1", port=peer.port, timeout=5)
     await smtp.connect()
     try:
-        assert (await smtp_wait.command(smtp, b"MAIL FROM:<a@example.com>")).code == 421
+        assert (await smtp_commands.command(smtp, b"MAIL FROM:<a@example.com>")).code == 421
         assert not smtp.is_connected
     finally:
         smtp.close()
