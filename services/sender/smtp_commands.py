@@ -16,8 +16,9 @@ with the same text. As in aiosmtplib, a read timeout or a lost connection closes
 session, and so does a 421. Each reply gets the whole `smtp.timeout`, as before:
 DATA's two replies are timed apart. A command line with a control character is
 refused (ValueError) as aiosmtplib refuses it. No lock: the pool gives a session to
-one send at a time (services/sender/smtp_pool.py). A session not connected or not
-yet greeted goes through aiosmtplib's own methods.
+one send at a time (services/sender/smtp_pool.py). MAIL and RCPT come here only for
+a greeted session (services/sender/envelope.py); DATA on a session not connected or
+not yet greeted goes through aiosmtplib's own `data()`.
 """
 
 from __future__ import annotations
@@ -40,23 +41,22 @@ TIMED_OUT = "Timed out waiting for server response"  # aiosmtplib's own words
 class _Timer:
     """Fired: the reply did not come in time, and the connection was aborted."""
 
-    __slots__ = ("_smtp", "fired")
+    __slots__ = ("_protocol", "fired")
 
-    def __init__(self, smtp: aiosmtplib.SMTP) -> None:
+    def __init__(self, protocol: SMTPProtocol) -> None:
         self.fired = False
-        self._smtp = smtp
+        self._protocol = protocol
 
     def __call__(self) -> None:
         self.fired = True
-        protocol = self._smtp.protocol
-        transport = protocol.transport if protocol is not None else None
+        transport = self._protocol.transport
         if isinstance(transport, asyncio.Transport):
             transport.abort()  # the waiter fails with SMTPServerDisconnected
 
 
 async def exchange(smtp: aiosmtplib.SMTP, protocol: SMTPProtocol, payload: bytes) -> SMTPResponse:
     """Write `payload` and read the one reply it asks for, within `smtp.timeout`."""
-    timer = _Timer(smtp)
+    timer = _Timer(protocol)
     timeout = smtp.timeout
     handle = None if timeout is None else asyncio.get_running_loop().call_later(timeout, timer)
     try:
@@ -80,8 +80,8 @@ async def exchange(smtp: aiosmtplib.SMTP, protocol: SMTPProtocol, payload: bytes
 async def command(smtp: aiosmtplib.SMTP, line: bytes) -> SMTPResponse:
     """`smtp.execute_command(line)`: one command line, without its CRLF."""
     protocol = smtp.protocol
-    if protocol is None or smtp.is_ehlo_or_helo_needed:
-        return await smtp.execute_command(*line.split(b" "))
+    if protocol is None:  # closed (by the server while idle, say): as aiosmtplib says it
+        raise SMTPServerDisconnected("Server not connected")
     if COMMAND_INJECTION_REGEX.search(line):
         raise ValueError("Command arg contains a prohibited control character")
     return await exchange(smtp, protocol, line + b"\r\n")
