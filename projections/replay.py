@@ -23,8 +23,10 @@ from nats.aio.client import Client
 from nats.js import JetStreamContext
 from psycopg import AsyncConnection, sql
 
+from projections import indexes
 from projections.base import Progress, Projection, Tables
 from projections.bulk import build_bulk, fewer_collections
+from projections.indexes import Deferred
 from projections.partition import IDLE, build_parts
 from projections.reader import EventReader
 from projections.runner import apply_batch, checkpoints
@@ -98,12 +100,11 @@ async def _verdict_changes(conn: AsyncConnection) -> list[str]:
             for address, message_id, old_kind, old_reason, kind, reason in rows]  # fmt: skip
 
 
-async def _prepare(conn: AsyncConnection, projections: Sequence[Projection]) -> list[bytes]:
+async def _prepare(conn: AsyncConnection, projections: Sequence[Projection]) -> list[Deferred]:
     """Empty copies of the tables, with only their unique indexes (which the upserts
-    need); the definitions of the others are returned, to be built once the bulk is in:
-    one sort per index instead of an index insert per row (GIN ones above all)."""
+    need); the others are returned, to be built once the bulk is in (projections.indexes)."""
     await _drop(conn, projections)
-    deferred: list[bytes] = []
+    deferred: list[Deferred] = []
     for projection in projections:
         for table in projection.tables:
             await conn.execute(
@@ -111,29 +112,31 @@ async def _prepare(conn: AsyncConnection, projections: Sequence[Projection]) -> 
                     sql.Identifier(table + SUFFIX), sql.Identifier(table)
                 )
             )
-            cur = await conn.execute(
-                "SELECT c.relname, pg_get_indexdef(i.indexrelid) FROM pg_index i"
-                " JOIN pg_class c ON c.oid = i.indexrelid"
-                " WHERE i.indrelid = %s::regclass AND NOT i.indisunique",
-                (table + SUFFIX,),
-            )
-            for name, definition in await cur.fetchall():
-                await conn.execute(sql.SQL("DROP INDEX {}").format(sql.Identifier(name)))
-                deferred.append(definition.encode())
+            deferred += await indexes.defer(conn, table + SUFFIX)
     return deferred
 
 
-async def _swap(conn: AsyncConnection, table: str) -> None:
-    """Replace `table` by its replay copy, and give the copy's indexes the old names."""
+async def _indexes(conn: AsyncConnection, table: str) -> dict[str, str]:
     cur = await conn.execute(
-        "SELECT indexname FROM pg_indexes WHERE tablename = %s", (table + SUFFIX,)
+        "SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = current_schema()"
+        " AND tablename = %s",
+        (table,),
     )
-    renames = [(name, name.replace(table + SUFFIX, table, 1)) for (name,) in await cur.fetchall()]
+    return dict(await cur.fetchall())
+
+
+async def _swap(conn: AsyncConnection, table: str) -> None:
+    """Replace `table` by its replay copy, and give the copy's indexes the names of the
+    ones they replace (projections.indexes.live_names)."""
+    renames = indexes.live_names(
+        await _indexes(conn, table), await _indexes(conn, table + SUFFIX), table, table + SUFFIX
+    )
     constraints = await conn.execute(
-        "SELECT conname FROM pg_constraint WHERE conrelid = %s::regclass AND contype = 'p'",
+        "SELECT conname FROM pg_constraint WHERE conrelid = %s::regclass"
+        " AND contype IN ('p', 'u', 'x')",
         (table + SUFFIX,),
     )
-    pkeys = [name for (name,) in await constraints.fetchall()]
+    owned = {name for (name,) in await constraints.fetchall()}  # renamed as constraints
     await conn.execute(sql.SQL("DROP TABLE {}").format(sql.Identifier(table)))
     await conn.execute(
         sql.SQL("ALTER TABLE {} RENAME TO {}").format(
@@ -141,7 +144,9 @@ async def _swap(conn: AsyncConnection, table: str) -> None:
         )
     )
     for old, new in renames:
-        if old in pkeys:
+        if old == new:
+            continue
+        if old in owned:
             await conn.execute(
                 sql.SQL("ALTER TABLE {} RENAME CONSTRAINT {} TO {}").format(
                     sql.Identifier(table), sql.Identifier(old), sql.Identifier(new)
@@ -230,9 +235,7 @@ async def _replay(
                 seconds = time.perf_counter() - started
                 last = max(positions.values(), default=0)
                 return ReplayResult(done, last, seconds, changes, verdicts, parts)
-            async with conn.transaction():
-                for definition in deferred:
-                    await conn.execute(definition)
+            await indexes.build(database_url, deferred)
             async with conn.transaction():
                 await checkpoints(conn, names, lock=True)  # live projections wait here
                 await build_until(await _last_seq(js))
