@@ -13,7 +13,8 @@ from projections.base import Stored, Tables
 
 
 def copy_text(batch: list[Stored]) -> bytes:
-    lines = []
+    parts: list[bytes] = []
+    add = parts.append
     for item in batch:
         e = item.event
         data = item.raw
@@ -22,9 +23,10 @@ def copy_text(batch: list[Stored]) -> bytes:
             data = data.replace(b"\\u0000", b"\\ufffd").replace(b"\\", b"\\\\")
             data = data.replace(b"\n", b"\\n").replace(b"\r", b"\\r")
         at = item.at or e.occurred_at.isoformat()  # as the log spells it, if known
-        head = f"{item.seq}\t{e.message_id}\t{e.type}\t{at}\t".encode()
-        lines.append(head + data)
-    return b"\n".join(lines) + b"\n"
+        add(f"{item.seq}\t{e.message_id}\t{e.type}\t{at}\t".encode())
+        add(data)  # joined once below: not copied into a line first
+        add(b"\n")
+    return b"".join(parts)
 
 
 class TimelineProjection:
