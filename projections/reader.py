@@ -36,6 +36,7 @@ PULL_EXPIRES = 5.0  # seconds a pull request waits on the server for new events
 
 
 _TRACEPARENT = TRACEPARENT.encode() + b":"
+_tuple_new = tuple.__new__
 
 
 def delivery_of(reply: bytes) -> tuple[bytes, int, int] | None:
@@ -156,7 +157,8 @@ class EventReader:
         else:
             trace = header(headers, _TRACEPARENT) if headers else None
             trace_id = trace_id_of({TRACEPARENT: trace}) if trace else None
-            self._buffer.append(Stored(seq, data, event, trace_id, at))
+            # (Stored's own __new__ wraps this in a Python call: 0.2 µs an event, not 0.1)
+            self._buffer.append(_tuple_new(Stored, (seq, data, event, trace_id, at)))
         self._ready.set()
 
     async def _pull(self) -> None:

@@ -136,9 +136,11 @@ def _envelope(s: dict[str, Any], event: Accepted | Rendered | Suppressed) -> Non
             s["to"] = event.addresses
         return
     s["sender"] = str(envelope.sender)
-    s["to"] = tuple(m.email for m in envelope.to)
-    s["cc"] = tuple(m.email for m in envelope.cc)
-    s["bcc"] = tuple(m.email for m in envelope.bcc)
+    # (lists turned tuples: a generator costs more than the list, and cc and bcc are
+    # most often empty)
+    s["to"] = tuple([m.email for m in envelope.to])
+    s["cc"] = tuple([m.email for m in envelope.cc]) if envelope.cc else ()
+    s["bcc"] = tuple([m.email for m in envelope.bcc]) if envelope.bcc else ()
     s["tags"] = event.tags
     s["template"] = event.template
 
