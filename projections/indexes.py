@@ -69,6 +69,22 @@ def live_names(
     return renames
 
 
+async def _definitions(conn: AsyncConnection, table: str) -> dict[str, str]:
+    """The indexes of `table`: name -> definition."""
+    cur = await conn.execute(
+        "SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = current_schema()"
+        " AND tablename = %s",
+        (table,),
+    )
+    return dict(await cur.fetchall())
+
+
+async def renames(conn: AsyncConnection, table: str, copy_table: str) -> list[tuple[str, str]]:
+    """`live_names` for the indexes of `copy_table`, a copy of `table`, as they are now."""
+    live = await _definitions(conn, table)
+    return live_names(live, await _definitions(conn, copy_table), table, copy_table)
+
+
 def largest_first(deferred: Sequence[Deferred], sizes: dict[str, int]) -> list[Deferred]:
     """The builds in the order they are handed out: the largest table's first, so that
     no connection starts a long build when the others are about to run out of work."""
@@ -91,12 +107,11 @@ async def build(
             "SELECT t, pg_total_relation_size(t::regclass) FROM unnest(%s::text[]) t",
             (sorted({d.table for d in deferred}),),
         )
-        todo = largest_first(deferred, dict(await cur.fetchall()))
-        todo.reverse()  # taken from the end
+        todo = iter(largest_first(deferred, dict(await cur.fetchall())))
 
         async def work(conn: AsyncConnection) -> None:
-            while todo:
-                await conn.execute(todo.pop().definition.encode())
+            for index in todo:  # shared: each connection takes the next one left
+                await conn.execute(index.definition.encode())
 
         async with asyncio.TaskGroup() as tasks:
             for conn in conns:

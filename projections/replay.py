@@ -26,7 +26,6 @@ from psycopg import AsyncConnection, sql
 from projections import indexes
 from projections.base import Progress, Projection, Tables
 from projections.bulk import build_bulk, fewer_collections
-from projections.indexes import Deferred
 from projections.partition import IDLE, build_parts
 from projections.reader import EventReader
 from projections.runner import apply_batch, checkpoints
@@ -100,11 +99,13 @@ async def _verdict_changes(conn: AsyncConnection) -> list[str]:
             for address, message_id, old_kind, old_reason, kind, reason in rows]  # fmt: skip
 
 
-async def _prepare(conn: AsyncConnection, projections: Sequence[Projection]) -> list[Deferred]:
+async def _prepare(
+    conn: AsyncConnection, projections: Sequence[Projection]
+) -> list[indexes.Deferred]:
     """Empty copies of the tables, with only their unique indexes (which the upserts
     need); the others are returned, to be built once the bulk is in (projections.indexes)."""
     await _drop(conn, projections)
-    deferred: list[Deferred] = []
+    deferred: list[indexes.Deferred] = []
     for projection in projections:
         for table in projection.tables:
             await conn.execute(
@@ -116,21 +117,10 @@ async def _prepare(conn: AsyncConnection, projections: Sequence[Projection]) -> 
     return deferred
 
 
-async def _indexes(conn: AsyncConnection, table: str) -> dict[str, str]:
-    cur = await conn.execute(
-        "SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = current_schema()"
-        " AND tablename = %s",
-        (table,),
-    )
-    return dict(await cur.fetchall())
-
-
 async def _swap(conn: AsyncConnection, table: str) -> None:
     """Replace `table` by its replay copy, and give the copy's indexes the names of the
     ones they replace (projections.indexes.live_names)."""
-    renames = indexes.live_names(
-        await _indexes(conn, table), await _indexes(conn, table + SUFFIX), table, table + SUFFIX
-    )
+    renames = await indexes.renames(conn, table, table + SUFFIX)
     constraints = await conn.execute(
         "SELECT conname FROM pg_constraint WHERE conrelid = %s::regclass"
         " AND contype IN ('p', 'u', 'x')",
