@@ -90,7 +90,7 @@ async def bench(args: argparse.Namespace, server: EmbeddedNats, tmp: Path) -> Fi
         async with (
             raw_sender(sink, args.connections, args.warmup, args.timeout) as raw,
             jetpost_running(sink, server.url, tmp / "data", args.connections, args.warmup,
-                            args.timeout, jet_pids, args.processes) as jet,
+                            args.timeout, jet_pids, args.processes, args.workers) as jet,
             _peer(args, sink) as peer,
         ):  # fmt: skip
             for size in blocks(args.n, rounds):
@@ -172,7 +172,7 @@ def table(args: argparse.Namespace, figures: Figures) -> str:
             for name, cpu in phase.cpu.items()
         ]
         rows.append(f"    {label[:6]}  " + "   ".join(cells))
-    mine = [cpu for name, cpu in jet.cpu.items() if name.startswith("jetpost")]
+    mine = [cpu for name, cpu in jet.cpu.items() if name.startswith(("jetpost", "worker"))]
     spent = sum(mine) if mine else jet.cpu["bench process"]
     where = f"{len(mine)} jetpost processes" if mine else "bench process, publisher included"
     rows.append(f"  jetpost CPU per delivered mail: {1000 * spent / jet.mails:.2f} ms ({where}); "
@@ -217,9 +217,17 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--processes", type=int, default=0,
                    help="run intake, renderer and sender in N `jetpost run` processes (0: in "
                         "this one); their connections share --connections")  # fmt: skip
+    p.add_argument("--workers", type=int, default=1,
+                   help="JETPOST_PIPELINE_WORKERS of each `jetpost run` process (implies "
+                        "--processes 1 at least): with 2, the sender runs in a worker of its "
+                        "own (services/cli/pipeline_workers.py)")  # fmt: skip
     args = p.parse_args(argv)
-    if args.n < 1 or args.connections < 1 or args.warmup < 1 or not 1 <= args.rounds <= args.n:
-        p.error("--n, --connections, --warmup and --rounds must be at least 1, --rounds at most N")
+    if args.workers > 1:
+        args.processes = max(args.processes, 1)
+    if min(args.n, args.connections, args.warmup, args.rounds, args.workers) < 1:
+        p.error("--n, --connections, --warmup, --rounds and --workers must be at least 1")
+    if args.rounds > args.n:
+        p.error("--rounds must be at most --n")
     return args
 
 

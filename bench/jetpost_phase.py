@@ -98,8 +98,22 @@ async def await_delivered(nc: Any, expected: int, services: asyncio.Task[None]) 
 PIPELINE = ("intake", "renderer", "sender")
 
 
-async def _until_pulling(nats_url: str, processes: int, children: Sequence[Any]) -> None:
-    """Until every process asks the sender's consumer for mail (or one exits)."""
+def workers_of(pid: int) -> list[int]:
+    """The `jetpost run` children a `jetpost run` process started (its pipeline workers)."""
+    found = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    mine = []
+    for child in found:
+        with contextlib.suppress(FileNotFoundError):
+            cmdline = Path(f"/proc/{child}/cmdline").read_bytes().replace(b"\0", b" ")
+            if b"services.cli.main run" in cmdline:
+                mine.append(int(child))
+    return mine
+
+
+async def _until_pulling(nats_url: str, children: Sequence[Any], workers: int) -> list[int]:
+    """Until each process has its `workers` - 1 pipeline workers and every process
+    that runs the sender asks its consumer for mail (or one exits): their pids."""
+    senders = len(children) * (workers - 1 if workers > 1 else 1)
     nc = await nats.connect(nats_url)
     try:
         js = nc.jetstream()
@@ -107,9 +121,11 @@ async def _until_pulling(nats_url: str, processes: int, children: Sequence[Any])
         while time.monotonic() < deadline:
             if any(child.returncode is not None for child in children):
                 raise BenchError("a jetpost process exited while starting")
+            grandchildren = [pid for child in children for pid in workers_of(child.pid)]
             with contextlib.suppress(nats.errors.Error):
-                if (await js.consumer_info(EVT_STREAM, "sender")).num_waiting >= processes:
-                    return
+                waiting = (await js.consumer_info(EVT_STREAM, "sender")).num_waiting
+                if waiting >= senders and len(grandchildren) == len(children) * (workers - 1):
+                    return grandchildren
             await asyncio.sleep(0.2)
         raise BenchError("the jetpost processes did not start within 60 s")
     finally:
@@ -121,7 +137,8 @@ async def _child_services(
     pids: dict[str, int],
 ) -> None:  # fmt: skip
     """`jetpost run intake renderer sender` in `processes` child processes, sharing the
-    durable consumers, until `stop`; an exit before that is an error."""
+    durable consumers, until `stop`; an exit before that is an error. With
+    JETPOST_PIPELINE_WORKERS in `env`, each starts its own workers (their pids too)."""
     children = [
         await asyncio.create_subprocess_exec(
             sys.executable, "-m", "services.cli.main", "run", *PIPELINE, env=env, cwd=ROOT
@@ -131,7 +148,10 @@ async def _child_services(
     for k, child in enumerate(children):
         pids[f"jetpost {k + 1}"] = child.pid
     try:
-        await _until_pulling(env["JETPOST_NATS_URL"], processes, children)
+        workers = int(env.get("JETPOST_PIPELINE_WORKERS", "1"))
+        found = await _until_pulling(env["JETPOST_NATS_URL"], children, workers)
+        for k, pid in enumerate(found):
+            pids[f"worker {k + 1}"] = pid
         started.set()
         waits = [asyncio.ensure_future(child.wait()) for child in children]
         stopped = asyncio.ensure_future(stop.wait())
@@ -183,10 +203,13 @@ async def jetpost_running(
     timeout: float,
     pids: dict[str, int],
     processes: int = 0,
+    workers: int = 1,
 ) -> AsyncIterator[Jetpost]:
-    """Intake, renderer and sender in this process (or `processes` children, whose
-    pids are added to `pids`), warmed up with `warmup` mails."""
-    pool = max(1, connections // max(processes, 1))  # the same connections in all
+    """Intake, renderer and sender in this process (or `processes` children, each with
+    JETPOST_PIPELINE_WORKERS=`workers`, whose pids are added to `pids`), warmed up with
+    `warmup` mails."""
+    senders = max(processes, 1) * (workers - 1 if workers > 1 else 1)
+    pool = max(1, connections // senders)  # the same connections in all
     settings = load_settings(
         nats_url=nats_url,
         smtp_url=f"smtp://127.0.0.1:{sink.port}",
@@ -198,7 +221,8 @@ async def jetpost_running(
     if processes:
         env = {**os.environ, "JETPOST_NATS_URL": nats_url, "JETPOST_SMTP_URL": f"smtp://127.0.0.1:{sink.port}",
                "JETPOST_SMTP_POOL_SIZE": str(pool), "JETPOST_DATA_DIR": str(data_dir),
-               "JETPOST_SENDER_FROM": SENDER, "JETPOST_LOG_LEVEL": "WARNING"}  # fmt: skip
+               "JETPOST_SENDER_FROM": SENDER, "JETPOST_LOG_LEVEL": "WARNING",
+               "JETPOST_PIPELINE_WORKERS": str(workers)}  # fmt: skip
         services = asyncio.create_task(_child_services(env, processes, stop, started, pids))
     else:
         services = asyncio.create_task(

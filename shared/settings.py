@@ -159,6 +159,8 @@ class Settings(BaseSettings):
 
     nats_url: str | None = None  # one URL or a comma-separated list (a cluster's nodes)
     nats_port: int = Field(default=4222, ge=0, le=65535)
+    # Go threads of the embedded nats-server (shared.embedded.go_procs); 0: half the CPUs
+    nats_procs: int = Field(default=0, ge=0, le=1024)
     # A NATS cluster (shared/nats_connect.py, shared/nats_setup.py): replicas of every
     # stream, consumer and bucket; how long to wait for any server before giving up;
     # auth (a creds file, an NKEY seed file, or user and password) and TLS.

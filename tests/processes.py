@@ -17,10 +17,10 @@ def children(pid: int, running: str | None = None) -> list[int]:
     """`pid`'s child processes; with `running`, only those whose command line holds
     it (a process also starts short-lived helpers: importing trio runs `ldconfig -p`)."""
     found = [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
-    return found if running is None else [p for p in found if running in _cmdline(p)]
+    return found if running is None else [p for p in found if running in command_line(p)]
 
 
-def _cmdline(pid: int) -> str:
+def command_line(pid: int) -> str:
     try:
         return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
     except FileNotFoundError:

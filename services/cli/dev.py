@@ -36,7 +36,7 @@ async def dev_stack(settings: Settings) -> AsyncIterator[dict[str, str]]:
         nats_url = settings.nats_url
         if not nats_url:
             ensure_free("127.0.0.1", settings.nats_port, "JETPOST_NATS_PORT")
-            server = EmbeddedNats(store_dir=data / "nats", port=settings.nats_port)
+            server = EmbeddedNats(data / "nats", settings.nats_port, settings.nats_procs)
             nats_url = server.start()
             stack.callback(server.stop)
         where["NATS"] = nats_url

@@ -1,13 +1,21 @@
 """`JETPOST_PIPELINE_WORKERS=N`: the pipeline services a `jetpost run` or `jetpost dev`
 process runs (intake, renderer, sender...) run in N processes, so both cores of a
-2-core machine work (bench.e2e_send --processes shows the scaling).
+2-core machine work (bench.e2e_send --workers shows the scaling).
 
-The N-1 others are `jetpost run <the same services>` children, built from this
-process's environment plus what it resolved (`jetpost dev`'s embedded NATS, database
-and capture sink). Their consumers are the same durable pull consumers, so each
-message goes to one process; at-least-once delivery and every ack rule are unchanged.
-They stop with this process (SIGTERM: each finishes what it holds). One that exits on
-its own fails this job, which the supervisor restarts with the others (all of them).
+With the sender among other services, the sender runs apart: this process runs the
+others and the N-1 children run the sender (`layout`). Its SMTP sessions wait on the
+network, and in a loop shared with intake and the renderer every reply waited behind
+their work: in `bench.e2e_send` on 2 cores, a burst of mail was taken in at about
+3,000 commands/s while about 500 mails/s left, and the sender went at its own pace
+only once the others were done. Apart, the operating system shares the cores between
+them. Without the sender (or with it alone), the N processes run the same services.
+
+The N-1 others are `jetpost run <services>` children, built from this process's
+environment plus what it resolved (`jetpost dev`'s embedded NATS, database and
+capture sink). Their consumers are the same durable pull consumers, so each message
+goes to one process; at-least-once delivery and every ack rule are unchanged. They
+stop with this process (SIGTERM: each finishes what it holds). One that exits on its
+own fails this job, which the supervisor restarts with the others (all of them).
 Children serve no /metrics of their own (JETPOST_METRICS_PORT is this process's).
 """
 
@@ -22,6 +30,16 @@ from services.worker_processes import WorkerProcesses
 from shared.settings import Settings
 
 NOT_INHERITED = ("JETPOST_METRICS_PORT",)  # a port only one process can serve
+APART = "sender"  # the service that waits on the network: a process of its own
+
+
+def layout(names: Sequence[str], workers: int) -> tuple[list[str], list[str]]:
+    """(the services this process runs, those its `workers` - 1 children run). Pure."""
+    if workers <= 1 or not names:
+        return list(names), []
+    if APART in names and len(names) > 1:
+        return [n for n in names if n != APART], [APART]
+    return list(names), list(names)
 
 
 def child_env(settings: Settings, environ: Mapping[str, str]) -> dict[str, str]:

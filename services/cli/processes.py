@@ -14,7 +14,7 @@ from projections.retention import run_retention
 from projections.runner import run_projections
 from services.api.server import serve_public
 from services.bridge.bridge import BridgeConfig, run_bridge
-from services.cli.pipeline_workers import run_pipeline_workers
+from services.cli.pipeline_workers import layout, run_pipeline_workers
 from services.feedback.receiver import run_feedback
 from services.runner import SERVICES, build_env, run_services
 from services.supervise import supervise
@@ -31,12 +31,12 @@ async def run_all(settings: Settings, names: Sequence[str], stop: asyncio.Event)
     if "pg-bridge" in names:
         BridgeConfig.from_settings(settings)  # a missing JETPOST_BRIDGE_DATABASE_URL stops here
     jobs: dict[str, Callable[[], Awaitable[None]]] = {}
-    pipeline = [n for n in names if n in SERVICES]
-    if pipeline:
+    here, apart = layout([n for n in names if n in SERVICES], settings.pipeline_workers)
+    if here:
         env = build_env(settings)
-        jobs[", ".join(pipeline)] = lambda: run_services(env, pipeline, settings, stop)
-        if settings.pipeline_workers > 1:  # as many processes more, on both cores
-            jobs["pipeline workers"] = lambda: run_pipeline_workers(settings, pipeline, stop)
+        jobs[", ".join(here)] = lambda: run_services(env, here, settings, stop)
+    if apart:  # as many processes more, on the other cores
+        jobs["pipeline workers"] = lambda: run_pipeline_workers(settings, apart, stop)
     if "projections" in names:
         if not settings.database_url:
             raise ConfigError("JETPOST_DATABASE_URL: required to run projections")

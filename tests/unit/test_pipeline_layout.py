@@ -1,0 +1,41 @@
+"""Which services run where with JETPOST_PIPELINE_WORKERS (services.cli.pipeline_workers),
+and the Go threads an embedded nats-server gets (shared.embedded.go_procs)."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from services.cli.pipeline_workers import layout
+from shared.embedded import go_procs
+
+PIPELINE = ["intake", "renderer", "sender", "bulk_lane"]
+
+
+def test_one_process_runs_everything_itself() -> None:
+    assert layout(PIPELINE, 1) == (PIPELINE, [])
+
+
+@pytest.mark.parametrize("workers", [2, 3, 8])
+def test_the_sender_runs_apart_from_the_others(workers: int) -> None:
+    here, children = layout(PIPELINE, workers)
+    assert here == ["intake", "renderer", "bulk_lane"]
+    assert children == ["sender"]
+
+
+@pytest.mark.parametrize("names", [["intake", "renderer"], ["sender"]])
+def test_without_another_service_to_leave_every_process_runs_the_same(names: list[str]) -> None:
+    assert layout(names, 3) == (names, names)
+
+
+def test_no_pipeline_service_means_no_workers() -> None:
+    assert layout([], 4) == ([], [])
+
+
+def test_go_procs_takes_the_setting_then_the_environment_then_half_the_cpus() -> None:
+    assert go_procs(3, {"GOMAXPROCS": "5"}) == "3"
+    assert go_procs(0, {"GOMAXPROCS": " 5 "}) == "5"
+    half = str(max(1, (os.cpu_count() or 1) // 2))
+    for unusable in ({}, {"GOMAXPROCS": ""}, {"GOMAXPROCS": "0"}, {"GOMAXPROCS": "all"}):
+        assert go_procs(0, unusable) == half
