@@ -11,24 +11,33 @@ from __future__ import annotations
 
 import asyncio
 import subprocess
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from shared.embedded import _die_with_parent
 
 
 class WorkerProcesses:
     def __init__(
-        self, label: str, argv: Sequence[str], count: int, env: Mapping[str, str] | None = None
+        self,
+        label: str,
+        argv: Sequence[str],
+        count: int,
+        env: Mapping[str, str] | Callable[[int], Mapping[str, str]] | None = None,
     ) -> None:
-        """`label` names one in errors ("an API worker")."""
+        """`label` names one in errors ("an API worker"); `env` is every worker's
+        environment, or makes worker k's (1 to `count`)."""
         self.label, self.argv, self.count = label, list(argv), count
-        self.env = dict(env) if env is not None else None
+        self.env = env
         self.processes: list[asyncio.subprocess.Process] = []
 
+    def env_of(self, k: int) -> dict[str, str] | None:
+        env = self.env(k) if callable(self.env) else self.env
+        return dict(env) if env is not None else None
+
     async def start(self) -> None:
-        for _ in range(self.count):
+        for k in range(1, self.count + 1):
             self.processes.append(await asyncio.create_subprocess_exec(
-                *self.argv, env=self.env, stdin=subprocess.DEVNULL,
+                *self.argv, env=self.env_of(k), stdin=subprocess.DEVNULL,
                 preexec_fn=_die_with_parent,
             ))  # fmt: skip
 

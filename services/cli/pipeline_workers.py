@@ -16,7 +16,8 @@ capture sink). Their consumers are the same durable pull consumers, so each mess
 goes to one process; at-least-once delivery and every ack rule are unchanged. They
 stop with this process (SIGTERM: each finishes what it holds). One that exits on its
 own fails this job, which the supervisor restarts with the others (all of them).
-Children serve no /metrics of their own (JETPOST_METRICS_PORT is this process's).
+Child k serves its own /metrics on JETPOST_METRICS_PORT + k (the sender's counts are
+there, with the sender apart).
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from collections.abc import Mapping, Sequence
 from services.worker_processes import WorkerProcesses
 from shared.settings import Settings
 
-NOT_INHERITED = ("JETPOST_METRICS_PORT",)  # a port only one process can serve
+NOT_INHERITED = ("JETPOST_METRICS_PORT",)  # a port only one process can serve: k's own
 APART = "sender"  # the service that waits on the network: a process of its own
 
 
@@ -42,11 +43,15 @@ def layout(names: Sequence[str], workers: int) -> tuple[list[str], list[str]]:
     return list(names), list(names)
 
 
-def child_env(settings: Settings, environ: Mapping[str, str]) -> dict[str, str]:
-    """The environment of a child: ours, with the addresses this process resolved, and
-    no further children of its own."""
-    env = {k: v for k, v in environ.items() if k not in NOT_INHERITED}
+def child_env(settings: Settings, environ: Mapping[str, str], k: int = 1) -> dict[str, str]:
+    """The environment of child k: ours, with the addresses this process resolved, no
+    further children of its own, and its /metrics on JETPOST_METRICS_PORT + k (0 stays
+    0: any free port) when this process serves one."""
+    env = {key: v for key, v in environ.items() if key not in NOT_INHERITED}
     env["JETPOST_PIPELINE_WORKERS"] = "1"
+    port = settings.metrics_port
+    if port is not None and port + k <= 65535:
+        env["JETPOST_METRICS_PORT"] = str(port + k if port else 0)
     resolved = {"JETPOST_NATS_URL": settings.nats_url, "JETPOST_SMTP_URL": settings.smtp_url,
                 "JETPOST_DATABASE_URL": settings.database_url}  # fmt: skip
     env.update({name: value for name, value in resolved.items() if value})
@@ -60,7 +65,7 @@ async def run_pipeline_workers(
     if one exits on its own."""
     argv = [sys.executable, "-m", "services.cli.main", "run", *names]
     group = WorkerProcesses("a pipeline worker", argv, settings.pipeline_workers - 1,
-                            child_env(settings, os.environ))  # fmt: skip
+                            lambda k: child_env(settings, os.environ, k))  # fmt: skip
     await group.start()
     exited = asyncio.create_task(group.exited())
     stopped = asyncio.create_task(stop.wait())

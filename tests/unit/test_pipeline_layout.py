@@ -7,8 +7,9 @@ import os
 
 import pytest
 
-from services.cli.pipeline_workers import layout
+from services.cli.pipeline_workers import child_env, layout
 from shared.embedded import go_procs
+from shared.settings import load_settings
 
 PIPELINE = ["intake", "renderer", "sender", "bulk_lane"]
 
@@ -39,3 +40,14 @@ def test_go_procs_takes_the_setting_then_the_environment_then_half_the_cpus() ->
     half = str(max(1, (os.cpu_count() or 1) // 2))
     for unusable in ({}, {"GOMAXPROCS": ""}, {"GOMAXPROCS": "0"}, {"GOMAXPROCS": "all"}):
         assert go_procs(0, unusable) == half
+
+
+def test_each_worker_serves_its_metrics_on_the_next_port() -> None:
+    environ = {"JETPOST_METRICS_PORT": "9100", "PATH": "/bin"}
+    for port, k, expected in ((9100, 1, "9101"), (9100, 3, "9103"), (0, 2, "0")):
+        settings = load_settings(metrics_port=port)
+        env = child_env(settings, environ, k)
+        assert env["JETPOST_METRICS_PORT"] == expected
+        assert env["JETPOST_PIPELINE_WORKERS"] == "1" and env["PATH"] == "/bin"
+    assert "JETPOST_METRICS_PORT" not in child_env(load_settings(), environ, 1)
+    assert "JETPOST_METRICS_PORT" not in child_env(load_settings(metrics_port=65535), environ, 1)
