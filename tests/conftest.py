@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import atexit
 import contextlib
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -36,8 +38,11 @@ from shared.settings import Settings, load_settings
 # (stop, started) -> the job; `started` is set once it serves
 Job = Callable[[asyncio.Event, asyncio.Event], Coroutine[Any, Any, None]]
 
-# Hypothesis keeps nothing in the repository tree (no example database, no cache).
-set_hypothesis_home_dir(tempfile.mkdtemp(prefix="jetpost-hypothesis-"))
+# Hypothesis keeps nothing in the repository tree (no example database, no cache),
+# and its home is removed when the test process ends.
+_HYPOTHESIS_HOME = tempfile.mkdtemp(prefix="jetpost-hypothesis-")
+atexit.register(shutil.rmtree, _HYPOTHESIS_HOME, ignore_errors=True)
+set_hypothesis_home_dir(_HYPOTHESIS_HOME)
 hypothesis_settings.register_profile("jetpost", database=None)
 hypothesis_settings.load_profile("jetpost")
 
