@@ -22,9 +22,11 @@ import nats.errors
 
 from bench.measure import ROOT, BenchError, Phase, Sink, Watch, stop_process
 from bench.raw_smtp import SENDER
+from services.cli.pipeline_workers import APART, layout
 from services.runner import SERVICES, build_env, run_services
 from shared.settings import load_settings
 from shared.subjects import CMD_SEND, CMD_STREAM, EVT_STREAM, event_filter
+from tests.processes import children as children_of
 
 PUBLISH_WINDOW = 256  # send commands in flight at once
 
@@ -96,24 +98,20 @@ async def await_delivered(nc: Any, expected: int, services: asyncio.Task[None]) 
 
 
 PIPELINE = ("intake", "renderer", "sender")
+WORKER = "services.cli.main run"  # the command line of a pipeline worker process
 
 
-def workers_of(pid: int) -> list[int]:
-    """The `jetpost run` children a `jetpost run` process started (its pipeline workers)."""
-    found = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
-    mine = []
-    for child in found:
-        with contextlib.suppress(FileNotFoundError):
-            cmdline = Path(f"/proc/{child}/cmdline").read_bytes().replace(b"\0", b" ")
-            if b"services.cli.main run" in cmdline:
-                mine.append(int(child))
-    return mine
+def sender_processes(workers: int) -> int:
+    """How many processes of one `jetpost run intake renderer sender` with
+    JETPOST_PIPELINE_WORKERS=`workers` run the sender (services.cli.pipeline_workers)."""
+    here, apart = layout(PIPELINE, workers)
+    return (APART in here) + (workers - 1 if APART in apart else 0)
 
 
 async def _until_pulling(nats_url: str, children: Sequence[Any], workers: int) -> list[int]:
     """Until each process has its `workers` - 1 pipeline workers and every process
     that runs the sender asks its consumer for mail (or one exits): their pids."""
-    senders = len(children) * (workers - 1 if workers > 1 else 1)
+    senders = len(children) * sender_processes(workers)
     nc = await nats.connect(nats_url)
     try:
         js = nc.jetstream()
@@ -121,7 +119,7 @@ async def _until_pulling(nats_url: str, children: Sequence[Any], workers: int) -
         while time.monotonic() < deadline:
             if any(child.returncode is not None for child in children):
                 raise BenchError("a jetpost process exited while starting")
-            grandchildren = [pid for child in children for pid in workers_of(child.pid)]
+            grandchildren = [pid for child in children for pid in children_of(child.pid, WORKER)]
             with contextlib.suppress(nats.errors.Error):
                 waiting = (await js.consumer_info(EVT_STREAM, "sender")).num_waiting
                 if waiting >= senders and len(grandchildren) == len(children) * (workers - 1):
@@ -133,12 +131,12 @@ async def _until_pulling(nats_url: str, children: Sequence[Any], workers: int) -
 
 
 async def _child_services(
-    env: dict[str, str], processes: int, stop: asyncio.Event, started: asyncio.Event,
-    pids: dict[str, int],
+    env: dict[str, str], processes: int, workers: int, stop: asyncio.Event,
+    started: asyncio.Event, pids: dict[str, int],
 ) -> None:  # fmt: skip
     """`jetpost run intake renderer sender` in `processes` child processes, sharing the
-    durable consumers, until `stop`; an exit before that is an error. With
-    JETPOST_PIPELINE_WORKERS in `env`, each starts its own workers (their pids too)."""
+    durable consumers, until `stop`; an exit before that is an error. Each starts its
+    `workers` - 1 pipeline workers (JETPOST_PIPELINE_WORKERS in `env`; their pids too)."""
     children = [
         await asyncio.create_subprocess_exec(
             sys.executable, "-m", "services.cli.main", "run", *PIPELINE, env=env, cwd=ROOT
@@ -148,7 +146,6 @@ async def _child_services(
     for k, child in enumerate(children):
         pids[f"jetpost {k + 1}"] = child.pid
     try:
-        workers = int(env.get("JETPOST_PIPELINE_WORKERS", "1"))
         found = await _until_pulling(env["JETPOST_NATS_URL"], children, workers)
         for k, pid in enumerate(found):
             pids[f"worker {k + 1}"] = pid
@@ -208,7 +205,7 @@ async def jetpost_running(
     """Intake, renderer and sender in this process (or `processes` children, each with
     JETPOST_PIPELINE_WORKERS=`workers`, whose pids are added to `pids`), warmed up with
     `warmup` mails."""
-    senders = max(processes, 1) * (workers - 1 if workers > 1 else 1)
+    senders = max(processes, 1) * sender_processes(workers)
     pool = max(1, connections // senders)  # the same connections in all
     settings = load_settings(
         nats_url=nats_url,
@@ -223,7 +220,9 @@ async def jetpost_running(
                "JETPOST_SMTP_POOL_SIZE": str(pool), "JETPOST_DATA_DIR": str(data_dir),
                "JETPOST_SENDER_FROM": SENDER, "JETPOST_LOG_LEVEL": "WARNING",
                "JETPOST_PIPELINE_WORKERS": str(workers)}  # fmt: skip
-        services = asyncio.create_task(_child_services(env, processes, stop, started, pids))
+        services = asyncio.create_task(
+            _child_services(env, processes, workers, stop, started, pids)
+        )
     else:
         services = asyncio.create_task(
             run_services(build_env(settings), SERVICES, nats_url, stop, started)

@@ -22,22 +22,19 @@ class WorkerProcesses:
         label: str,
         argv: Sequence[str],
         count: int,
-        env: Mapping[str, str] | Callable[[int], Mapping[str, str]] | None = None,
+        env: Callable[[int], Mapping[str, str]] | None = None,
     ) -> None:
-        """`label` names one in errors ("an API worker"); `env` is every worker's
-        environment, or makes worker k's (1 to `count`)."""
+        """`label` names one in errors ("an API worker"); `env` makes worker k's
+        environment (k from 1 to `count`; None: this process's)."""
         self.label, self.argv, self.count = label, list(argv), count
         self.env = env
         self.processes: list[asyncio.subprocess.Process] = []
 
-    def env_of(self, k: int) -> dict[str, str] | None:
-        env = self.env(k) if callable(self.env) else self.env
-        return dict(env) if env is not None else None
-
     async def start(self) -> None:
         for k in range(1, self.count + 1):
+            env = dict(self.env(k)) if self.env is not None else None
             self.processes.append(await asyncio.create_subprocess_exec(
-                *self.argv, env=self.env_of(k), stdin=subprocess.DEVNULL,
+                *self.argv, env=env, stdin=subprocess.DEVNULL,
                 preexec_fn=_die_with_parent,
             ))  # fmt: skip
 

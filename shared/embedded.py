@@ -16,7 +16,7 @@ import sys
 import tempfile
 import time
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,7 +37,7 @@ def nats_server_binary() -> str:
     return found
 
 
-def go_procs(requested: int = 0, environ: dict[str, str] | None = None) -> str:
+def go_procs(requested: int = 0, environ: Mapping[str, str] | None = None) -> str:
     """GOMAXPROCS for an embedded nats-server: `requested`; else the environment's
     GOMAXPROCS; else half the CPUs, at least 1.
 

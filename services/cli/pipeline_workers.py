@@ -30,7 +30,7 @@ from collections.abc import Mapping, Sequence
 from services.worker_processes import WorkerProcesses
 from shared.settings import Settings
 
-NOT_INHERITED = ("JETPOST_METRICS_PORT",)  # a port only one process can serve: k's own
+NOT_INHERITED = ("JETPOST_METRICS_PORT",)  # one process per port: child k gets its own
 APART = "sender"  # the service that waits on the network: a process of its own
 
 
